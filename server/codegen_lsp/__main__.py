@@ -1,0 +1,3 @@
+from codegen_lsp.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Model registry, downloads, cache locations and the tiny test-model factory."""

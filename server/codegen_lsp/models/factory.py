@@ -1,0 +1,198 @@
+"""Tiny CodeGen models for tests: random (or briefly trained) weights, a real BPE tokenizer, our converter.
+
+Every test of the project runs against models made here. Each build is cached in a folder keyed by
+its spec (and the Python version, whose standard library is the tokenizer's training text), so a
+test session builds a model once. Needs the dev extra (torch, transformers, tokenizers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+
+FACTORY_VERSION = 1
+ENDOFTEXT = "<|endoftext|>"
+WHITESPACE_TOKENS = [" " * n for n in range(31, 1, -1)] + ["\t" * n for n in range(9, 1, -1)]
+CODEGEN2_SENTINELS = [f"<mask_{i}>" for i in range(1, 9)] + ["<sep>", "<eom>", "<pad>"]
+MP8_MARKER = ("# Written by codegen-lsp's test-model factory. As in CodeGen2's own modeling_codegen.py,\n"
+              "# this checkpoint's qkv_proj rows are laid out in blocks of:\n"
+              "mp_num = 8\n")
+
+
+@dataclass(frozen=True)
+class TinyModelSpec:
+    family: str = "codegen1"  # codegen1 (left-to-right) | codegen2 (infill sentinels)
+    n_layer: int = 2
+    n_embd: int = 128
+    n_head: int = 4
+    rotary_dim: int = 16
+    n_inner: int | None = None
+    mp_num: int = 4
+    bpe_vocab: int = 1024  # merges learned by the tokenizer trainer
+    pad_rows_to: int = 64  # embedding rows rounded up to this multiple, as CodeGen pads to 51200
+    n_positions: int = 1024
+    init_std: float = 0.02
+    seed: int = 0
+    outtype: str = "f32"
+    corpus_files: int = 120
+
+    def key(self) -> str:
+        payload = {"spec": dataclasses.asdict(self), "v": FACTORY_VERSION, "py": list(sys.version_info[:2])}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class TinyModel:
+    spec: TinyModelSpec
+    hf_dir: Path
+    gguf_path: Path
+
+    def quantized(self, qtype: str) -> Path:
+        """The same checkpoint converted to another type (cached beside the first)."""
+        from ..convert import convert_checkpoint
+
+        out = self.gguf_path.with_name(f"model-{qtype}.gguf")
+        if not out.exists():
+            with _lock(out.parent):
+                if not out.exists():
+                    convert_checkpoint(self.hf_dir, out, qtype, progress=False)
+        return out
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("CODEGEN_LSP_TEST_MODELS", Path.cwd() / ".cache" / "test-models"))
+
+
+def corpus_files(limit: int) -> list[Path]:
+    """A deterministic, varied slice of the running interpreter's standard library."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(p for p in stdlib.rglob("*.py") if "site-packages" not in p.parts and "test" not in p.parts)
+    step = max(1, len(files) // max(1, limit))
+    return files[::step][:limit]
+
+
+def read_corpus(limit: int) -> list[str]:
+    texts = []
+    for path in corpus_files(limit):
+        try:
+            texts.append(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
+            continue
+    return texts
+
+
+def train_tokenizer(texts: list[str], bpe_vocab: int, family: str):
+    """Byte-level BPE like GPT-2's, then CodeGen's added tokens in CodeGen's order."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=bpe_vocab, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tokenizer.train_from_iterator(texts, trainer)
+    tokenizer.add_special_tokens([AddedToken(ENDOFTEXT, special=True, normalized=False)])
+    tokenizer.add_tokens([AddedToken(t, normalized=False) for t in WHITESPACE_TOKENS])
+    if family == "codegen2":
+        tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in CODEGEN2_SENTINELS])
+    return tokenizer
+
+
+def pack_qkv(q, k, v, mp_num: int):
+    """Inverse of the converter's split: lay Q, V, K out in mp_num blocks [Q_m | V_m | K_m]."""
+    import numpy as np
+
+    n_embd = q.shape[0]
+    parts = [x.reshape(mp_num, n_embd // mp_num, -1) for x in (q, v, k)]
+    return np.stack(parts, axis=1).reshape(3 * n_embd, -1)
+
+
+def unpack_qkv_mp4(qkv):
+    """transformers' CodeGen layout (mp_num = 4) → Q, K, V, written from its reshape for the tests."""
+    n_embd = qkv.shape[0] // 3
+    blocks = qkv.reshape(4, 3, n_embd // 4, -1)
+    q, v, k = (blocks[:, i].reshape(n_embd, -1) for i in range(3))
+    return q, k, v
+
+
+def build_hf_checkpoint(spec: TinyModelSpec, out_dir: Path) -> None:
+    import torch
+    from transformers import CodeGenConfig, CodeGenForCausalLM
+
+    texts = read_corpus(spec.corpus_files)
+    tokenizer = train_tokenizer(texts, spec.bpe_vocab, spec.family)
+    n_tokens = tokenizer.get_vocab_size(with_added_tokens=True)
+    n_rows = -(-n_tokens // spec.pad_rows_to) * spec.pad_rows_to
+    eos = tokenizer.token_to_id(ENDOFTEXT)
+    config = CodeGenConfig(
+        vocab_size=n_rows, n_positions=spec.n_positions, n_ctx=spec.n_positions, n_embd=spec.n_embd,
+        n_layer=spec.n_layer, n_head=spec.n_head, rotary_dim=spec.rotary_dim, n_inner=spec.n_inner,
+        activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        initializer_range=spec.init_std, bos_token_id=eos, eos_token_id=eos, tie_word_embeddings=False,
+    )
+    config._name_or_path = f"codegen-lsp-tiny-{spec.family}"
+    torch.manual_seed(spec.seed)
+    model = CodeGenForCausalLM(config).eval()
+    with torch.no_grad():  # non-trivial norms and biases, so the conversion of each is exercised
+        for name, param in model.named_parameters():
+            if param.dim() == 1:
+                param.add_(torch.randn_like(param) * 0.1)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    if spec.mp_num != 4:
+        _relayout_qkv(out_dir, spec)
+    tokenizer.save(str(out_dir / "tokenizer.json"))
+    (out_dir / "tokenizer_config.json").write_text(json.dumps(
+        {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": ENDOFTEXT, "bos_token": ENDOFTEXT,
+         "unk_token": ENDOFTEXT, "model_max_length": spec.n_positions}, indent=1))
+    (out_dir / "codegen_lsp_spec.json").write_text(json.dumps(dataclasses.asdict(spec), indent=1))
+
+
+def _relayout_qkv(out_dir: Path, spec: TinyModelSpec) -> None:
+    """Rewrite qkv_proj into an mp_num-block layout and say so in a modeling file, as CodeGen2 does."""
+    from safetensors.numpy import load_file, save_file
+
+    path = out_dir / "model.safetensors"
+    tensors = load_file(str(path))
+    for name in [n for n in tensors if n.endswith("attn.qkv_proj.weight")]:
+        tensors[name] = pack_qkv(*unpack_qkv_mp4(tensors[name]), spec.mp_num)
+    save_file(tensors, str(path), metadata={"format": "pt"})
+    (out_dir / "modeling_codegen.py").write_text(MP8_MARKER.replace("8", str(spec.mp_num)))
+
+
+class _lock:
+    """A file lock so parallel test processes build a model once."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        from filelock import FileLock
+
+        self._lock = FileLock(str(folder / ".lock"))
+
+    def __enter__(self):
+        self._lock.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._lock.release()
+
+
+def build_test_model(spec: TinyModelSpec = TinyModelSpec(), cache_dir: Path | None = None) -> TinyModel:
+    from ..convert import convert_checkpoint
+
+    folder = (cache_dir or default_cache_dir()) / f"{spec.family}-{spec.key()}"
+    hf_dir, gguf_path = folder / "hf", folder / f"model-{spec.outtype}.gguf"
+    if gguf_path.exists():
+        return TinyModel(spec, hf_dir, gguf_path)
+    with _lock(folder):
+        if not gguf_path.exists():
+            if not (hf_dir / "codegen_lsp_spec.json").exists():
+                build_hf_checkpoint(spec, hf_dir)
+            convert_checkpoint(hf_dir, gguf_path, spec.outtype, progress=False)
+    return TinyModel(spec, hf_dir, gguf_path)

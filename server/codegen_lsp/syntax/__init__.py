@@ -1,0 +1,1 @@
+"""Tree-sitter grammars, queries and syntax helpers."""
