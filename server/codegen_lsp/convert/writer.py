@@ -24,6 +24,8 @@ def describe_os_error(exc: OSError) -> str:
         return "no space left on device"
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return "not writable (permission denied)"
+    if exc.errno == errno.EFBIG or (exc.errno is None and "written" in str(exc)):
+        return f"write failed: disk full or file-size limit reached ({exc.strerror or exc})"
     return exc.strerror or str(exc)
 
 

@@ -27,7 +27,7 @@ MP8_MARKER = ("# Written by codegen-lsp's test-model factory. As in CodeGen2's o
 
 @dataclass(frozen=True)
 class TinyModelSpec:
-    family: str = "codegen1"  # codegen1 (left-to-right) | codegen2 (infill sentinels)
+    family: str = "codegen1"  # codegen1 (left-to-right) | codegen2 (infill sentinels) | codegen25 (LLaMA)
     n_layer: int = 2
     n_embd: int = 128
     n_head: int = 4
@@ -41,6 +41,10 @@ class TinyModelSpec:
     seed: int = 0
     outtype: str = "f32"
     corpus_files: int = 120
+    train_steps: int = 0  # > 0: a brief causal-LM training run on the corpus (confident, realistic logits)
+    train_seq_len: int = 128
+    train_batch: int = 8
+    learning_rate: float = 3e-3
 
     def key(self) -> str:
         payload = {"spec": dataclasses.asdict(self), "v": FACTORY_VERSION, "py": list(sys.version_info[:2])}
@@ -121,7 +125,67 @@ def unpack_qkv_mp4(qkv):
     return q, k, v
 
 
+def train_causal_lm(model, documents: list[list[int]], spec: TinyModelSpec) -> float:
+    """A short, seeded next-token training run; returns the last loss."""
+    import torch
+
+    data = torch.tensor([token for doc in documents for token in doc], dtype=torch.long)
+    generator = torch.Generator().manual_seed(spec.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate, weight_decay=0.0)
+    model.train()
+    loss = torch.tensor(0.0)
+    for _ in range(spec.train_steps):
+        starts = torch.randint(0, len(data) - spec.train_seq_len - 1, (spec.train_batch,), generator=generator)
+        batch = torch.stack([data[s:s + spec.train_seq_len] for s in starts.tolist()])
+        loss = model(input_ids=batch, labels=batch).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    return float(loss)
+
+
+def tiktoken_ranks_of(tokenizer) -> dict[bytes, int]:
+    """A trained byte-level BPE's vocabulary as tiktoken merge ranks (ids are in merge order)."""
+    from ..convert.vocab import bytes_to_unicode
+
+    decode = {ch: byte for byte, ch in bytes_to_unicode().items()}
+    vocab = tokenizer.get_vocab(with_added_tokens=False)
+    ordered = sorted(vocab.items(), key=lambda item: item[1])
+    return {bytes(decode[ch] for ch in text): rank for rank, (text, _) in enumerate(ordered)}
+
+
+def build_codegen25_checkpoint(spec: TinyModelSpec, out_dir: Path) -> None:
+    """A tiny LLaMA with a tiktoken rank file, shaped like CodeGen 2.5's checkpoints."""
+    import base64
+
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = train_tokenizer(read_corpus(spec.corpus_files), spec.bpe_vocab, "codegen1")
+    ranks = tiktoken_ranks_of(tokenizer)
+    n_rows = -(-(len(ranks) + 1 + 62 + 8) // spec.pad_rows_to) * spec.pad_rows_to
+    config = LlamaConfig(vocab_size=n_rows, hidden_size=spec.n_embd, intermediate_size=spec.n_inner or 3 * spec.n_embd,
+                         num_hidden_layers=spec.n_layer, num_attention_heads=spec.n_head,
+                         num_key_value_heads=spec.n_head, max_position_embeddings=spec.n_positions,
+                         rms_norm_eps=1e-6, tie_word_embeddings=False, bos_token_id=len(ranks),
+                         eos_token_id=len(ranks), initializer_range=spec.init_std)
+    torch.manual_seed(spec.seed)
+    model = LlamaForCausalLM(config).eval()
+    with torch.no_grad():
+        for _, param in model.named_parameters():
+            if param.dim() == 1:
+                param.add_(torch.randn_like(param) * 0.1)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    lines = [f"{base64.b64encode(token).decode()} {rank}" for token, rank in sorted(ranks.items(), key=lambda x: x[1])]
+    (out_dir / "gpt2.tiktoken").write_text("\n".join(lines) + "\n")
+    (out_dir / "codegen_lsp_spec.json").write_text(json.dumps(dataclasses.asdict(spec), indent=1))
+
+
 def build_hf_checkpoint(spec: TinyModelSpec, out_dir: Path) -> None:
+    if spec.family == "codegen25":
+        return build_codegen25_checkpoint(spec, out_dir)
     import torch
     from transformers import CodeGenConfig, CodeGenForCausalLM
 
@@ -143,6 +207,8 @@ def build_hf_checkpoint(spec: TinyModelSpec, out_dir: Path) -> None:
         for name, param in model.named_parameters():
             if param.dim() == 1:
                 param.add_(torch.randn_like(param) * 0.1)
+    if spec.train_steps:
+        train_causal_lm(model, [tokenizer.encode(t).ids + [eos] for t in texts], spec)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
     if spec.mp_num != 4:

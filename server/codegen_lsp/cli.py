@@ -1,0 +1,156 @@
+"""`codegen-lsp` command line: each subcommand parses its arguments and calls one module."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from . import __version__
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line, exit status 1."""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from .convert.errors import ConversionError
+    from .modelfile import ModelFileError
+    from .models.pull import PullError
+    from .models.registry import RegistryError
+
+    return (CliError, ConversionError, ModelFileError, PullError, RegistryError)
+
+
+# -- convert ---------------------------------------------------------------------------------------
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .convert import convert_checkpoint
+
+    report = convert_checkpoint(Path(args.src), Path(args.out), args.outtype, mp_num=args.mp_num,
+                                progress=not args.quiet, threads=args.threads)
+    if args.check:
+        from .engine.loadcheck import check_model_loads
+
+        check_model_loads(report.out)
+    print(f"wrote {report.out} ({args.outtype}, {report.n_params / 1e6:.1f}M parameters, "
+          f"{report.bytes_written / 2**20:.1f} MiB, {report.seconds:.1f} s)")
+    return 0
+
+
+# -- models ----------------------------------------------------------------------------------------
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from .models.pull import model_path
+    from .models.registry import load_registry
+    from .resources import cache_dir
+
+    registry = load_registry(Path(args.registry) if args.registry else None)
+    print(f"{'name':<20} {'family':<10} {'format':<16} {'quant':<7} {'license':<13} cached")
+    for entry in registry.model:
+        cached = "yes" if model_path(cache_dir(), entry).exists() else "no"
+        print(f"{entry.name:<20} {entry.family.value:<10} {entry.prompt_format.value:<16} "
+              f"{entry.quantization:<7} {entry.license:<13} {cached}")
+    return 0
+
+
+def cmd_models_pull(args: argparse.Namespace) -> int:
+    from .models.pull import pull_model
+    from .models.registry import load_registry
+    from .resources import cache_dir
+
+    entry = load_registry(Path(args.registry) if args.registry else None).get(args.name)
+    pulled = pull_model(entry, cache_dir(), args.quantization, endpoint=args.endpoint,
+                        progress=not args.quiet, force=args.force)
+    print(f"{pulled.name}: {pulled.path} (commit {pulled.commit}, {pulled.quantization})")
+    return 0
+
+
+def cmd_models_path(args: argparse.Namespace) -> int:
+    from .models.pull import model_path
+    from .models.registry import load_registry
+    from .resources import cache_dir
+
+    entry = load_registry(Path(args.registry) if args.registry else None).get(args.name)
+    path = model_path(cache_dir(), entry, args.quantization)
+    if not path.exists():
+        raise CliError(f"{entry.name} is not pulled yet: run `codegen-lsp models pull {entry.name}`")
+    print(path)
+    return 0
+
+
+# -- test models -----------------------------------------------------------------------------------
+
+def cmd_test_model(args: argparse.Namespace) -> int:
+    from .models.factory import TinyModelSpec, build_test_model
+
+    spec = TinyModelSpec(family=args.family, n_layer=args.layers, n_embd=args.embd, n_head=args.heads,
+                         rotary_dim=args.rotary_dim, mp_num=args.mp_num, seed=args.seed, outtype=args.outtype)
+    model = build_test_model(spec, Path(args.cache) if args.cache else None)
+    print(model.gguf_path if args.quantize is None else model.quantized(args.quantize))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .convert import OUTTYPES
+
+    parser = argparse.ArgumentParser(prog="codegen-lsp", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"codegen-lsp {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("convert", help="convert a Hugging Face CodeGen checkpoint folder to GGUF")
+    p.add_argument("src", help="checkpoint folder (config.json, weights, tokenizer files)")
+    p.add_argument("out", help="output .gguf path")
+    p.add_argument("--outtype", choices=OUTTYPES, default="f16")
+    p.add_argument("--mp-num", type=int, default=None, help="qkv block count (CodeGen2: 4 or 8)")
+    p.add_argument("--threads", type=int, default=None, help="quantizer threads")
+    p.add_argument("--check", action="store_true", help="load the result in llama.cpp afterwards")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_convert)
+
+    models = sub.add_parser("models", help="list, pull and locate registry models").add_subparsers(
+        dest="models_command", required=True)
+    for name, func, helptext in (("list", cmd_models_list, "known models"),
+                                 ("pull", cmd_models_pull, "download, convert, quantize and cache a model"),
+                                 ("path", cmd_models_path, "print the cached GGUF path of a model")):
+        p = models.add_parser(name, help=helptext)
+        if name != "list":
+            p.add_argument("name")
+            p.add_argument("--quantization", default=None)
+        if name == "pull":
+            p.add_argument("--endpoint", default=None, help="hub URL (default: HF_ENDPOINT or the Hugging Face hub)")
+            p.add_argument("--force", action="store_true", help="convert again even if cached")
+            p.add_argument("--quiet", action="store_true")
+        p.add_argument("--registry", default=None, help="registry TOML (default: models/registry.toml)")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("test-model", help="build (or reuse) a tiny random-weight CodeGen test model")
+    p.add_argument("--family", choices=["codegen1", "codegen2"], default="codegen1")
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--embd", type=int, default=128)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--rotary-dim", type=int, default=16)
+    p.add_argument("--mp-num", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--outtype", choices=["f32", "f16"], default="f32")
+    p.add_argument("--quantize", choices=["q8_0", "q4_k_m", "q5_k_m"], default=None)
+    p.add_argument("--cache", default=None, help="cache folder (default: ./.cache/test-models)")
+    p.set_defaults(func=cmd_test_model)
+    return parser
+
+
+def run(argv: Sequence[str] | None, parser_factory: Callable[[], argparse.ArgumentParser] = build_parser) -> int:
+    args = parser_factory().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("codegen-lsp: interrupted; no partial output was left behind", file=sys.stderr)
+        return 130
+    except _user_errors() as exc:
+        print(f"codegen-lsp: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(argv)

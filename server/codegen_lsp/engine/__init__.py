@@ -1,0 +1,1 @@
+"""Inference engines. Only this package (and convert/quantize.py) imports llama_cpp."""

@@ -1,0 +1,115 @@
+"""Inspect a GGUF before llama.cpp loads it: clear errors for missing, truncated or wrong files,
+and the prompting facts (our converter's metadata, or a FIM family from the declared token ids)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import modelmeta as mm
+
+GGUF_MAGIC = b"GGUF"
+TEXT_ARCHITECTURES_WITHOUT_VOCAB = ("clip", "whisper", "encodec")
+
+
+class ModelFileError(Exception):
+    """A model file that cannot be used; `str()` names the file and the reason."""
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path, self.problem = Path(path), problem
+
+
+@dataclass(frozen=True)
+class ModelFileInfo:
+    path: Path
+    architecture: str
+    name: str
+    context_length: int
+    prompt_format: mm.PromptFormat
+    family: str
+    end_token_ids: tuple[int, ...]
+    token_ids: dict[str, int]  # role → id: bos, eos, eom, mask, sep, fim_pre, fim_suf, fim_mid ...
+    size_bytes: int
+
+
+def _field_value(reader, key: str):
+    field = reader.fields.get(key)
+    if field is None:
+        return None
+    try:
+        return field.contents()
+    except Exception:  # noqa: BLE001 - gguf-py raises assorted errors on odd types
+        return None
+
+
+def inspect_model_file(path: Path | str) -> ModelFileInfo:
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(path, "model file not found")
+    if path.is_dir():
+        raise ModelFileError(path, "is a folder, expected a .gguf file")
+    try:
+        with path.open("rb") as fh:
+            magic = fh.read(4)
+    except OSError as exc:
+        raise ModelFileError(path, f"cannot read ({exc.strerror or exc})") from None
+    if magic != GGUF_MAGIC:
+        raise ModelFileError(path, "not a GGUF file (convert it with `codegen-lsp convert`)")
+    from gguf import GGUFReader
+
+    try:
+        reader = GGUFReader(str(path))
+    except Exception as exc:  # noqa: BLE001 - truncated files raise ValueError/IndexError/struct errors
+        raise ModelFileError(path, f"truncated or corrupt GGUF ({type(exc).__name__}: {exc})") from None
+    arch = _field_value(reader, "general.architecture")
+    if not arch:
+        raise ModelFileError(path, "GGUF has no general.architecture")
+    tokens = _field_value(reader, "tokenizer.ggml.tokens")
+    if arch in TEXT_ARCHITECTURES_WITHOUT_VOCAB or not tokens:
+        raise ModelFileError(path, f"not a text-generation model (architecture {arch!r}, no vocabulary)")
+    if reader.tensors:
+        last = max(reader.tensors, key=lambda t: t.data_offset)
+        if last.data_offset + int(last.n_bytes) > path.stat().st_size:
+            raise ModelFileError(path, "truncated GGUF (tensor data runs past the end of the file)")
+
+    ids: dict[str, int] = {}
+    for role, key in (("bos", "tokenizer.ggml.bos_token_id"), ("eos", "tokenizer.ggml.eos_token_id"),
+                      ("eot", "tokenizer.ggml.eot_token_id"), ("eom", "tokenizer.ggml.eom_token_id"),
+                      ("fim_pre", "tokenizer.ggml.fim_pre_token_id"), ("fim_suf", "tokenizer.ggml.fim_suf_token_id"),
+                      ("fim_mid", "tokenizer.ggml.fim_mid_token_id"), ("mask", mm.KEY_MASK_TOKEN_ID),
+                      ("sep", mm.KEY_SEP_TOKEN_ID), ("infill_eom", mm.KEY_EOM_TOKEN_ID)):
+        value = _field_value(reader, key)
+        if isinstance(value, int):
+            ids[role] = value
+    declared = _field_value(reader, mm.KEY_PROMPT_FORMAT)
+    family = _field_value(reader, mm.KEY_FAMILY) or "unknown"
+    context = _field_value(reader, mm.KEY_CONTEXT_LENGTH) or _field_value(reader, f"{arch}.context_length") or 2048
+    ends = _field_value(reader, mm.KEY_END_TOKEN_IDS)
+    end_ids = tuple(int(x) for x in ends) if isinstance(ends, list) else tuple(
+        ids[r] for r in ("eos", "eot", "eom") if r in ids)
+    return ModelFileInfo(
+        path=path, architecture=str(arch), name=str(_field_value(reader, "general.name") or path.stem),
+        context_length=int(context), prompt_format=_prompt_format(declared, ids, tokens),
+        family=str(family), end_token_ids=end_ids, token_ids=ids, size_bytes=path.stat().st_size,
+    )
+
+
+def _prompt_format(declared, ids: dict[str, int], tokens: list[str]) -> mm.PromptFormat:
+    """Our metadata first; otherwise a FIM family recognised from the FIM tokens the file declares."""
+    if declared:
+        try:
+            return mm.PromptFormat(declared)
+        except ValueError:
+            pass
+    if "fim_pre" in ids and ids["fim_pre"] < len(tokens):
+        prefix_token = tokens[ids["fim_pre"]]
+        if prefix_token == "<fim_prefix>":
+            return mm.PromptFormat.STARCODER_FIM
+        if prefix_token == "<|fim_prefix|>":
+            return mm.PromptFormat.QWEN_FIM
+        if "fim▁begin" in prefix_token:
+            return mm.PromptFormat.DEEPSEEK_FIM
+        if prefix_token.strip() == "<PRE>":
+            return mm.PromptFormat.CODELLAMA_FIM
+    return mm.PromptFormat.LEFT_TO_RIGHT

@@ -1,0 +1,39 @@
+"""Shared fixtures: tiny real models built by our own factory and converter, cached across runs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from support import REPO_ROOT
+
+os.environ.setdefault("CODEGEN_LSP_TEST_MODELS", str(REPO_ROOT / ".cache" / "test-models"))
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def python_exe() -> str:
+    return sys.executable
+
+
+@pytest.fixture(scope="session")
+def tiny_codegen1():
+    """The default tiny left-to-right model: 2 layers, n_embd 128, briefly trained."""
+    from codegen_lsp.models.factory import TinyModelSpec, build_test_model
+
+    return build_test_model(TinyModelSpec(train_steps=150))
+
+
+@pytest.fixture(scope="session")
+def tiny_codegen2():
+    """A tiny CodeGen2-style model with infill sentinels and an mp_num = 8 qkv layout."""
+    from codegen_lsp.models.factory import TinyModelSpec, build_test_model
+
+    return build_test_model(TinyModelSpec(family="codegen2", n_embd=256, n_head=8, rotary_dim=16, mp_num=8,
+                                          train_steps=150))
