@@ -20,6 +20,8 @@ import re
 from bisect import bisect_right
 from dataclasses import dataclass
 from enum import Enum
+from itertools import accumulate
+from operator import add
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _LINE_BREAK_BYTES = re.compile(rb"\r\n|\r|\n")
@@ -91,39 +93,33 @@ def _column_length(segment: str, encoding: PositionEncoding) -> int:
 
 
 class LineIndex:
-    """Line table of one immutable text.  Build it with the sanitized text."""
+    """Line table of one immutable text.
+
+    `LineIndex(text)` sanitizes the text (see `sanitize_text`).  Passing
+    `source_bytes` skips that work on the hot edit path: the caller then
+    guarantees `text` is sanitized and `source_bytes == text.encode()`.
+    """
 
     __slots__ = ("_text", "_bytes", "_cp_starts", "_byte_starts", "_cp_ends", "_byte_ends", "_ts_starts")
 
     def __init__(self, text: str, source_bytes: bytes | None = None) -> None:
+        if source_bytes is None:
+            text = sanitize_text(text)
+            source_bytes = text.encode("utf-8")
         self._text = text
-        self._bytes = source_bytes if source_bytes is not None else encode_text(text)
+        self._bytes = source_bytes
         # Line breaks are single-byte ASCII, so the n-th break in the str and
         # the n-th break in the bytes are the same break.
-        self._cp_starts = [0]
-        self._cp_ends: list[int] = []
-        for m in _LINE_BREAK.finditer(text):
-            self._cp_ends.append(m.start())
-            self._cp_starts.append(m.end())
-        self._cp_ends.append(len(text))
+        self._cp_starts, self._cp_ends = _line_table(text)
         if text.isascii():
-            self._byte_starts = self._cp_starts
-            self._byte_ends = self._cp_ends
+            self._byte_starts, self._byte_ends = self._cp_starts, self._cp_ends
         else:
-            self._byte_starts = [0]
-            self._byte_ends = []
-            for m in _LINE_BREAK_BYTES.finditer(self._bytes):
-                self._byte_ends.append(m.start())
-                self._byte_starts.append(m.end())
-            self._byte_ends.append(len(self._bytes))
-        if "\r" in text and not self._only_crlf():
-            # Tree-sitter rows only advance at "\n".
-            self._ts_starts = [0] + [m.end() for m in re.finditer(rb"\n", self._bytes)]
+            self._byte_starts, self._byte_ends = _line_table(self._bytes)
+        if "\r" in text and text.count("\r") != text.count("\r\n"):
+            # A lone "\r" ends an LSP line but not a tree-sitter row.
+            self._ts_starts = _split_table(self._bytes, b"\n")[0]
         else:
             self._ts_starts = self._byte_starts
-
-    def _only_crlf(self) -> bool:
-        return self._text.count("\r") == self._text.count("\r\n")
 
     # -- basic facts -------------------------------------------------------
 
@@ -261,6 +257,34 @@ class LineIndex:
         byte_offset = min(max(byte_offset, 0), len(self._bytes))
         row = bisect_right(self._ts_starts, byte_offset) - 1
         return (row, byte_offset - self._ts_starts[row])
+
+
+def _line_table(text: str | bytes) -> tuple[list[int], list[int]]:
+    """(start offsets, content end offsets) of the lines of `text`."""
+    if isinstance(text, str):
+        cr, lf, crlf, breaks = "\r", "\n", "\r\n", _LINE_BREAK
+    else:
+        cr, lf, crlf, breaks = b"\r", b"\n", b"\r\n", _LINE_BREAK_BYTES
+    if cr not in text:
+        return _split_table(text, lf)
+    if text.count(cr) == text.count(crlf) == text.count(lf):
+        return _split_table(text, crlf)
+    # Mixed line endings: slower, one match object per break.
+    starts, ends = [0], []
+    for match in breaks.finditer(text):  # type: ignore[arg-type]
+        ends.append(match.start())
+        starts.append(match.end())
+    ends.append(len(text))
+    return starts, ends
+
+
+def _split_table(text: str | bytes, separator: str | bytes) -> tuple[list[int], list[int]]:
+    """Line table for a single kind of separator, computed with C-level
+    iterators (this runs on every edit of possibly large documents)."""
+    lengths = list(map(len, text.split(separator)))  # type: ignore[arg-type]
+    step = len(separator)
+    starts = list(map(add, accumulate(lengths[:-1], initial=0), range(0, step * len(lengths), step)))
+    return starts, list(map(add, starts, lengths))
 
 
 def advance_point(point: tuple[int, int], inserted: bytes) -> tuple[int, int]:

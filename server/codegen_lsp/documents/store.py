@@ -3,6 +3,11 @@
 `Document` values are immutable snapshots: an edit produces a new Document
 (the tree is copied before `Tree.edit`, which mutates), so a request that
 holds an older snapshot keeps a consistent text/tree pair.
+
+Lone surrogates (possible via JSON "\ud800" escapes) are replaced by U+FFFD
+on the way in (see `positions.sanitize_text`), so the UTF-8 encoding never
+fails and UTF-16 positions stay aligned.  NUL bytes are kept: tree-sitter is
+given an explicit length and parses them as ordinary (erroneous) input.
 """
 
 from __future__ import annotations
@@ -107,9 +112,9 @@ def apply_change(
     Positions are resolved leniently (LSP: clamp past-end positions).  A full
     replacement returns `None` for the edit: the old tree is of no use then.
     """
-    inserted = sanitize_text(change.text)
     if change.span is None:
-        return LineIndex(inserted), None
+        return LineIndex(change.text), None
+    inserted = sanitize_text(change.text)
     start = index.resolve(change.span.start, encoding, lenient=True)
     end = index.resolve(change.span.end, encoding, lenient=True)
     if end.byte < start.byte:
@@ -160,7 +165,7 @@ class DocumentStore:
 
     def open(self, uri: str, language_id: str, version: int, text: str) -> Document:
         """didOpen; reopening a URI replaces it."""
-        index = LineIndex(sanitize_text(text))
+        index = LineIndex(text)
         language = language_name_for(language_id)
         doc = Document(
             uri=uri,

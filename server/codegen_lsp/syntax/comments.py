@@ -17,6 +17,7 @@ from typing import Literal
 
 from tree_sitter import Node, QueryCursor, Tree
 
+from ..documents.positions import advance_point
 from .queries import load_query
 
 CommentKind = Literal["line", "block", "doc"]
@@ -24,7 +25,8 @@ CommentKind = Literal["line", "block", "doc"]
 # When a node is captured under several names, the most specific wins.
 _PRIORITY: dict[str, int] = {"doc": 3, "block": 2, "line": 1}
 
-_LINE_MARKER = re.compile(r"^(//[/!]?|#)")
+# "///" and "//!" are doc markers, but "////" is a plain comment (a ruler).
+_LINE_MARKER = re.compile(r"^(//(?:[/!](?!/))?|#)")
 _PY_STRING = re.compile(r"^[rRuUbBfFtT]*('''|\"\"\"|'|\")(.*)\1$", re.DOTALL)
 
 
@@ -55,8 +57,16 @@ class _Comment:
     raw: str
 
     @property
+    def marker(self) -> str | None:
+        """The line-comment marker ("//", "///", "#", ...), None for other comments."""
+        if self.start_point[0] != self.end_point[0]:
+            return None
+        match = _LINE_MARKER.match(self.raw)
+        return match.group(1) if match else None
+
+    @property
     def line_style(self) -> bool:
-        return self.start_point[0] == self.end_point[0] and _LINE_MARKER.match(self.raw) is not None
+        return self.marker is not None
 
 
 def comment_blocks(
@@ -75,7 +85,9 @@ def comment_blocks(
     if byte_range is None:
         return [_finish(group) for group in _group(_collect(tree, source_bytes, language_name, None), source_bytes)]
     lo, hi = byte_range
-    window = (lo, hi)
+    # Start from whole lines: an empty range would match nothing.
+    line_end = source_bytes.find(b"\n", hi)
+    window = (source_bytes.rfind(b"\n", 0, lo) + 1, len(source_bytes) if line_end < 0 else line_end + 1)
     while True:
         groups = _group(_collect(tree, source_bytes, language_name, window), source_bytes)
         touching = [g for g in groups if g[0].start_byte <= hi and g[-1].end_byte >= lo]
@@ -106,7 +118,7 @@ def _comment(node: Node, kind: CommentKind, source: bytes) -> _Comment:
     trimmed = raw.rstrip(b"\r\n")
     end_point = tuple(node.end_point)
     if len(trimmed) != len(raw):
-        end_point = _advance(tuple(node.start_point), trimmed)
+        end_point = advance_point(tuple(node.start_point), trimmed)
     return _Comment(
         start_byte=node.start_byte,
         end_byte=node.start_byte + len(trimmed),
@@ -115,13 +127,6 @@ def _comment(node: Node, kind: CommentKind, source: bytes) -> _Comment:
         kind=kind,
         raw=trimmed.decode("utf-8", "replace"),
     )
-
-
-def _advance(point: tuple[int, int], text: bytes) -> tuple[int, int]:
-    newlines = text.count(b"\n")
-    if newlines == 0:
-        return (point[0], point[1] + len(text))
-    return (point[0] + newlines, len(text) - text.rfind(b"\n") - 1)
 
 
 def _group(comments: list[_Comment], source: bytes) -> list[list[_Comment]]:
@@ -136,7 +141,8 @@ def _group(comments: list[_Comment], source: bytes) -> list[list[_Comment]]:
 
 def _continues(prev: _Comment, nxt: _Comment, source: bytes) -> bool:
     """Whether `nxt` is the next line of the same line-comment block."""
-    if not (prev.line_style and nxt.line_style and prev.kind == nxt.kind):
+    # Same marker: "//!" (inner) and "///" (outer) docs describe different items.
+    if prev.marker is None or prev.marker != nxt.marker or prev.kind != nxt.kind:
         return False
     if nxt.start_point[0] != prev.end_point[0] + 1 or nxt.start_point[1] != prev.start_point[1]:
         return False
@@ -201,8 +207,9 @@ def _docstring_lines(raw: str) -> list[str]:
 
 
 def _block_lines(raw: str) -> list[str]:
-    body = re.sub(r"^/\*[*!]?", "", raw)
-    body = re.sub(r"\*/$", "", body)
+    body = raw[2:-2] if len(raw) >= 4 and raw.endswith("*/") else raw[2:]
+    if body[:1] in ("*", "!"):  # "/**" and "/*!" doc openers
+        body = body[1:]
     lines = body.split("\n")
     # Drop the decorative " * " gutter only when every continuation line has it.
     rest = [line for line in lines[1:] if line.strip()]

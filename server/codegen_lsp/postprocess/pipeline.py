@@ -1,0 +1,75 @@
+"""Raw model completion -> text to insert (or nothing, with the reason)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tree_sitter import Tree
+
+from .cut import cut_to_syntax_unit
+from .errors import introduces_parse_error
+from .indent import detect_indent_unit, reindent
+from .mode import Mode, decide_mode
+from .overlap import trim_suffix_overlap
+from .parsing import parse_text
+from .text import leading_whitespace, normalize_newlines
+
+
+@dataclass(frozen=True)
+class CompletionContext:
+    """The document around the cursor.
+
+    `prefix`/`suffix` are the text before/after the cursor (the suffix as far
+    as the caller has it).  `tree`, if given, is the parse of prefix+suffix;
+    it saves a parse and makes the error check incremental.
+    """
+
+    language: str | None
+    prefix: str
+    suffix: str
+    tree: Tree | None = None
+    indent_unit: str | None = None
+
+
+@dataclass(frozen=True)
+class PostprocessResult:
+    text: str
+    mode: Mode
+    # "ok" when text is kept; otherwise why it was dropped.
+    reason: str
+
+    @property
+    def dropped(self) -> bool:
+        return not self.text
+
+
+def postprocess(context: CompletionContext, completion: str, mode: Mode | None = None) -> PostprocessResult:
+    """Run the steps in order: newline normalization, reindent, suffix
+    overlap, syntax-unit cut, parse-error check."""
+    tree = context.tree if context.tree is not None else parse_text(context.language, context.prefix + context.suffix)
+    if mode is None:
+        source = (context.prefix + context.suffix).encode("utf-8")
+        mode = decide_mode(tree, source, len(context.prefix.encode("utf-8")), context.language)
+
+    text = normalize_newlines(completion)
+    if not text.strip():
+        return PostprocessResult("", mode, "empty completion")
+
+    cursor_line = context.prefix[context.prefix.rfind("\n") + 1 :]
+    indent_unit = context.indent_unit or detect_indent_unit(context.prefix[-20000:])
+    text = reindent(text, leading_whitespace(cursor_line), indent_unit)
+
+    text = trim_suffix_overlap(text, normalize_newlines(context.suffix))
+    if not text.strip():
+        return PostprocessResult("", mode, "completion only repeats the text after the cursor")
+
+    text = cut_to_syntax_unit(context.prefix, text, context.language, mode, context.suffix, tree).rstrip()
+    if not text.strip():
+        return PostprocessResult("", mode, f"nothing left after the {mode} cut")
+
+    if "\r\n" in context.prefix or "\r\n" in context.suffix:
+        text = text.replace("\n", "\r\n")
+    if introduces_parse_error(context.language, context.prefix, text, context.suffix, tree):
+        return PostprocessResult("", mode, "completion introduces a parse error")
+    return PostprocessResult(text, mode, "ok")
+
