@@ -92,12 +92,49 @@ def cmd_test_model(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- serve / complete ------------------------------------------------------------------------------
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import serve
+
+    return serve(args.tcp, args.log_level, Path(args.log_file) if args.log_file else None)
+
+
+def _model_options(args: argparse.Namespace) -> dict:
+    options: dict = {}
+    if args.model:
+        options["model"] = args.model
+    if getattr(args, "max_tokens", None):
+        options["maxTokens"] = args.max_tokens
+    return options
+
+
+def cmd_complete(args: argparse.Namespace) -> int:
+    from .headless import run_complete
+
+    return run_complete(Path(args.file), args.line, args.character, _model_options(args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .convert import OUTTYPES
 
     parser = argparse.ArgumentParser(prog="codegen-lsp", description=__doc__)
     parser.add_argument("--version", action="version", version=f"codegen-lsp {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the language server (stdio by default)")
+    p.add_argument("--tcp", metavar="HOST:PORT", default=None, help="listen on TCP instead of stdio")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-file", default=None, help="log here instead of stderr")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("complete", help="print the inline suggestion at a position (runs the server over LSP)")
+    p.add_argument("file")
+    p.add_argument("--line", type=int, required=True, help="0-based line")
+    p.add_argument("--character", type=int, required=True, help="0-based UTF-16 column")
+    p.add_argument("--model", default=None, help="a .gguf path or registry name (default: settings/default model)")
+    p.add_argument("--max-tokens", type=int, default=None)
+    p.set_defaults(func=cmd_complete)
 
     p = sub.add_parser("convert", help="convert a Hugging Face CodeGen checkpoint folder to GGUF")
     p.add_argument("src", help="checkpoint folder (config.json, weights, tokenizer files)")

@@ -1,0 +1,108 @@
+"""Prompt segments per prompt format, and fitting them to the context window.
+
+A prompt is a list of segments: document text (tokenized without special tokens, so code that
+contains "<|endoftext|>" stays text) and sentinel token ids. Fitting trims the far context first
+(the top of the prefix, the bottom of the suffix) in blocks of whole lines, so the start of the
+prompt stays put while the user types and llama.cpp can keep its KV cache prefix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from ..modelmeta import PromptFormat
+
+TRIM_BLOCK_LINES = 32  # lines dropped at a time; larger = more stable prompt start, less context
+
+
+@dataclass(frozen=True)
+class Text:
+    text: str
+    role: str = "prefix"  # prefix | suffix
+
+
+@dataclass(frozen=True)
+class Token:
+    token_id: int
+
+
+Segment = Text | Token
+
+
+class PromptFormatError(ValueError):
+    pass
+
+
+FIM_FORMATS = {PromptFormat.STARCODER_FIM, PromptFormat.CODELLAMA_FIM, PromptFormat.DEEPSEEK_FIM,
+               PromptFormat.QWEN_FIM}
+
+
+def uses_suffix(fmt: PromptFormat) -> bool:
+    return fmt is not PromptFormat.LEFT_TO_RIGHT
+
+
+def build_segments(fmt: PromptFormat, prefix: str, suffix: str, token_ids: dict[str, int]) -> list[Segment]:
+    """The segment layout each family was trained on."""
+    def need(*roles: str) -> list[int]:
+        missing = [r for r in roles if r not in token_ids]
+        if missing:
+            raise PromptFormatError(f"prompt format {fmt.value} needs token ids the model does not declare: {missing}")
+        return [token_ids[r] for r in roles]
+
+    if fmt is PromptFormat.LEFT_TO_RIGHT:
+        return [Text(prefix, "prefix")]
+    if fmt is PromptFormat.CODEGEN2_INFILL:
+        mask, eos, sep = need("mask", "eos", "sep")
+        return [Text(prefix, "prefix"), Token(mask), Text(suffix, "suffix"), Token(eos), Token(sep), Token(mask)]
+    if fmt in FIM_FORMATS:  # prefix-suffix-middle with the FIM tokens the GGUF declares
+        pre, suf, mid = need("fim_pre", "fim_suf", "fim_mid")
+        return [Token(pre), Text(prefix, "prefix"), Token(suf), Text(suffix, "suffix"), Token(mid)]
+    raise PromptFormatError(f"unknown prompt format {fmt!r}")
+
+
+def _trim_top(text: str, keep: Callable[[str], bool]) -> str:
+    """Drop whole-line blocks from the top until `keep` accepts; the cut points are fixed multiples of
+    TRIM_BLOCK_LINES counted from the document start, so typing below them does not move them."""
+    if keep(text):
+        return text
+    lines = text.splitlines(keepends=True)
+    for start in range(TRIM_BLOCK_LINES, len(lines), TRIM_BLOCK_LINES):
+        candidate = "".join(lines[start:])
+        if keep(candidate):
+            return candidate
+    last = lines[-1] if lines else ""
+    return last if keep(last) else ""
+
+
+def _trim_bottom(text: str, keep: Callable[[str], bool]) -> str:
+    if keep(text):
+        return text
+    lines = text.splitlines(keepends=True)
+    for end in range(len(lines) - (len(lines) % TRIM_BLOCK_LINES or TRIM_BLOCK_LINES), 0, -TRIM_BLOCK_LINES):
+        candidate = "".join(lines[:end])
+        if keep(candidate):
+            return candidate
+    return ""
+
+
+def fit_segments(segments: Sequence[Segment], budget: int, count_tokens: Callable[[str], int],
+                 prefix_share: float = 0.75) -> list[Segment]:
+    """Trim prefix/suffix text so the whole prompt is at most `budget` tokens; never fails."""
+    fixed = sum(1 for s in segments if isinstance(s, Token))
+    available = max(0, budget - fixed)
+    texts = {s.role: s.text for s in segments if isinstance(s, Text)}
+    suffix_tokens = count_tokens(texts["suffix"]) if "suffix" in texts else 0
+    prefix_tokens = count_tokens(texts.get("prefix", ""))
+    if prefix_tokens + suffix_tokens <= available:
+        return list(segments)
+    if "suffix" in texts:
+        suffix_budget = max(available - prefix_tokens, int(available * (1 - prefix_share)))
+        suffix_budget = min(suffix_budget, suffix_tokens)
+        new_suffix = _trim_bottom(texts["suffix"], lambda t: count_tokens(t) <= suffix_budget)
+        prefix_budget = available - count_tokens(new_suffix)
+    else:
+        new_suffix, prefix_budget = "", available
+    new_prefix = _trim_top(texts.get("prefix", ""), lambda t: count_tokens(t) <= prefix_budget)
+    replaced = {"prefix": new_prefix, "suffix": new_suffix}
+    return [Text(replaced[s.role], s.role) if isinstance(s, Text) else s for s in segments]

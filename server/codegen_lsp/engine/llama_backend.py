@@ -1,0 +1,161 @@
+"""The in-process llama.cpp engine: one dedicated worker thread owns the `Llama` object.
+
+Everything that touches the model (load, tokenize, evaluate, sample, free) runs on that thread,
+in submission order. Prompt evaluation goes in chunks and decoding checks the job's cancel event
+before every token, so a cancel lands within one chunk or one token. The prompt's longest common
+token prefix with the previous request stays in the KV cache and is not evaluated again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any, Callable
+
+from ..context.prompt import Text, Token, fit_segments
+from ..modelfile import ModelFileError, ModelFileInfo, inspect_model_file
+from .jobs import EngineConfig, GenerationJob, GenerationResult
+
+log = logging.getLogger(__name__)
+PROMPT_CHUNK_TOKENS = 64  # a cancel waits at most one chunk's evaluation
+
+
+class LlamaEngine:
+    def __init__(self) -> None:
+        self._queue: queue.Queue[tuple[Callable[[], Any], Future] | None] = queue.Queue()
+        self._llm: Any = None
+        self._info: ModelFileInfo | None = None
+        self._config: EngineConfig | None = None
+        self._thread = threading.Thread(target=self._run, name="llama-worker", daemon=True)
+        self._thread.start()
+
+    # -- public, any thread ------------------------------------------------------------------
+    @property
+    def info(self) -> ModelFileInfo | None:
+        return self._info
+
+    @property
+    def config(self) -> EngineConfig | None:
+        return self._config
+
+    def load(self, config: EngineConfig) -> Future[ModelFileInfo]:
+        return self._enqueue(lambda: self._load(config))
+
+    def submit(self, job: GenerationJob) -> Future[GenerationResult]:
+        return self._enqueue(lambda: self._generate(job))
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Free the model and join the worker (pending work runs first, so cancel it before)."""
+        if self._thread.is_alive():
+            self._enqueue(self._free)
+            self._queue.put(None)
+            self._thread.join(timeout)
+
+    # -- worker thread -----------------------------------------------------------------------
+    def _enqueue(self, work: Callable[[], Any]) -> Future:
+        future: Future = Future()
+        self._queue.put((work, future))
+        return future
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            work, future = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(work())
+            except BaseException as exc:  # noqa: BLE001 - delivered to the waiting caller
+                future.set_exception(exc)
+
+    def _free(self) -> None:
+        if self._llm is not None:
+            self._llm.close()
+            self._llm, self._info = None, None
+
+    def _load(self, config: EngineConfig) -> ModelFileInfo:
+        info = inspect_model_file(config.model_path)
+        import llama_cpp
+
+        self._free()
+        n_ctx = max(64, min(config.n_ctx, info.context_length))
+        started = time.perf_counter()
+        try:
+            self._llm = llama_cpp.Llama(
+                model_path=str(config.model_path), n_ctx=n_ctx, n_batch=min(512, n_ctx),
+                n_threads=config.n_threads or os.cpu_count() or 1, n_gpu_layers=config.n_gpu_layers,
+                seed=config.seed, verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelFileError(config.model_path, f"llama.cpp could not load it ({exc})") from None
+        self._info, self._config = info, config
+        log.info("loaded %s (%s, %s) in %.2fs, n_ctx=%d", info.path, info.architecture, info.prompt_format.value,
+                 time.perf_counter() - started, n_ctx)
+        return info
+
+    def _tokenize(self, text: str) -> list[int]:
+        return self._llm.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=False) if text else []
+
+    def _generate(self, job: GenerationJob) -> GenerationResult:
+        if job.cancel.is_set():
+            return GenerationResult("", "cancelled")
+        llm, info = self._llm, self._info
+        if llm is None or info is None:
+            raise ModelFileError("model", "no model is loaded")
+        n_ctx = llm.n_ctx()
+        max_tokens = max(1, min(job.max_tokens, n_ctx // 2))
+        segments = fit_segments(job.segments, n_ctx - max_tokens - 1, lambda t: len(self._tokenize(t)),
+                                job.prefix_share)
+        tokens: list[int] = []
+        for segment in segments:
+            tokens += self._tokenize(segment.text) if isinstance(segment, Text) else [segment.token_id]
+        if not tokens:
+            tokens = [info.token_ids.get("eos", 0)]
+
+        started = time.perf_counter()
+        reused = _common_prefix(llm.input_ids[: llm.n_tokens], tokens)
+        reused = min(reused, len(tokens) - 1)  # always evaluate the last token: its logits are sampled
+        llm.n_tokens = reused  # eval() drops KV entries past n_tokens
+        for start in range(reused, len(tokens), PROMPT_CHUNK_TOKENS):
+            if job.cancel.is_set():
+                return GenerationResult("", "cancelled", len(tokens), start - reused)
+            llm.eval(tokens[start:start + PROMPT_CHUNK_TOKENS])
+        prompt_seconds = time.perf_counter() - started
+
+        end_ids = set(info.end_token_ids)
+        pieces, finish, generated = bytearray(), "length", 0
+        started = time.perf_counter()
+        greedy = job.temperature <= 0.0
+        for token in llm.generate(tokens, temp=job.temperature, top_p=1.0 if greedy else job.top_p,
+                                  top_k=1 if greedy else 40, repeat_penalty=1.0):
+            if job.cancel.is_set():
+                finish = "cancelled"
+                break
+            if token in end_ids or llm.token_eos() == token:
+                finish = "end"
+                break
+            generated += 1
+            pieces += llm.detokenize([token])
+            text = pieces.decode("utf-8", "ignore")
+            if job.stop_strings and any(s in text for s in job.stop_strings):
+                finish = "stop"
+                break
+            if generated >= max_tokens:
+                break
+        text = pieces.decode("utf-8", "replace")
+        if finish == "stop":
+            text = text[: min(text.find(s) for s in job.stop_strings if s in text)]
+        return GenerationResult(text if finish != "cancelled" else "", finish, len(tokens), len(tokens) - reused,
+                                generated, prompt_seconds, time.perf_counter() - started)
+
+
+def _common_prefix(a: Any, b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if int(x) != y:
+            break
+        n += 1
+    return n

@@ -1,0 +1,15 @@
+"""LSP features: each module adapts LSP types to the core and registers its handlers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..server import CodegenLanguageServer
+
+
+def register_all(server: "CodegenLanguageServer") -> None:
+    from . import actions, completion, inline, lifecycle, sync
+
+    for module in (lifecycle, sync, inline, completion, actions):
+        module.register(server)

@@ -1,0 +1,128 @@
+"""initialize / initialized / configuration / shutdown, and (re)loading the model with progress."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+from pygls.capabilities import ServerCapabilitiesBuilder
+from pygls.uris import to_fs_path
+
+from ..documents.positions import PositionEncoding
+from ..documents.store import DocumentStore
+from ..engine.jobs import EngineConfig
+from ..model_resolution import ModelNotConfigured, resolve_model_path
+from ..modelfile import ModelFileError
+from ..settings import SECTION, Settings, SettingsError, parse_settings, read_workspace_file, section_of
+
+if TYPE_CHECKING:
+    from ..server import CodegenLanguageServer
+
+
+def _workspace_root(params: types.InitializeParams) -> Path | None:
+    uri = params.root_uri or (params.workspace_folders[0].uri if params.workspace_folders else None)
+    path = to_fs_path(uri) if uri else params.root_path
+    return Path(path) if path else None
+
+
+def _engine_config(settings: Settings, path: Path) -> EngineConfig:
+    return EngineConfig(path, n_ctx=settings.context_tokens, n_threads=settings.threads,
+                        n_gpu_layers=settings.gpu_layers, seed=settings.seed)
+
+
+async def load_model(ls: "CodegenLanguageServer") -> None:
+    """Load (or reload) the configured model in the engine thread, reporting $/progress."""
+    state = ls.model
+    state.ready.clear()
+    try:
+        path = resolve_model_path(ls.settings.model)
+    except ModelNotConfigured as exc:
+        state.status, state.detail = "error", str(exc)
+        ls.tell_user(str(exc), types.MessageType.Warning)
+        state.ready.set()
+        return
+    state.status, state.detail, state.path = "loading", f"loading {path.name}", path
+    token = str(uuid.uuid4())
+    progress = bool(ls.client_capabilities.window and ls.client_capabilities.window.work_done_progress)
+    if progress:
+        try:
+            await asyncio.wait_for(ls.work_done_progress.create_async(token), 5)
+            ls.work_done_progress.begin(token, types.WorkDoneProgressBegin(title="codegen-lsp",
+                                                                          message=f"loading {path.name}"))
+        except Exception:  # noqa: BLE001 - a client that refuses progress still gets the model
+            progress = False
+    try:
+        info = await asyncio.wrap_future(ls.engine.load(_engine_config(ls.settings, path)))
+        state.status, state.detail = "ready", f"{info.name} ({info.prompt_format.value})"
+        ls.log_to_client(f"model ready: {path} ({info.architecture}, {info.prompt_format.value})")
+    except ModelFileError as exc:
+        state.status, state.detail = "error", str(exc)
+        ls.tell_user(f"cannot load the model: {exc}")
+    finally:
+        if progress:
+            ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=state.status))
+        state.ready.set()
+    from .watch import watch_model_file
+
+    watch_model_file(ls, path)
+
+
+def apply_settings(ls: "CodegenLanguageServer", *overrides: dict[str, Any] | None) -> bool:
+    """Merge new values; a bad value is reported and the last good settings stay. True if a reload is due."""
+    try:
+        new = parse_settings(ls.settings, *overrides)
+    except SettingsError as exc:
+        ls.tell_user(f"{exc}; keeping the previous settings")
+        return False
+    old, ls.settings = ls.settings, new
+    ls.store.max_parse_bytes = new.max_document_bytes
+    return old.reload_needed(new)
+
+
+async def fetch_client_configuration(ls: "CodegenLanguageServer") -> dict[str, Any] | None:
+    if not (ls.client_capabilities.workspace and ls.client_capabilities.workspace.configuration):
+        return None
+    try:
+        result = await asyncio.wait_for(ls.workspace_configuration_async(
+            types.ConfigurationParams(items=[types.ConfigurationItem(section=SECTION)])), 5)
+    except Exception as exc:  # noqa: BLE001 - a client that fails here keeps the other sources
+        ls.log_to_client(f"workspace/configuration failed: {exc}", types.MessageType.Warning)
+        return None
+    return section_of(result[0]) if result else None
+
+
+def register(server: "CodegenLanguageServer") -> None:
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: "CodegenLanguageServer", params: types.InitializeParams) -> None:
+        encoding = ServerCapabilitiesBuilder.choose_position_encoding(params.capabilities)
+        ls.store = DocumentStore(PositionEncoding(getattr(encoding, "value", encoding)))
+        ls.workspace_root = _workspace_root(params)
+        try:
+            from_file = read_workspace_file(ls.workspace_root)
+        except SettingsError as exc:
+            ls.tell_user(str(exc))
+            from_file = None
+        apply_settings(ls, from_file, section_of(params.initialization_options))
+
+    @server.feature(types.INITIALIZED)
+    async def initialized(ls: "CodegenLanguageServer", params: types.InitializedParams) -> None:
+        apply_settings(ls, await fetch_client_configuration(ls))
+        ls.spawn(load_model(ls))
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def did_change_configuration(ls: "CodegenLanguageServer", params: types.DidChangeConfigurationParams):
+        change = section_of(params.settings) or await fetch_client_configuration(ls)
+        if change is not None and apply_settings(ls, change):
+            ls.spawn(load_model(ls))
+
+    @server.feature(types.SHUTDOWN)
+    async def shutdown(ls: "CodegenLanguageServer", *args) -> None:
+        for event in ls.inflight.values():
+            event.set()
+        from .watch import stop_watching
+
+        stop_watching(ls)
+        await asyncio.get_running_loop().run_in_executor(None, ls.engine.close)

@@ -1,0 +1,44 @@
+"""Document synchronisation: didOpen / didChange (incremental) / didClose into our DocumentStore."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+
+from ..documents.positions import PositionError
+from ..documents.store import StaleVersion, TextChange, UnknownDocument
+
+if TYPE_CHECKING:
+    from ..server import CodegenLanguageServer
+
+
+def to_text_change(change: types.TextDocumentContentChangeEvent) -> TextChange:
+    if isinstance(change, types.TextDocumentContentChangePartial):
+        r = change.range
+        return TextChange.replace((r.start.line, r.start.character), (r.end.line, r.end.character), change.text)
+    return TextChange.full(change.text)
+
+
+def register(server: "CodegenLanguageServer") -> None:
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: "CodegenLanguageServer", params: types.DidOpenTextDocumentParams) -> None:
+        d = params.text_document
+        ls.store.open(d.uri, d.language_id, d.version, d.text)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: "CodegenLanguageServer", params: types.DidChangeTextDocumentParams) -> None:
+        uri, version = params.text_document.uri, params.text_document.version
+        if (event := ls.inflight.get(uri)) is not None:
+            event.set()  # a suggestion for the old text is worthless now
+        try:
+            ls.store.apply_changes(uri, version, [to_text_change(c) for c in params.content_changes])
+        except (StaleVersion, UnknownDocument, PositionError) as exc:
+            ls.log_to_client(f"ignored didChange for {uri} v{version}: {exc}", types.MessageType.Warning)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: "CodegenLanguageServer", params: types.DidCloseTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        if (event := ls.inflight.pop(uri, None)) is not None:
+            event.set()
+        ls.store.close(uri)

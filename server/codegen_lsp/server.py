@@ -1,0 +1,94 @@
+"""The language server: owns settings, the document store and the engine; features/ registers handlers.
+
+`create_server()` builds a fresh server (no import-time singleton), so tests and `serve` each get
+their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol, lsp_method
+
+from . import __version__
+from .documents.positions import PositionEncoding
+from .documents.store import DocumentStore
+from .engine.jobs import Engine
+from .engine.llama_backend import LlamaEngine
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class CodegenProtocol(LanguageServerProtocol):
+    """pygls takes the client's first encoding; we prefer utf-8 whenever it is offered (no conversion)."""
+
+    @lsp_method(types.INITIALIZE)
+    def lsp_initialize(self, params: types.InitializeParams):
+        general = params.capabilities.general
+        if general and general.position_encodings and types.PositionEncodingKind.Utf8 in general.position_encodings:
+            general.position_encodings = [types.PositionEncodingKind.Utf8]
+        elif general and general.position_encodings:
+            general.position_encodings = [types.PositionEncodingKind.Utf16]
+        return (yield from super().lsp_initialize(params))
+
+
+@dataclass
+class ModelState:
+    """What the server knows about its model, for status reports and error messages."""
+
+    status: str = "none"  # none | loading | ready | error
+    detail: str = ""
+    path: Path | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class CodegenLanguageServer(LanguageServer):
+    def __init__(self, engine: Engine | None = None) -> None:
+        super().__init__("codegen-lsp", __version__, protocol_cls=CodegenProtocol,
+                         text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        self.settings = Settings()
+        self.store = DocumentStore(PositionEncoding.UTF16)
+        self.engine: Engine = engine or LlamaEngine()
+        self.model = ModelState()
+        self.workspace_root: Path | None = None
+        self.inflight: dict[str, threading.Event] = {}  # uri → cancel event of its newest request
+        self.background: set[asyncio.Task] = set()
+        self.model_watch_stop: asyncio.Event | None = None
+        self.model_watch_path: Path | None = None
+
+    def spawn(self, coro) -> asyncio.Task:
+        """Fire-and-forget work whose exceptions are logged, never lost."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self.background.add(task)
+
+        def done(t: asyncio.Task) -> None:
+            self.background.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("background task failed", exc_info=t.exception())
+
+        task.add_done_callback(done)
+        return task
+
+    def log_to_client(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
+        log.log(logging.WARNING if kind <= types.MessageType.Warning else logging.INFO, "%s", message)
+        self.window_log_message(types.LogMessageParams(type=kind, message=message))
+
+    def tell_user(self, message: str, kind: types.MessageType = types.MessageType.Error) -> None:
+        """For what a person must act on: showMessage plus the log."""
+        self.log_to_client(message, kind)
+        self.window_show_message(types.ShowMessageParams(type=kind, message=f"codegen-lsp: {message}"))
+
+
+def create_server(engine: Engine | None = None) -> CodegenLanguageServer:
+    from .features import register_all
+
+    server = CodegenLanguageServer(engine)
+    register_all(server)
+    return server

@@ -1,0 +1,87 @@
+"""All settings in one pydantic model: defaults, validation, merging from every source, JSON Schema.
+
+Sources, later overriding earlier: defaults < codegen-lsp.toml in the workspace root <
+initializationOptions < workspace/configuration and didChangeConfiguration (section "codegenLsp").
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+SECTION = "codegenLsp"
+WORKSPACE_FILE = "codegen-lsp.toml"
+PromptFormatSetting = Literal["auto", "left-to-right", "codegen2-infill", "starcoder-fim", "codellama-fim",
+                              "deepseek-fim", "qwen-fim"]
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    model: str | None = Field(None, description="Path to a .gguf file, or a registry name pulled with "
+                                                "`codegen-lsp models pull`. Empty: the embedded default model.")
+    prompt_format: PromptFormatSetting = Field("auto", alias="promptFormat",
+                                               description="How to prompt the model; auto reads the GGUF metadata.")
+    max_tokens: int = Field(64, ge=1, le=2048, alias="maxTokens", description="Tokens generated per suggestion.")
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy.")
+    top_p: float = Field(0.95, gt=0.0, le=1.0, alias="topP")
+    stop: list[str] = Field(default_factory=list, description="Extra stop strings.")
+    context_tokens: int = Field(2048, ge=64, le=131072, alias="contextTokens",
+                                description="Context window (n_ctx); capped at the model's training length.")
+    prefix_share: float = Field(0.75, gt=0.0, lt=1.0, alias="prefixShare",
+                                description="Share of the prompt budget for text before the cursor when a suffix is used.")
+    debounce_ms: int = Field(0, ge=0, le=5000, alias="debounceMs", description="Wait before generating an inline suggestion.")
+    threads: int | None = Field(None, ge=1, le=256, description="CPU threads for llama.cpp (default: all cores).")
+    gpu_layers: int = Field(0, ge=-1, alias="gpuLayers", description="Layers offloaded to the GPU (-1: all).")
+    seed: int = Field(0, description="Sampling seed.")
+    max_document_bytes: int = Field(4 * 2**20, ge=1024, alias="maxDocumentBytes",
+                                    description="Bigger documents get plain-text context (no syntax tree).")
+
+    def reload_needed(self, other: "Settings") -> bool:
+        """Whether going from self to other needs a new llama.cpp context (everything else applies live)."""
+        keys = ("model", "context_tokens", "threads", "gpu_layers", "seed")
+        return any(getattr(self, k) != getattr(other, k) for k in keys)
+
+
+class SettingsError(ValueError):
+    """A bad setting: names the field and the reason."""
+
+
+def parse_settings(base: Settings, *overrides: dict[str, Any] | None) -> Settings:
+    merged: dict[str, Any] = base.model_dump(by_alias=True)
+    for override in overrides:
+        if override:
+            merged.update({k: v for k, v in override.items()})
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise SettingsError(f"setting {field!r}: {first['msg']} (got {first.get('input')!r})") from None
+
+
+def section_of(payload: Any) -> dict[str, Any] | None:
+    """Accept either {"codegenLsp": {...}} or the section itself."""
+    if not isinstance(payload, dict):
+        return None
+    inner = payload.get(SECTION, payload)
+    return inner if isinstance(inner, dict) else None
+
+
+def read_workspace_file(root: Path | None) -> dict[str, Any] | None:
+    if root is None:
+        return None
+    path = root / WORKSPACE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return section_of(tomllib.loads(path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"{path}: {exc}") from None
+
+
+def settings_json_schema() -> dict[str, Any]:
+    return Settings.model_json_schema(by_alias=True)
