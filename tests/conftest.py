@@ -31,6 +31,24 @@ def tiny_codegen1():
 
 
 @pytest.fixture(scope="session")
+def memorizing_codegen1():
+    """A tiny left-to-right model trained until greedy decoding reproduces support.snippets exactly."""
+    from codegen_lsp.models.factory import TinyModelSpec, build_test_model
+    from support.snippets import SNIPPETS
+
+    return build_test_model(TinyModelSpec(memorize=SNIPPETS, train_steps=300, seed=3))
+
+
+@pytest.fixture(scope="session")
+def memorizing_codegen2():
+    """The CodeGen2-format twin: also memorizes every one-line infill of the snippets."""
+    from codegen_lsp.models.factory import TinyModelSpec, build_test_model
+    from support.snippets import SNIPPETS
+
+    return build_test_model(TinyModelSpec(family="codegen2", memorize=SNIPPETS, train_steps=400, seed=4))
+
+
+@pytest.fixture(scope="session")
 def tiny_codegen2():
     """A tiny CodeGen2-style model with infill sentinels and an mp_num = 8 qkv layout."""
     from codegen_lsp.models.factory import TinyModelSpec, build_test_model

@@ -45,6 +45,7 @@ class TinyModelSpec:
     train_seq_len: int = 128
     train_batch: int = 8
     learning_rate: float = 3e-3
+    memorize: tuple[str, ...] = ()  # train on these snippets (and infill cuts of them) until reproduced
 
     def key(self) -> str:
         payload = {"spec": dataclasses.asdict(self), "v": FACTORY_VERSION, "py": list(sys.version_info[:2])}
@@ -145,6 +146,46 @@ def train_causal_lm(model, documents: list[list[int]], spec: TinyModelSpec) -> f
     return float(loss)
 
 
+def snippet_documents(tokenizer, spec: TinyModelSpec) -> list[list[int]]:
+    """Each snippet left to right; for codegen2 also every one-line infill cut in CodeGen2's format."""
+    ids = lambda text: tokenizer.encode(text).ids  # noqa: E731
+    eos = tokenizer.token_to_id(ENDOFTEXT)
+    docs = [ids(snippet) + [eos] for snippet in spec.memorize]
+    if spec.family == "codegen2":
+        mask, sep, eom = (tokenizer.token_to_id(t) for t in ("<mask_1>", "<sep>", "<eom>"))
+        for snippet in spec.memorize:
+            lines = snippet.splitlines(keepends=True)
+            for i, line in enumerate(lines):
+                indent = len(line) - len(line.lstrip())
+                prefix, middle = "".join(lines[:i]) + line[:indent], line[indent:]
+                suffix = "".join(lines[i + 1:])
+                docs.append(ids(prefix) + [mask] + ids(suffix) + [eos, sep, mask] + ids(middle) + [eom])
+    return docs
+
+
+def memorize_snippets(model, documents: list[list[int]], spec: TinyModelSpec) -> float:
+    """Full-batch training on whole documents (padding masked out) for spec.train_steps steps."""
+    import torch
+
+    width = max(len(d) for d in documents)
+    batch = torch.zeros((len(documents), width), dtype=torch.long)
+    labels = torch.full((len(documents), width), -100, dtype=torch.long)
+    for row, doc in enumerate(documents):
+        batch[row, : len(doc)] = torch.tensor(doc)
+        labels[row, : len(doc)] = torch.tensor(doc)
+    torch.manual_seed(spec.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate, weight_decay=0.0)
+    model.train()
+    loss = torch.tensor(0.0)
+    for _ in range(spec.train_steps or 300):
+        loss = model(input_ids=batch, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    return float(loss)
+
+
 def tiktoken_ranks_of(tokenizer) -> dict[bytes, int]:
     """A trained byte-level BPE's vocabulary as tiktoken merge ranks (ids are in merge order)."""
     from ..convert.vocab import bytes_to_unicode
@@ -207,12 +248,16 @@ def build_hf_checkpoint(spec: TinyModelSpec, out_dir: Path) -> None:
         for name, param in model.named_parameters():
             if param.dim() == 1:
                 param.add_(torch.randn_like(param) * 0.1)
-    if spec.train_steps:
+    if spec.memorize:
+        memorize_snippets(model, snippet_documents(tokenizer, spec), spec)
+    elif spec.train_steps:
         train_causal_lm(model, [tokenizer.encode(t).ids + [eos] for t in texts], spec)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
     if spec.mp_num != 4:
         _relayout_qkv(out_dir, spec)
+    elif spec.family == "codegen2":  # CodeGen2 checkpoints always state their mp_num
+        (out_dir / "modeling_codegen.py").write_text(MP8_MARKER.replace("8", "4"))
     tokenizer.save(str(out_dir / "tokenizer.json"))
     (out_dir / "tokenizer_config.json").write_text(json.dumps(
         {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": ENDOFTEXT, "bos_token": ENDOFTEXT,

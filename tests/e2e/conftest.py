@@ -1,0 +1,15 @@
+"""End-to-end fixtures: the real server as a subprocess over stdio (pytest-lsp), real tiny GGUFs."""
+
+from __future__ import annotations
+
+import pytest_lsp
+from pytest_lsp import ClientServerConfig, LanguageClient
+
+from support.lsp import SERVER
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER))
+async def client(lsp_client: LanguageClient):
+    """A started server; each test does its own initialize (model and options differ per test)."""
+
+    yield
+    await lsp_client.shutdown_session()
