@@ -31,6 +31,14 @@ class Suggestion:
     result: GenerationResult | None = None
 
 
+def _report_cancelled(ls: "CodegenLanguageServer", loop: asyncio.AbstractEventLoop, future) -> None:
+    if future.cancelled() or future.exception() is not None:
+        return
+    result = future.result()
+    loop.call_soon_threadsafe(ls.log_to_client, f"generation cancelled after {result.generated_tokens} tokens "
+                                                   f"({result.finish_reason})")
+
+
 async def suggest(ls: "CodegenLanguageServer", doc: Document, start: int, end: int) -> Suggestion:
     """`start`/`end` are code-point offsets; a non-empty range is the selection the text replaces."""
     settings = ls.settings
@@ -63,6 +71,8 @@ async def suggest(ls: "CodegenLanguageServer", doc: Document, start: int, end: i
             result = await asyncio.wrap_future(future)
         except asyncio.CancelledError:
             job.cancel.set()  # $/cancelRequest: stop decoding at the next token
+            loop = asyncio.get_running_loop()
+            future.add_done_callback(lambda f: _report_cancelled(ls, loop, f))
             raise
     finally:
         if ls.inflight.get(job_cancel_key) is job.cancel:
