@@ -115,6 +115,22 @@ def cmd_complete(args: argparse.Namespace) -> int:
     return run_complete(Path(args.file), args.line, args.character, _model_options(args))
 
 
+def cmd_bench_latency(args: argparse.Namespace) -> int:
+    from .bench.latency import print_report, run_latency
+
+    if args.model:
+        model = Path(args.model)
+    else:
+        from .models.factory import build_test_model, codegen_350m_shape
+
+        print("building a random-weight model of CodeGen-350M's shape (cached after the first run)...")
+        model = build_test_model(codegen_350m_shape()).quantized(args.quantization)
+    report = run_latency(model, args.max_tokens, args.threads, out=Path(args.out))
+    print_report(report)
+    print(f"wrote {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .convert import OUTTYPES
 
@@ -135,6 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="a .gguf path or registry name (default: settings/default model)")
     p.add_argument("--max-tokens", type=int, default=None)
     p.set_defaults(func=cmd_complete)
+
+    bench = sub.add_parser("bench", help="benchmarks that print numbers").add_subparsers(
+        dest="bench_command", required=True)
+    p = bench.add_parser("latency", help="request→answer latency through the server vs raw llama-cpp-python")
+    p.add_argument("--model", default=None, help="a .gguf (default: random CodeGen-350M shape, q4_k_m)")
+    p.add_argument("--quantization", default="q4_k_m")
+    p.add_argument("--max-tokens", type=int, default=16)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", default="bench-results/latency.json")
+    p.set_defaults(func=cmd_bench_latency)
 
     p = sub.add_parser("convert", help="convert a Hugging Face CodeGen checkpoint folder to GGUF")
     p.add_argument("src", help="checkpoint folder (config.json, weights, tokenizer files)")

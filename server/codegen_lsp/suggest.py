@@ -11,6 +11,8 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from lsprotocol import types
+
 from .context.prompt import PromptFormatError, build_segments
 from .documents.store import Document
 from .engine.jobs import GenerationJob, GenerationResult
@@ -86,7 +88,8 @@ async def suggest(ls: "CodegenLanguageServer", doc: Document, start: int, end: i
     tree = doc.tree if start == end else None  # the tree parses prefix+suffix only when nothing is replaced
     processed = postprocess(CompletionContext(language=doc.language, prefix=prefix, suffix=suffix, tree=tree),
                             result.text)
-    log.info("suggestion for %s v%d: %d prompt tokens (%d evaluated), %d generated, %.0f+%.0f ms, %s",
-             doc.uri, doc.version, result.prompt_tokens, result.evaluated_prompt_tokens, result.generated_tokens,
-             result.prompt_seconds * 1000, result.generate_seconds * 1000, processed.reason)
+    ls.log_to_client(f"suggestion for {doc.uri} v{doc.version}: {result.prompt_tokens} prompt tokens "
+                     f"({result.evaluated_prompt_tokens} evaluated), {result.generated_tokens} generated, "
+                     f"{result.prompt_seconds * 1000:.0f}+{result.generate_seconds * 1000:.0f} ms, {processed.reason}",
+                     types.MessageType.Log)
     return Suggestion(processed.text, processed.reason if not processed.text else "ok", doc.version, result)

@@ -105,7 +105,9 @@ class LlamaEngine:
         llm, info = self._llm, self._info
         if llm is None or info is None:
             raise ModelFileError("model", "no model is loaded")
-        n_ctx = llm.n_ctx()
+        # llama.cpp may round the context up (to 256) while llama-cpp-python sizes its token buffer
+        # by the n_ctx asked for: the smaller one is the real limit.
+        n_ctx = min(llm.n_ctx(), len(llm.input_ids))
         max_tokens = max(1, min(job.max_tokens, n_ctx // 2))
         segments = fit_segments(job.segments, n_ctx - max_tokens - 1, lambda t: len(self._tokenize(t)),
                                 job.prefix_share)

@@ -70,6 +70,12 @@ class TinyModel:
         return out
 
 
+def codegen_350m_shape() -> TinyModelSpec:
+    """Random weights in CodeGen-350M's shape (20 layers, n_embd 1024, 51200 rows): for timing only."""
+    return TinyModelSpec(n_embd=1024, n_layer=20, n_head=16, rotary_dim=32, n_inner=4096, pad_rows_to=51200,
+                         n_positions=2048, seed=350)
+
+
 def default_cache_dir() -> Path:
     return Path(os.environ.get("CODEGEN_LSP_TEST_MODELS", Path.cwd() / ".cache" / "test-models"))
 
@@ -126,24 +132,36 @@ def unpack_qkv_mp4(qkv):
     return q, k, v
 
 
-def train_causal_lm(model, documents: list[list[int]], spec: TinyModelSpec) -> float:
-    """A short, seeded next-token training run; returns the last loss."""
+def _optimize(model, spec: TinyModelSpec, steps: int, next_batch) -> float:
+    """AdamW for `steps` steps on batches from `next_batch()` → (input_ids, labels); returns the last loss."""
     import torch
 
-    data = torch.tensor([token for doc in documents for token in doc], dtype=torch.long)
-    generator = torch.Generator().manual_seed(spec.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate, weight_decay=0.0)
     model.train()
     loss = torch.tensor(0.0)
-    for _ in range(spec.train_steps):
-        starts = torch.randint(0, len(data) - spec.train_seq_len - 1, (spec.train_batch,), generator=generator)
-        batch = torch.stack([data[s:s + spec.train_seq_len] for s in starts.tolist()])
-        loss = model(input_ids=batch, labels=batch).loss
+    for _ in range(steps):
+        input_ids, labels = next_batch()
+        loss = model(input_ids=input_ids, labels=labels).loss
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     model.eval()
-    return float(loss)
+    return float(loss.detach())
+
+
+def train_causal_lm(model, documents: list[list[int]], spec: TinyModelSpec) -> float:
+    """A short, seeded next-token training run on random windows of the corpus."""
+    import torch
+
+    data = torch.tensor([token for doc in documents for token in doc], dtype=torch.long)
+    generator = torch.Generator().manual_seed(spec.seed)
+
+    def next_batch():
+        starts = torch.randint(0, len(data) - spec.train_seq_len - 1, (spec.train_batch,), generator=generator)
+        batch = torch.stack([data[s:s + spec.train_seq_len] for s in starts.tolist()])
+        return batch, batch
+
+    return _optimize(model, spec, spec.train_steps, next_batch)
 
 
 def snippet_documents(tokenizer, spec: TinyModelSpec) -> list[list[int]]:
@@ -174,16 +192,7 @@ def memorize_snippets(model, documents: list[list[int]], spec: TinyModelSpec) ->
         batch[row, : len(doc)] = torch.tensor(doc)
         labels[row, : len(doc)] = torch.tensor(doc)
     torch.manual_seed(spec.seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate, weight_decay=0.0)
-    model.train()
-    loss = torch.tensor(0.0)
-    for _ in range(spec.train_steps or 300):
-        loss = model(input_ids=batch, labels=labels).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    model.eval()
-    return float(loss)
+    return _optimize(model, spec, spec.train_steps or 300, lambda: (batch, labels))
 
 
 def tiktoken_ranks_of(tokenizer) -> dict[bytes, int]:
