@@ -131,6 +131,15 @@ def cmd_bench_latency(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_settings_schema(args: argparse.Namespace) -> int:
+    import json
+
+    from .settings import settings_json_schema
+
+    print(json.dumps(settings_json_schema(), indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .convert import OUTTYPES
 
@@ -151,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="a .gguf path or registry name (default: settings/default model)")
     p.add_argument("--max-tokens", type=int, default=None)
     p.set_defaults(func=cmd_complete)
+
+    p = sub.add_parser("settings-schema", help="print the settings' JSON Schema (for editor clients)")
+    p.set_defaults(func=cmd_settings_schema)
 
     bench = sub.add_parser("bench", help="benchmarks that print numbers").add_subparsers(
         dest="bench_command", required=True)
