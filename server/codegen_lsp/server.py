@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lsprotocol import types
+from cattrs import transform_error
+from cattrs.errors import ClassValidationError
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
@@ -37,6 +40,33 @@ class CodegenProtocol(LanguageServerProtocol):
         elif general and general.position_encodings:
             general.position_encodings = [types.PositionEncodingKind.Utf16]
         return (yield from super().lsp_initialize(params))
+
+    def structure_message(self, data):
+        """pygls raises out of the JSON decoder when a request's params have the wrong shape, and then
+        never answers it (the client hangs): answer InvalidParams here and drop the message."""
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            if not (isinstance(data, dict) and "id" in data and "method" in data):
+                raise
+            cause = exc.__cause__
+            try:
+                detail = "; ".join(transform_error(cause)) if isinstance(cause, ClassValidationError) else str(cause)
+            except Exception:  # noqa: BLE001 - the detail is a courtesy
+                detail = str(cause)
+            message = f"invalid params for {data['method']}: {detail or exc}"
+            log.warning("request %r: %s", data["id"], message)
+            self._send_response(data["id"], error=JsonRpcInvalidParams(message).to_response_error())
+            return _ANSWERED
+
+
+class _Answered:
+    """Stands in for a request already answered with an error; handle_message ignores it (jsonrpc != 2.0)."""
+
+    jsonrpc = "answered"
+
+
+_ANSWERED = _Answered()
 
 
 @dataclass

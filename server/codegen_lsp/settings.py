@@ -47,7 +47,11 @@ class Settings(BaseModel):
 
 
 class SettingsError(ValueError):
-    """A bad setting: names the field and the reason."""
+    """A bad setting: names the field and the reason; `key` is the top-level key at fault, if any."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 def parse_settings(base: Settings, *overrides: dict[str, Any] | None) -> Settings:
@@ -60,7 +64,8 @@ def parse_settings(base: Settings, *overrides: dict[str, Any] | None) -> Setting
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "settings"
-        raise SettingsError(f"setting {field!r}: {first['msg']} (got {first.get('input')!r})") from None
+        key = str(first["loc"][0]) if first["loc"] else None
+        raise SettingsError(f"setting {field!r}: {first['msg']} (got {first.get('input')!r})", key) from None
 
 
 def section_of(payload: Any) -> dict[str, Any] | None:

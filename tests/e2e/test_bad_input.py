@@ -24,13 +24,18 @@ def _inline_params(uri: str, line: int, character: int) -> types.InlineCompletio
         context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked))
 
 
-async def _still_serves(client: LanguageClient, tmp_path: Path, expect_text: bool = True) -> None:
-    """A valid request on a fresh document still answers (with a suggestion when a model is loaded)."""
+async def boot(client: LanguageClient, model, root: Path, **options):
+    """start() with one llama.cpp thread: on a busy 2-core machine two spinning threads crawl."""
+    return await start(client, model, root, **{"threads": 1, **options})
+
+
+async def _still_serves(client: LanguageClient, tmp_path: Path) -> None:
+    """A valid request on a fresh document still goes through the model and answers."""
     uri = (tmp_path / "alive.py").as_uri()
     open_doc(client, uri, SOURCE)
     items = await asyncio.wait_for(inline(client, uri, 5, 8), 20)
-    if expect_text:
-        assert len(items) == 1 and items[0].insert_text
+    assert len(items) <= 1
+    assert any(m.startswith(f"suggestion for {uri} v1") for m in logs(client))
 
 
 # -- model files that cannot be used ---------------------------------------------------------------
@@ -62,7 +67,7 @@ def _clip(tmp_path: Path, model) -> Path:
 async def test_unusable_model_file_is_reported_and_requests_answer_empty(client: LanguageClient, tiny_codegen1,
                                                                          tmp_path: Path, make, reason):
     path = make(tmp_path, tiny_codegen1)
-    await start(client, path, tmp_path)
+    await boot(client, path, tmp_path)
     await wait_until(lambda: any(str(path) in m and reason in m for m in shown(client)), 5,
                      f"showMessage naming {path} and {reason!r}")
     assert not any("model ready" in m for m in logs(client))
@@ -80,7 +85,7 @@ async def test_unusable_model_file_is_reported_and_requests_answer_empty(client:
 # -- documents the model's context cannot hold -----------------------------------------------------
 
 async def test_tiny_context_window_trims_far_context(client: LanguageClient, tiny_codegen1, tmp_path: Path):
-    await start(client, tiny_codegen1.gguf_path, tmp_path, contextTokens=64, maxTokens=8)
+    await boot(client, tiny_codegen1.gguf_path, tmp_path, contextTokens=64, maxTokens=8)
     uri = (tmp_path / "long.py").as_uri()
     text = "".join(f"def function_{i}(a, b):\n    return a * {i} + b\n\n" for i in range(1000)) + "def last(x):\n    "
     assert text.count("\n") >= 3000
@@ -91,12 +96,13 @@ async def test_tiny_context_window_trims_far_context(client: LanguageClient, tin
     assert len(items) <= 1
     line = next(m for m in logs(client) if m.startswith(f"suggestion for {uri}"))
     prompt_tokens = int(line.split(": ", 1)[1].split(" prompt tokens")[0])
-    assert 0 < prompt_tokens <= 64 - 8  # fitted: the whole document is thousands of tokens
+    # Fitted: the document is tens of thousands of tokens; the lines nearest the cursor are what is kept.
+    assert 16 <= prompt_tokens <= 64 - 8
     assert not shown(client), shown(client)  # no error for the user
 
 
 async def test_ten_megabyte_document_answers_in_bounded_time(client: LanguageClient, tiny_codegen1, tmp_path: Path):
-    await start(client, tiny_codegen1.gguf_path, tmp_path, maxTokens=8)
+    await boot(client, tiny_codegen1.gguf_path, tmp_path, maxTokens=8)
     uri = (tmp_path / "huge.py").as_uri()
     block = "".join(f"value_{i} = compute({i}, 'abcdefghij')\n" for i in range(1000))
     text = block * (10 * 2**20 // len(block) + 1) + "def tail(x):\n    "
@@ -107,7 +113,8 @@ async def test_ten_megabyte_document_answers_in_bounded_time(client: LanguageCli
     items = await asyncio.wait_for(inline(client, uri, last_line, 4), 30)
     assert time.monotonic() - started < 15, "a huge document must not make the prompt fitting quadratic"
     assert len(items) <= 1
-    assert any(m.startswith(f"suggestion for {uri}") or "no inline suggestion" in m for m in logs(client))
+    line = next(m for m in logs(client) if m.startswith(f"suggestion for {uri} v1"))
+    assert int(line.split(": ", 1)[1].split(" prompt tokens")[0]) < 1024  # far context trimmed to the window
     client.text_document_did_close(types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(uri=uri)))
     await _still_serves(client, tmp_path)
 
@@ -115,7 +122,7 @@ async def test_ten_megabyte_document_answers_in_bounded_time(client: LanguageCli
 # -- text the JSON layer lets through ------------------------------------------------------------
 
 async def test_lone_surrogates_and_nul_bytes_do_not_crash(client: LanguageClient, tiny_codegen1, tmp_path: Path):
-    await start(client, tiny_codegen1.gguf_path, tmp_path, maxTokens=8)
+    await boot(client, tiny_codegen1.gguf_path, tmp_path, maxTokens=8)
     uri = (tmp_path / "odd.py").as_uri()
     text = "s = '\ud800'\nt = '\udfff\x00\x00'\nu = '\x00'\n"
     open_doc(client, uri, text)
@@ -128,7 +135,7 @@ async def test_lone_surrogates_and_nul_bytes_do_not_crash(client: LanguageClient
         content_changes=[types.TextDocumentContentChangeWholeDocument(text="x = '\ud83d'\n\x00")]))
     items = await asyncio.wait_for(inline(client, uri, 0, 6), 10)
     assert len(items) <= 1
-    assert sum(1 for m in logs(client) if m.startswith(f"suggestion for {uri}") or "no inline suggestion" in m) == 2
+    assert [m.split()[3] for m in logs(client) if m.startswith(f"suggestion for {uri} ")] == ["v1:", "v3:"]
     assert not any("ignored didChange" in m for m in logs(client))
     assert not any("Error in server" in m for m in shown(client))
     await _still_serves(client, tmp_path)
@@ -143,7 +150,7 @@ async def test_lone_surrogates_and_nul_bytes_do_not_crash(client: LanguageClient
 ], ids=["past-line-end", "past-document-end", "inside-surrogate-pair"])
 async def test_impossible_position_is_invalid_params(client: LanguageClient, tiny_codegen1, tmp_path: Path,
                                                      line, character, reason):
-    await start(client, tiny_codegen1.gguf_path, tmp_path, maxTokens=8)
+    await boot(client, tiny_codegen1.gguf_path, tmp_path, maxTokens=8)
     uri = (tmp_path / "pos.py").as_uri()
     open_doc(client, uri, "def f():\n    return 1\n😀 = 2\n")
     with pytest.raises(JsonRpcInvalidParams) as raised:
@@ -161,7 +168,7 @@ async def test_impossible_position_is_invalid_params(client: LanguageClient, tin
 
 
 async def test_request_for_unopened_document_names_the_uri(client: LanguageClient, tiny_codegen1, tmp_path: Path):
-    await start(client, tiny_codegen1.gguf_path, tmp_path, maxTokens=8)
+    await boot(client, tiny_codegen1.gguf_path, tmp_path, maxTokens=8)
     uri = (tmp_path / "never-opened.py").as_uri()
     with pytest.raises(JsonRpcInvalidParams) as raised:
         await asyncio.wait_for(client.text_document_inline_completion_async(_inline_params(uri, 0, 0)), 10)
@@ -193,6 +200,8 @@ async def test_malformed_json_rpc_is_survived(tmp_path: Path):
                                       "context": {"triggerKind": 1}}})
         bad = await server.response_to(2)
         assert bad["error"]["code"] == -32602, bad
+        assert "invalid params for textDocument/inlineCompletion" in bad["error"]["message"]
+        assert "position.line" in bad["error"]["message"], bad
         await server.send({"jsonrpc": "2.0", "id": 3, "method": "textDocument/inlineCompletion",
                            "params": {"textDocument": {"uri": "file:///w/a.py"},
                                       "position": {"line": 1, "character": 0}, "context": {"triggerKind": 1}}})
@@ -209,7 +218,7 @@ async def test_malformed_json_rpc_is_survived(tmp_path: Path):
 # -- versions ---------------------------------------------------------------------------------------
 
 async def test_stale_did_change_is_ignored_and_logged(client: LanguageClient, tiny_codegen1, tmp_path: Path):
-    await start(client, tiny_codegen1.gguf_path, tmp_path, maxTokens=8)
+    await boot(client, tiny_codegen1.gguf_path, tmp_path, maxTokens=8)
     uri = (tmp_path / "v.py").as_uri()
     open_doc(client, uri, "x = 1\n", version=5)
     change_doc(client, uri, 5, (0, 4), (0, 5), "2")  # same version
@@ -227,13 +236,14 @@ async def test_stale_did_change_is_ignored_and_logged(client: LanguageClient, ti
 
 async def test_edit_during_generation_returns_nothing_for_the_old_version(client: LanguageClient, tiny_codegen1,
                                                                          tmp_path: Path):
-    await start(client, tiny_codegen1.gguf_path, tmp_path, maxTokens=512)
+    await boot(client, tiny_codegen1.gguf_path, tmp_path, maxTokens=256)
     uri = (tmp_path / "race.py").as_uri()
     open_doc(client, uri, SOURCE, version=1)
-    pending = client.text_document_inline_completion_async(_inline_params(uri, 5, 8))  # sent now, not awaited
+    pending = asyncio.ensure_future(client.text_document_inline_completion_async(_inline_params(uri, 5, 8)))
+    await asyncio.sleep(0)  # pytest-lsp sends the request on the task's first step; didChange must follow it
     change_doc(client, uri, 2, (5, 8), (5, 8), "r")
     result = await asyncio.wait_for(pending, 20)
-    assert result.items == []
+    assert list(result.items) == []
     assert any(("superseded" in m or "document changed during generation" in m) for m in logs(client))
     assert not any(m.startswith(f"suggestion for {uri} v1") for m in logs(client))
     # The new version gets its suggestion.

@@ -9,11 +9,13 @@ prompt stays put while the user types and llama.cpp can keep its KV cache prefix
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Callable, Sequence
 
 from ..modelmeta import PromptFormat
 
 TRIM_BLOCK_LINES = 32  # lines dropped at a time; larger = more stable prompt start, less context
+MAX_CHARS_PER_TOKEN = 64  # generous: text longer than budget * this is cut without tokenizing it
 
 
 @dataclass(frozen=True)
@@ -61,29 +63,62 @@ def build_segments(fmt: PromptFormat, prefix: str, suffix: str, token_ids: dict[
     raise PromptFormatError(f"unknown prompt format {fmt!r}")
 
 
+def _first_fitting(candidates: Sequence[str], keep: Callable[[str], bool]) -> int:
+    """Index of the first candidate `keep` accepts, by binary search (candidates shrink, so `keep` goes
+    from False to True once, near enough); len(candidates) when none does. Only ~log2(n) calls of `keep`:
+    a linear scan tokenizes the whole document once per block, which is quadratic."""
+    lo, hi = 0, len(candidates)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if keep(candidates[mid]):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+class _Slices(Sequence[str]):
+    """text[offsets[i]:] (or text[:offsets[i]]) for block boundaries, built only when looked at."""
+
+    def __init__(self, text: str, offsets: list[int], from_top: bool) -> None:
+        self.text, self.offsets, self.from_top = text, offsets, from_top
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self.text[self.offsets[i]:] if self.from_top else self.text[:self.offsets[i]]
+
+
+def _line_offsets(text: str) -> tuple[list[str], list[int]]:
+    lines = text.splitlines(keepends=True)
+    return lines, list(accumulate(map(len, lines), initial=0))
+
+
 def _trim_top(text: str, keep: Callable[[str], bool]) -> str:
     """Drop whole-line blocks from the top until `keep` accepts; the cut points are fixed multiples of
     TRIM_BLOCK_LINES counted from the document start, so typing below them does not move them."""
     if keep(text):
         return text
-    lines = text.splitlines(keepends=True)
-    for start in range(TRIM_BLOCK_LINES, len(lines), TRIM_BLOCK_LINES):
-        candidate = "".join(lines[start:])
-        if keep(candidate):
+    lines, offsets = _line_offsets(text)
+    starts = list(range(TRIM_BLOCK_LINES, len(lines), TRIM_BLOCK_LINES))
+    found = _first_fitting(_Slices(text, [offsets[s] for s in starts], True), keep)
+    if found < len(starts):
+        return text[offsets[starts[found]]:]
+    # Not even the last block fits (a tiny window): keep as many of the last lines as fit.
+    for start in range((starts[-1] if starts else 0) + 1, len(lines)):
+        if keep(candidate := text[offsets[start]:]):
             return candidate
-    last = lines[-1] if lines else ""
-    return last if keep(last) else ""
+    return ""
 
 
 def _trim_bottom(text: str, keep: Callable[[str], bool]) -> str:
     if keep(text):
         return text
-    lines = text.splitlines(keepends=True)
-    for end in range(len(lines) - (len(lines) % TRIM_BLOCK_LINES or TRIM_BLOCK_LINES), 0, -TRIM_BLOCK_LINES):
-        candidate = "".join(lines[:end])
-        if keep(candidate):
-            return candidate
-    return ""
+    lines, offsets = _line_offsets(text)
+    ends = list(range(len(lines) - (len(lines) % TRIM_BLOCK_LINES or TRIM_BLOCK_LINES), 0, -TRIM_BLOCK_LINES))
+    found = _first_fitting(_Slices(text, [offsets[e] for e in ends], False), keep)
+    return text[:offsets[ends[found]]] if found < len(ends) else ""
 
 
 def fit_segments(segments: Sequence[Segment], budget: int, count_tokens: Callable[[str], int],
@@ -91,18 +126,27 @@ def fit_segments(segments: Sequence[Segment], budget: int, count_tokens: Callabl
     """Trim prefix/suffix text so the whole prompt is at most `budget` tokens; never fails."""
     fixed = sum(1 for s in segments if isinstance(s, Token))
     available = max(0, budget - fixed)
+
+    def fits(text: str, limit: int) -> bool:
+        # A token covers at most MAX_CHARS_PER_TOKEN characters, so longer text cannot fit: no need to
+        # tokenize (megabytes of) it to know.
+        return len(text) <= limit * MAX_CHARS_PER_TOKEN and count_tokens(text) <= limit
+
+    def count(text: str) -> int:  # exact up to `available`; available + 1 means "more than available"
+        return available + 1 if len(text) > available * MAX_CHARS_PER_TOKEN else count_tokens(text)
+
     texts = {s.role: s.text for s in segments if isinstance(s, Text)}
-    suffix_tokens = count_tokens(texts["suffix"]) if "suffix" in texts else 0
-    prefix_tokens = count_tokens(texts.get("prefix", ""))
+    suffix_tokens = count(texts["suffix"]) if "suffix" in texts else 0
+    prefix_tokens = count(texts.get("prefix", ""))
     if prefix_tokens + suffix_tokens <= available:
         return list(segments)
     if "suffix" in texts:
         suffix_budget = max(available - prefix_tokens, int(available * (1 - prefix_share)))
         suffix_budget = min(suffix_budget, suffix_tokens)
-        new_suffix = _trim_bottom(texts["suffix"], lambda t: count_tokens(t) <= suffix_budget)
+        new_suffix = _trim_bottom(texts["suffix"], lambda t: fits(t, suffix_budget))
         prefix_budget = available - count_tokens(new_suffix)
     else:
         new_suffix, prefix_budget = "", available
-    new_prefix = _trim_top(texts.get("prefix", ""), lambda t: count_tokens(t) <= prefix_budget)
+    new_prefix = _trim_top(texts.get("prefix", ""), lambda t: fits(t, prefix_budget))
     replaced = {"prefix": new_prefix, "suffix": new_suffix}
     return [Text(replaced[s.role], s.role) if isinstance(s, Text) else s for s in segments]

@@ -71,12 +71,20 @@ async def load_model(ls: "CodegenLanguageServer") -> None:
 
 
 def apply_settings(ls: "CodegenLanguageServer", *overrides: dict[str, Any] | None) -> bool:
-    """Merge new values; a bad value is reported and the last good settings stay. True if a reload is due."""
-    try:
-        new = parse_settings(ls.settings, *overrides)
-    except SettingsError as exc:
-        ls.tell_user(f"{exc}; keeping the previous settings")
-        return False
+    """Merge new values; a bad value is reported and its last good value stays (the other, valid values
+    of the same source still apply: one typo must not drop the model path). True if a reload is due."""
+    sources = [dict(o) for o in overrides if o]
+    while True:
+        try:
+            new = parse_settings(ls.settings, *sources)
+            break
+        except SettingsError as exc:
+            culprits = [o for o in sources if exc.key is not None and exc.key in o]
+            ls.tell_user(f"{exc}; keeping the previous {'value' if culprits else 'settings'}")
+            if not culprits:
+                return False
+            for o in culprits:
+                del o[exc.key]
     old, ls.settings = ls.settings, new
     ls.store.max_parse_bytes = new.max_document_bytes
     return old.reload_needed(new)
