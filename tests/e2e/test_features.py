@@ -7,7 +7,7 @@ from pathlib import Path
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from support.lsp import capabilities, change_doc, inline, open_doc, start
+from support.lsp import capabilities, change_doc, code_actions_at, inline, open_doc, start
 
 SOURCE = "import os\n\n\ndef read_config(path):\n    with open(path) as fh:\n        \n"
 
@@ -76,8 +76,7 @@ async def test_complete_here_code_action_resolves_to_versioned_edit(client: Lang
     uri = (tmp_path / "c.py").as_uri()
     open_doc(client, uri, "def square(x):\n    \n\n\nprint(square(3))\n", version=7)
     here = types.Range(start=types.Position(line=1, character=4), end=types.Position(line=1, character=4))
-    actions = await client.text_document_code_action_async(types.CodeActionParams(
-        text_document=types.TextDocumentIdentifier(uri=uri), range=here, context=types.CodeActionContext(diagnostics=[])))
+    actions = await code_actions_at(client, uri, 1, 4)
     assert [a.title for a in actions] == ["Complete here (codegen-lsp)"]
     assert actions[0].edit is None  # listing is instant; the edit comes from resolve
     resolved = await client.code_action_resolve_async(actions[0])
@@ -91,9 +90,7 @@ async def test_complete_here_refuses_a_changed_document(client: LanguageClient, 
     await start(client, memorizing_codegen2.gguf_path, tmp_path, maxTokens=16)
     uri = (tmp_path / "d.py").as_uri()
     open_doc(client, uri, "def square(x):\n    \n", version=1)
-    here = types.Range(start=types.Position(line=1, character=4), end=types.Position(line=1, character=4))
-    actions = await client.text_document_code_action_async(types.CodeActionParams(
-        text_document=types.TextDocumentIdentifier(uri=uri), range=here, context=types.CodeActionContext(diagnostics=[])))
+    actions = await code_actions_at(client, uri, 1, 4)
     change_doc(client, uri, 2, (0, 0), (0, 0), "# edited\n")
     resolved = await client.code_action_resolve_async(actions[0])
     assert resolved.edit is None

@@ -69,3 +69,11 @@ async def inline(client: LanguageClient, uri: str, line: int, character: int) ->
     return list(result.items) if isinstance(result, types.InlineCompletionList) else list(result or [])
 
 
+
+
+async def code_actions_at(client: LanguageClient, uri: str, line: int, character: int) -> list[types.CodeAction]:
+    here = types.Range(start=types.Position(line=line, character=character),
+                       end=types.Position(line=line, character=character))
+    return list(await client.text_document_code_action_async(types.CodeActionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), range=here,
+        context=types.CodeActionContext(diagnostics=[]))))
