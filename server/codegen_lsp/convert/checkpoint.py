@@ -68,14 +68,9 @@ class Checkpoint:
         except KeyError:
             raise ConversionError(self.folder, f"tensor {name!r} is missing from the weights") from None
 
-    def load(self, name: str, expected_shape: tuple[int, ...] | None = None) -> np.ndarray:
-        entry = self.entry(name)
-        if expected_shape is not None and tuple(entry.shape) != tuple(expected_shape):
-            raise ConversionError(
-                self.folder,
-                f"tensor {name!r} has shape {tuple(entry.shape)} but config.json implies {tuple(expected_shape)}",
-            )
-        return entry.load()
+    def load(self, name: str) -> np.ndarray:
+        """Load one tensor as float32 (planning has already checked its shape with check_shape)."""
+        return self.entry(name).load()
 
     def check_shape(self, name: str, expected_shape: tuple[int, ...]) -> None:
         entry = self.entry(name)
@@ -137,15 +132,13 @@ def _index_safetensors(files: list[Path]) -> dict[str, TensorEntry]:
 
 def _safetensors_loader(path: Path, name: str, dtype: str) -> Callable[[], np.ndarray]:
     def load() -> np.ndarray:
+        from safetensors import safe_open
+
         _require_float(path, name, dtype)
         if dtype == "BF16":  # numpy has no bfloat16: go through torch
             torch = _import_torch(path, "bf16 weights")
-            from safetensors import safe_open
-
             with safe_open(str(path), framework="pt") as fh:
                 return fh.get_tensor(name).to(torch.float32).numpy()
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="numpy") as fh:
             return np.asarray(fh.get_tensor(name), dtype=np.float32)
 

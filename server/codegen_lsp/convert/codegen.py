@@ -119,7 +119,7 @@ def plan_codegen(ckpt: Checkpoint, mp_num_override: int | None = None) -> Conver
 
     def copy(src: str, shape: tuple[int, ...]):
         ckpt.check_shape(src, shape)
-        return lambda: ckpt.load(src, shape)
+        return lambda: ckpt.load(src)
 
     def zeros(n: int):
         return lambda: np.zeros(n, dtype=np.float32)

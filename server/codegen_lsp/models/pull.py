@@ -48,15 +48,12 @@ def _write_lock(cache: Path, lock: dict[str, str]) -> None:
         tmp.write_text(json.dumps(lock, indent=1, sort_keys=True), encoding="utf-8")
 
 
-def download_checkpoint(entry: RegistryEntry, cache: Path, revision: str, endpoint: str | None,
-                        progress: bool) -> Path:
+def download_checkpoint(entry: RegistryEntry, cache: Path, revision: str, endpoint: str | None) -> Path:
     """Fetch config, tokenizer and weights (safetensors when the repo has them, else .bin)."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     kwargs = dict(repo_id=entry.repo_id, revision=revision, cache_dir=str(cache / "hub"), endpoint=endpoint)
-    if not progress:
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         folder = Path(snapshot_download(allow_patterns=CHECKPOINT_FILES + ["*.safetensors"], **kwargs))
         if not any(folder.glob("*.safetensors")):
@@ -76,7 +73,7 @@ def pull_model(entry: RegistryEntry, cache: Path, quantization: str | None = Non
         return PulledModel(entry.name, out, lock[entry.name], quant)
     out.parent.mkdir(parents=True, exist_ok=True)
     revision = lock.get(entry.name, entry.revision)
-    folder = download_checkpoint(entry, cache, revision, endpoint, progress)
+    folder = download_checkpoint(entry, cache, revision, endpoint)
     commit = folder.name  # huggingface_hub's snapshot folders are named by commit id
     convert_checkpoint(folder, out, quant, mp_num=entry.mp_num, progress=progress)
     try:
