@@ -49,6 +49,23 @@ def memorizing_codegen2():
 
 
 @pytest.fixture(scope="session")
+def synthesizing_codegen1():
+    """A tiny left-to-right model that reproduces support.snippets.SYNTHESIS_SNIPPETS from their comments."""
+    from codegen_lsp.models.factory import TinyModelSpec, build_test_model
+    from support.snippets import SYNTHESIS_SNIPPETS
+
+    return build_test_model(TinyModelSpec(memorize=SYNTHESIS_SNIPPETS, train_steps=300, seed=5))
+
+
+@pytest.fixture(scope="session")
+def slow_model():
+    """Random weights (so it rarely emits an end token) and big enough to decode for seconds."""
+    from codegen_lsp.models.factory import TinyModelSpec, build_test_model
+
+    return build_test_model(TinyModelSpec(n_embd=768, n_head=12, rotary_dim=32, n_layer=8, seed=21))
+
+
+@pytest.fixture(scope="session")
 def tiny_codegen2():
     """A tiny CodeGen2-style model with infill sentinels and an mp_num = 8 qkv layout."""
     from codegen_lsp.models.factory import TinyModelSpec, build_test_model

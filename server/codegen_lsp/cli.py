@@ -115,6 +115,15 @@ def cmd_complete(args: argparse.Namespace) -> int:
     return run_complete(Path(args.file), args.line, args.character, _model_options(args))
 
 
+def cmd_synthesize(args: argparse.Namespace) -> int:
+    from .headless import run_synthesize
+
+    options = _model_options(args)
+    if args.max_tokens:
+        options["synthesisMaxTokens"] = options.pop("maxTokens")
+    return run_synthesize(Path(args.file), args.range, args.write, options)
+
+
 def cmd_bench_latency(args: argparse.Namespace) -> int:
     from .bench.latency import print_report, run_latency
 
@@ -160,6 +169,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="a .gguf path or registry name (default: settings/default model)")
     p.add_argument("--max-tokens", type=int, default=None)
     p.set_defaults(func=cmd_complete)
+
+    p = sub.add_parser("synthesize", help="write the code under each comment of FILE, turn by turn "
+                                          "(the \"Synthesize from comments\" code action, over LSP)")
+    p.add_argument("file")
+    p.add_argument("--range", default=None, metavar="START:END", help="only lines START..END (1-based, inclusive)")
+    p.add_argument("--write", action="store_true", help="rewrite FILE (atomically) instead of printing the result")
+    p.add_argument("--model", default=None, help="a .gguf path or registry name (default: settings/default model)")
+    p.add_argument("--max-tokens", type=int, default=None, help="token budget per turn")
+    p.set_defaults(func=cmd_synthesize)
 
     p = sub.add_parser("settings-schema", help="print the settings' JSON Schema (for editor clients)")
     p.set_defaults(func=cmd_settings_schema)

@@ -37,6 +37,12 @@ class Settings(BaseModel):
     threads: int | None = Field(None, ge=1, le=256, description="CPU threads for llama.cpp (default: all cores).")
     gpu_layers: int = Field(0, ge=-1, alias="gpuLayers", description="Layers offloaded to the GPU (-1: all).")
     seed: int = Field(0, description="Sampling seed.")
+    synthesis_max_tokens: int = Field(128, ge=1, le=2048, alias="synthesisMaxTokens",
+                                      description="Token budget per turn of Synthesize from comments.")
+    synthesis_temperature: float = Field(0.0, ge=0.0, le=2.0, alias="synthesisTemperature",
+                                         description="Sampling temperature for synthesis (the MTPB uses 0.2); 0 is greedy.")
+    synthesis_turn_timeout_ms: int = Field(60000, ge=100, le=600000, alias="synthesisTurnTimeoutMs",
+                                           description="A turn still generating after this long inserts nothing.")
     max_document_bytes: int = Field(4 * 2**20, ge=1024, alias="maxDocumentBytes",
                                     description="Bigger documents get plain-text context (no syntax tree).")
 

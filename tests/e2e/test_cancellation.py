@@ -14,14 +14,6 @@ from pytest_lsp import LanguageClient
 from support.lsp import open_doc, start, wait_for_log
 
 
-@pytest.fixture(scope="module")
-def slow_model():
-    """Random weights (so it rarely emits an end token) and big enough to decode for seconds."""
-    from codegen_lsp.models.factory import TinyModelSpec, build_test_model
-
-    return build_test_model(TinyModelSpec(n_embd=768, n_head=12, rotary_dim=32, n_layer=8, seed=21))
-
-
 def inline_params(uri: str, line: int, character: int) -> types.InlineCompletionParams:
     return types.InlineCompletionParams(
         text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=line, character=character),

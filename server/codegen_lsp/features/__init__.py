@@ -9,7 +9,7 @@ if TYPE_CHECKING:
 
 
 def register_all(server: "CodegenLanguageServer") -> None:
-    from . import actions, completion, inline, lifecycle, sync
+    from . import actions, completion, inline, lifecycle, synthesize, sync
 
-    for module in (lifecycle, sync, inline, completion, actions):
+    for module in (lifecycle, sync, inline, completion, actions, synthesize):
         module.register(server)

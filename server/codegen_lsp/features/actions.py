@@ -1,4 +1,5 @@
-"""Code action "Complete here": fill in the middle at the cursor, or replace the selection.
+"""Code actions: "Complete here" (fill in the middle at the cursor, or replace the selection) and
+the synthesis actions of features/synthesize.py.
 
 Listing is instant; the edit is computed in codeAction/resolve (or inline for clients that cannot
 resolve) and carries the document version it was computed for. An edit for a document that changed
@@ -13,6 +14,7 @@ from lsprotocol import types
 
 from ..suggest import suggest
 from .common import document_or_error, offset_or_error
+from .synthesize import SYNTHESIZE_KIND, offered_actions, resolve_synthesis
 
 if TYPE_CHECKING:
     from ..server import CodegenLanguageServer
@@ -51,26 +53,34 @@ async def compute_edit(ls: "CodegenLanguageServer", action: types.CodeAction) ->
 
 def register(server: "CodegenLanguageServer") -> None:
     @server.feature(types.TEXT_DOCUMENT_CODE_ACTION,
-                    types.CodeActionOptions(code_action_kinds=[COMPLETE_KIND], resolve_provider=True))
+                    types.CodeActionOptions(code_action_kinds=[COMPLETE_KIND, SYNTHESIZE_KIND], resolve_provider=True))
     async def code_action(ls: "CodegenLanguageServer", params: types.CodeActionParams):
         doc = document_or_error(ls, params.text_document.uri)
         offset_or_error(ls, doc, params.range.start)
         offset_or_error(ls, doc, params.range.end)
-        if params.context.only and not any(COMPLETE_KIND.startswith(k) for k in params.context.only):
-            return []
-        r = params.range
-        action = types.CodeAction(
-            title=COMPLETE_HERE, kind=COMPLETE_KIND,
-            data={"uri": doc.uri, "version": doc.version,
-                  "start": {"line": r.start.line, "character": r.start.character},
-                  "end": {"line": r.end.line, "character": r.end.character}},
-        )
-        if not _client_resolves_edits(ls):
-            action = await compute_edit(ls, action)
-        return [action]
+        only = params.context.only
+
+        def wanted(kind: str) -> bool:
+            return not only or any(kind.startswith(k) for k in only)
+
+        resolves = _client_resolves_edits(ls)
+        actions = offered_actions(ls, doc, params.range, resolves) if wanted(SYNTHESIZE_KIND) else []
+        if wanted(COMPLETE_KIND):
+            r = params.range
+            action = types.CodeAction(
+                title=COMPLETE_HERE, kind=COMPLETE_KIND,
+                data={"action": "complete", "uri": doc.uri, "version": doc.version,
+                      "start": {"line": r.start.line, "character": r.start.character},
+                      "end": {"line": r.end.line, "character": r.end.character}},
+            )
+            actions.append(action if resolves else await compute_edit(ls, action))
+        return actions
 
     @server.feature(types.CODE_ACTION_RESOLVE)
     async def resolve(ls: "CodegenLanguageServer", action: types.CodeAction) -> types.CodeAction:
-        if action.title != COMPLETE_HERE:
-            return action
-        return await compute_edit(ls, action)
+        kind = (action.data or {}).get("action") if isinstance(action.data, dict) else None
+        if kind == "synthesize":
+            return await resolve_synthesis(ls, action)
+        if kind == "complete":
+            return await compute_edit(ls, action)
+        return action

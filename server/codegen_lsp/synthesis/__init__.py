@@ -1,0 +1,1 @@
+"""Synthesis from comments: turns, truncation, and the multi-turn runner."""

@@ -1,0 +1,180 @@
+"""Multi-turn synthesis, as in the CodeGen paper: turn i is generated from everything before it.
+
+The prompt for a turn is the document up to the end of its comment's line, with the code of the
+earlier turns (existing or just generated) in place. The
+completion is cut by `truncate_turn` and inserted under the comment. A turn that ends empty, runs
+out of time or breaks the parse inserts nothing and is reported; cancelling keeps finished turns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+from lsprotocol import types
+
+from ..context.prompt import Text
+from ..documents.store import Document
+from ..engine.jobs import GenerationJob, GenerationResult
+from ..postprocess.errors import introduces_parse_error
+from .truncate import stop_strings, truncate_turn
+from .turns import SynthesisPlan, Turn
+
+if TYPE_CHECKING:
+    from ..server import CodegenLanguageServer
+
+TurnStatus = str  # inserted | kept | empty | parse-error | timeout | cancelled
+
+
+@dataclass(frozen=True)
+class SynthesisOptions:
+    max_tokens: int = 128  # per turn
+    temperature: float = 0.0
+    top_p: float = 0.95
+    turn_timeout_s: float = 60.0
+    regenerate: bool = False  # replace code that already stands under a comment
+
+
+@dataclass(frozen=True)
+class TurnReport:
+    title: str
+    status: TurnStatus
+    detail: str = ""
+    generated_tokens: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Insertion:
+    """Replace [start, end) of the original document (code points) with `text`."""
+
+    start: int
+    end: int
+    text: str
+
+
+@dataclass
+class SynthesisResult:
+    version: int
+    insertions: list[Insertion] = field(default_factory=list)
+    turns: list[TurnReport] = field(default_factory=list)
+    stopped: str | None = None  # why it ended early: "cancelled" | "document changed"
+
+    def summary(self) -> str:
+        counts: dict[str, int] = {}
+        for turn in self.turns:
+            counts[turn.status] = counts.get(turn.status, 0) + 1
+        text = ", ".join(f"{n} {status}" for status, n in counts.items()) or "no turns"
+        return f"{text}; stopped: {self.stopped}" if self.stopped else text
+
+
+ProgressCallback = Callable[[int, int, Turn], None]
+
+
+class Synthesis:
+    """One run over a plan. `result` holds the finished turns at every moment, so a caller whose
+    task is cancelled mid-turn can still apply what is done."""
+
+    def __init__(self, ls: "CodegenLanguageServer", doc: Document, plan: SynthesisPlan,
+                 options: SynthesisOptions, cancel: threading.Event | None = None) -> None:
+        self.ls, self.doc, self.plan, self.options = ls, doc, plan, options
+        self.cancel = cancel or threading.Event()
+        self.result = SynthesisResult(doc.version)
+        self._working = doc.text  # the document with the insertions so far
+        self._shift = 0  # how far insertions moved text after the last one
+
+    def todo(self) -> list[Turn]:
+        return [t for t in self.plan.turns if t.pending or self.options.regenerate]
+
+    async def run(self, on_turn: ProgressCallback | None = None) -> SynthesisResult:
+        todo = self.todo()
+        for number, turn in enumerate(todo, 1):
+            if self.cancel.is_set():
+                self.result.stopped = "cancelled"
+                break
+            if self._document_changed():
+                self.result.stopped = "document changed"
+                break
+            if on_turn is not None:
+                on_turn(number, len(todo), turn)
+            report = await self._turn(turn)
+            if report.status == "cancelled":
+                self.result.stopped = "cancelled"
+                break
+            self.result.turns.append(report)
+            self.ls.log_to_client(f"synthesis turn {number}/{len(todo)} \u201c{turn.title}\u201d: {report.status}"
+                                  f"{' (' + report.detail + ')' if report.detail else ''}, "
+                                  f"{report.generated_tokens} tokens, {report.seconds * 1000:.0f} ms",
+                                  types.MessageType.Log)
+        return self.result
+
+    def _document_changed(self) -> bool:
+        store = self.ls.store
+        return self.doc.uri not in store or store.get(self.doc.uri).version != self.doc.version
+
+    async def _turn(self, turn: Turn) -> TurnReport:
+        started = time.perf_counter()
+        index = self.doc.index
+        start = index.byte_to_codepoint(turn.code_start)
+        end = index.byte_to_codepoint(turn.code_end) if (self.options.regenerate and not turn.pending) else start
+        at = start + self._shift
+        lead = "" if at == 0 or self._working[at - 1] == "\n" else "\n"  # a comment on the last line
+        prompt = self._working[:at] + lead
+        suffix = self._working[end + self._shift:]
+        language = self.doc.language
+
+        temperature, tokens, code, why = self.options.temperature, 0, "", ""
+        for attempt in range(2):
+            generated = await self._generate(prompt, turn.indent, temperature)
+            if isinstance(generated, str):  # "cancelled" | "timeout"
+                return TurnReport(turn.title, generated, "", tokens, time.perf_counter() - started)
+            tokens += generated.generated_tokens
+            cut = truncate_turn(generated.text, turn.indent, language, generated.finish_reason)
+            code, why = cut.text, cut.reason
+            if not code.strip():
+                return TurnReport(turn.title, "empty", f"no code before the {why}", tokens,
+                                  time.perf_counter() - started)
+            inserted = lead + code + ("\n" if end == start else "")
+            if not introduces_parse_error(language, self._working[:at], inserted, suffix):
+                break
+            if temperature == 0.0 or attempt == 1:  # a greedy retry would repeat itself
+                return TurnReport(turn.title, "parse-error", "the code does not parse here", tokens,
+                                  time.perf_counter() - started)
+            temperature = 0.0  # retry once, greedily
+        self.result.insertions.append(Insertion(start, end, inserted))
+        self._working = self._working[:at] + inserted + suffix
+        self._shift += len(inserted) - (end - start)
+        return TurnReport(turn.title, "inserted", why, tokens, time.perf_counter() - started)
+
+    async def _generate(self, prompt: str, indent: str, temperature: float) -> GenerationResult | str:
+        options, cancel = self.options, _LinkedEvent(self.cancel)
+        job = GenerationJob(segments=[Text(prompt)], max_tokens=options.max_tokens, temperature=temperature,
+                            top_p=options.top_p, stop_strings=stop_strings(indent, self.doc.language),
+                            prefix_share=0.75, cancel=cancel)
+        future = self.ls.engine.submit(job)
+        try:
+            result = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), options.turn_timeout_s)
+        except asyncio.TimeoutError:
+            cancel.set()
+            await asyncio.wrap_future(future)
+            return "timeout"
+        except asyncio.CancelledError:
+            cancel.set()  # the request was cancelled: stop decoding now, keep the finished turns
+            raise
+        if result.cancelled:
+            return "cancelled"
+        return result
+
+
+class _LinkedEvent(threading.Event):
+    """A job's cancel: set by its own timeout or by the whole run's cancel (the engine polls is_set)."""
+
+    def __init__(self, parent: threading.Event) -> None:
+        super().__init__()
+        self._parent = parent
+
+    def is_set(self) -> bool:
+        return super().is_set() or self._parent.is_set()
