@@ -58,6 +58,17 @@ def synthesizing_codegen1():
 
 
 @pytest.fixture(scope="session")
+def slow_synthesizing_codegen1():
+    """Memorizes support.snippets.MTPB_STYLE_PROGRAM but is big enough (6 layers, n_embd 512) that a
+    turn takes a few hundred ms: a cancel sent when turn 2 starts reliably lands inside it."""
+    from codegen_lsp.models.factory import TinyModelSpec, build_test_model
+    from support.snippets import MTPB_STYLE_PROGRAM
+
+    return build_test_model(TinyModelSpec(n_embd=512, n_head=8, rotary_dim=32, n_layer=6,
+                                          memorize=(MTPB_STYLE_PROGRAM,), train_steps=200, seed=6))
+
+
+@pytest.fixture(scope="session")
 def slow_model():
     """Random weights (so it rarely emits an end token) and big enough to decode for seconds."""
     from codegen_lsp.models.factory import TinyModelSpec, build_test_model

@@ -15,12 +15,14 @@ class CliError(Exception):
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from .bench.mtpb import MtpbRunError
+    from .bench.mtpb_data import MtpbDataError
     from .convert.errors import ConversionError
     from .modelfile import ModelFileError
     from .models.pull import PullError
     from .models.registry import RegistryError
 
-    return (CliError, ConversionError, ModelFileError, PullError, RegistryError)
+    return (CliError, ConversionError, ModelFileError, PullError, RegistryError, MtpbDataError, MtpbRunError)
 
 
 # -- convert ---------------------------------------------------------------------------------------
@@ -140,6 +142,31 @@ def cmd_bench_latency(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_mtpb(args: argparse.Namespace) -> int:
+    from .bench.mtpb import MtpbOptions, run_mtpb
+    from .bench.mtpb_score import print_summary
+
+    report = run_mtpb(MtpbOptions(
+        model=Path(args.model) if args.model else None, data=Path(args.data) if args.data else None,
+        limit=args.limit, samples=args.samples, greedy=args.greedy, single_turn=args.single_turn,
+        out_dir=Path(args.out), jobs=args.jobs, timeout_s=args.timeout, threads=args.threads,
+        progress=not args.quiet))
+    print_summary(report)
+    return 0
+
+
+def cmd_bench_mtpb_exec(args: argparse.Namespace) -> int:
+    from .bench.mtpb_score import print_summary, run_mtpb_exec
+
+    try:
+        report = run_mtpb_exec(Path(args.samples), Path(args.out), Path(args.data) if args.data else None,
+                               jobs=args.jobs, timeout_s=args.timeout, progress=not args.quiet)
+    except (OSError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    print_summary(report)
+    return 0
+
+
 def cmd_settings_schema(args: argparse.Namespace) -> int:
     import json
 
@@ -191,6 +218,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default="bench-results/latency.json")
     p.set_defaults(func=cmd_bench_latency)
+
+    def mtpb_common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data", default=None, help="mtpb.jsonl (default: $CODEGEN_LSP_MTPB or ../shared/mtpb/mtpb.jsonl)")
+        p.add_argument("--out", default="bench-results", help="folder for the JSON and Markdown reports")
+        p.add_argument("--jobs", type=int, default=2, help="programs executed at once")
+        p.add_argument("--timeout", type=float, default=20.0, help="seconds per program (the paper: 20)")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = bench.add_parser("mtpb", help="MTPB pass rate: synthesize each problem through the server, run it sandboxed")
+    p.add_argument("--model", default=None, help="a .gguf (default: the server's default model)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N problems")
+    p.add_argument("--samples", type=int, default=1, help="programs sampled per test case")
+    p.add_argument("--greedy", action="store_true", help="greedy decoding instead of the paper's sampling")
+    p.add_argument("--single-turn", action="store_true", help="all prompts as one comment block (the paper's baseline)")
+    p.add_argument("--threads", type=int, default=None, help="llama.cpp threads")
+    mtpb_common(p)
+    p.set_defaults(func=cmd_bench_mtpb)
+
+    p = bench.add_parser("mtpb-exec", help="score programs produced elsewhere (JSONL: id, input, program[, sample])")
+    p.add_argument("samples")
+    mtpb_common(p)
+    p.set_defaults(func=cmd_bench_mtpb_exec)
 
     p = sub.add_parser("convert", help="convert a Hugging Face CodeGen checkpoint folder to GGUF")
     p.add_argument("src", help="checkpoint folder (config.json, weights, tokenizer files)")

@@ -7,10 +7,13 @@ their own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from dataclasses import dataclass, field
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Any, Callable, Iterator
 
 from lsprotocol import types
 from cattrs import transform_error
@@ -29,8 +32,48 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 
+# The id of the request whose handler is running; tasks started for it inherit it (contextvars).
+_REQUEST_ID: ContextVar[Any] = ContextVar("codegen_lsp_request_id", default=None)
+
+
 class CodegenProtocol(LanguageServerProtocol):
-    """pygls takes the client's first encoding; we prefer utf-8 whenever it is offered (no conversion)."""
+    """pygls takes the client's first encoding; we prefer utf-8 whenever it is offered (no conversion).
+
+    pygls runs workspace/executeCommand handlers under an inner future that $/cancelRequest never
+    reaches; `on_cancel_request` lets such a handler hear the cancel anyway."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._cancel_callbacks: dict[Any, list[Callable[[], None]]] = {}
+
+    def _handle_request(self, msg_id, method_name, params):
+        token = _REQUEST_ID.set(msg_id)
+        try:
+            return super()._handle_request(msg_id, method_name, params)
+        finally:
+            _REQUEST_ID.reset(token)
+
+    def _handle_cancel_notification(self, msg_id):
+        super()._handle_cancel_notification(msg_id)
+        for callback in self._cancel_callbacks.pop(msg_id, []):
+            callback()
+
+    @contextlib.contextmanager
+    def on_cancel_request(self, callback: Callable[[], None]) -> Iterator[None]:
+        """Call `callback` if the client cancels the request being handled, while in this block."""
+        msg_id = _REQUEST_ID.get()
+        if msg_id is None:
+            yield
+            return
+        self._cancel_callbacks.setdefault(msg_id, []).append(callback)
+        try:
+            yield
+        finally:
+            callbacks = self._cancel_callbacks.get(msg_id, [])
+            if callback in callbacks:
+                callbacks.remove(callback)
+            if not callbacks:
+                self._cancel_callbacks.pop(msg_id, None)
 
     @lsp_method(types.INITIALIZE)
     def lsp_initialize(self, params: types.InitializeParams):

@@ -11,7 +11,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcInvalidParams
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 
 from ..documents.store import Document
 from ..synthesis.run import Synthesis, SynthesisOptions, SynthesisResult
@@ -149,10 +149,14 @@ async def resolve_synthesis(ls: "CodegenLanguageServer", action: types.CodeActio
 
 
 async def _apply(ls: "CodegenLanguageServer", doc: Document, result: SynthesisResult) -> bool:
-    if not result.insertions or _stale(ls, doc, result):
+    if _stale(ls, doc, result) or not result.insertions:
         return False
-    response = await ls.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(
-        edit=_workspace_edit(ls, doc, result), label="Synthesize from comments"))
+    try:
+        response = await ls.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(
+            edit=_workspace_edit(ls, doc, result), label="Synthesize from comments"))
+    except JsonRpcException as exc:  # e.g. a client without workspace/applyEdit
+        ls.tell_user(f"{SYNTHESIZE}: the editor could not apply the edit ({exc})", types.MessageType.Warning)
+        return False
     if not response.applied:
         ls.tell_user(f"{SYNTHESIZE}: the editor did not apply the edit ({response.failure_reason or 'no reason given'})",
                      types.MessageType.Warning)
@@ -200,9 +204,10 @@ async def synthesize_command(ls: "CodegenLanguageServer", args: Any) -> dict[str
     progress = _Progress(ls, synthesis)
     await progress.begin(len(synthesis.todo()))
     try:
-        result = await _run(ls, synthesis, progress.turn)
-    except asyncio.CancelledError:
-        # $/cancelRequest: the current turn stopped decoding; the finished ones are still applied.
+        # $/cancelRequest stops the turn being decoded; the finished turns are still applied below.
+        with ls.protocol.on_cancel_request(synthesis.cancel.set):
+            result = await _run(ls, synthesis, progress.turn)
+    except asyncio.CancelledError:  # the task itself was cancelled (shutdown): same rule
         synthesis.cancel.set()
         synthesis.result.stopped = "cancelled"
         progress.end(f"cancelled; {synthesis.result.summary()}")
@@ -210,14 +215,14 @@ async def synthesize_command(ls: "CodegenLanguageServer", args: Any) -> dict[str
         raise
     applied = await _apply(ls, doc, result)
     progress.end(result.summary())
-    if not result.insertions:
+    if not result.insertions and result.stopped != "document changed":
         ls.tell_user(f"{SYNTHESIZE}: nothing to insert ({result.summary()})", types.MessageType.Info)
     return _report(result, applied)
 
 
 def register(server: "CodegenLanguageServer") -> None:
     @server.command(SYNTHESIZE_COMMAND)
-    async def synthesize(ls: "CodegenLanguageServer", *args: Any):
+    async def synthesize(ls, *args):  # no annotations: pygls evaluates them to structure the arguments
         if len(args) != 1:
             raise JsonRpcInvalidParams(f"{SYNTHESIZE_COMMAND} takes exactly one argument, got {len(args)}")
         return await synthesize_command(ls, args[0])
