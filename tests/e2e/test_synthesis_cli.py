@@ -1,0 +1,91 @@
+"""`codegen-lsp synthesize` and `codegen-lsp bench mtpb`: the real CLI, the real server, a real model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from support.snippets import MTPB_STYLE_PROGRAM
+
+COMMENTS = MTPB_STYLE_PROGRAM.replace("numbers = [3, 1, 2]\n", "").replace("ordered = sorted(numbers)\n", "") \
+    .replace("print(ordered)\n", "")
+
+
+def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "codegen_lsp", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_synthesize_prints_the_program_and_leaves_the_file(synthesizing_codegen1, tmp_path: Path):
+    source = tmp_path / "steps.py"
+    source.write_text(COMMENTS)
+    done = cli("synthesize", str(source), "--model", str(synthesizing_codegen1.gguf_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == MTPB_STYLE_PROGRAM
+    assert source.read_text() == COMMENTS
+    assert "synthesis turn 3/3" in done.stderr
+
+
+def test_synthesize_write_and_range(synthesizing_codegen1, tmp_path: Path):
+    source = tmp_path / "steps.py"
+    source.write_text(COMMENTS)
+    source.chmod(0o640)
+    first_turn_line = COMMENTS.split("\n").index('# Assign the list [3, 1, 2] to a variable named "numbers".') + 1
+    done = cli("synthesize", str(source), "--range", f"{first_turn_line}:{first_turn_line}", "--write",
+               "--model", str(synthesizing_codegen1.gguf_path))
+    assert done.returncode == 0, done.stderr
+    assert source.read_text() == COMMENTS.replace('"numbers".\n', '"numbers".\nnumbers = [3, 1, 2]\n', 1)
+    assert source.stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["steps.py"]  # no temporary file left behind
+
+
+def test_synthesize_bad_input(synthesizing_codegen1, tmp_path: Path):
+    model = str(synthesizing_codegen1.gguf_path)
+    missing = cli("synthesize", str(tmp_path / "missing.py"), "--model", model)
+    assert missing.returncode == 1 and "file not found" in missing.stderr
+    source = tmp_path / "plain.py"
+    source.write_text("x = 1\n")
+    nothing = cli("synthesize", str(source), "--model", model)
+    assert nothing.returncode == 1 and "nothing synthesized" in nothing.stderr
+    assert source.read_text() == "x = 1\n"
+    bad_range = cli("synthesize", str(source), "--range", "3:1", "--model", model)
+    assert bad_range.returncode == 1 and "--range" in bad_range.stderr
+
+
+def write_problems(path: Path) -> None:
+    """One MTPB-shaped problem the fixture model has memorized for its first input only."""
+    problem = {"id": "1", "name": "Sort a list", "description": "Sort.", "category": "array", "max_gen_length": 128,
+               "prompts": ["Assign the list {A} to a variable named \"numbers\".",
+                           "Sort \"numbers\" in ascending order and store the result in \"ordered\".",
+                           "Print the variable \"ordered\"."],
+               "inputs": [{"A": [3, 1, 2]}, {"A": [9, 8]}], "outputs": [[1, 2, 3], [8, 9]]}
+    path.write_text(json.dumps(problem) + "\n")
+
+
+def test_bench_mtpb_synthesizes_through_the_server_and_executes(synthesizing_codegen1, tmp_path: Path):
+    data, out = tmp_path / "mtpb.jsonl", tmp_path / "out"
+    write_problems(data)
+    done = cli("bench", "mtpb", "--data", str(data), "--model", str(synthesizing_codegen1.gguf_path), "--greedy",
+               "--out", str(out), "--quiet")
+    assert done.returncode == 0, done.stderr
+    report = json.loads((out / "mtpb.json").read_text())
+    assert report["counts"]["cases"] == 2 and report["counts"]["passed"] == 1  # the memorized input passes
+    assert report["pass_rate"] == 50.0
+    assert report["meta"]["mode"] == "multi-turn" and report["meta"]["sampling"] == "greedy"
+    assert "| 1 |" in (out / "mtpb.md").read_text()
+    single = cli("bench", "mtpb", "--data", str(data), "--model", str(synthesizing_codegen1.gguf_path), "--greedy",
+                 "--single-turn", "--out", str(out), "--quiet")
+    assert single.returncode == 0, single.stderr
+    assert json.loads((out / "mtpb-single-turn.json").read_text())["meta"]["mode"] == "single-turn"
+
+
+def test_bench_mtpb_without_a_loadable_model_fails_clearly(tmp_path: Path):
+    data = tmp_path / "mtpb.jsonl"
+    write_problems(data)
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"not a gguf")
+    done = cli("bench", "mtpb", "--data", str(data), "--model", str(bad), "--out", str(tmp_path), "--quiet")
+    assert done.returncode == 1 and "cannot load the model" in done.stderr
+    assert not (tmp_path / "mtpb.json").exists()
