@@ -33,9 +33,9 @@ MODEL_OUTCOMES = ("model ready", "cannot load the model", "no model configured")
 
 
 async def start_session(root: Path, options: dict, log_level: str = "warning",
-                        echo_log: Callable[[str], bool] | None = None) -> LanguageClient:
+                        echo_log: Callable[[str], bool] | None = None, show_messages: bool = True) -> LanguageClient:
     """A started, initialized server. Its window/logMessage texts collect in `client.server_log`;
-    those `echo_log` accepts are also printed to stderr."""
+    those `echo_log` accepts are also printed to stderr, and so are showMessage texts if `show_messages`."""
     logging.getLogger("pygls").setLevel(logging.ERROR)  # the client logs every notification it ignores
     client = LanguageClient("codegen-lsp-headless", "1")
     server_log: list[str] = []
@@ -53,7 +53,8 @@ async def start_session(root: Path, options: dict, log_level: str = "warning",
 
     @client.feature(types.WINDOW_SHOW_MESSAGE)
     def _show(params: types.ShowMessageParams):
-        print(params.message, file=sys.stderr)
+        if show_messages:
+            print(params.message, file=sys.stderr)
 
     await client.start_io(sys.executable, "-m", "codegen_lsp", "serve", "--log-level", log_level)
     await client.initialize_async(types.InitializeParams(

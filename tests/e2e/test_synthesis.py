@@ -266,3 +266,33 @@ async def test_cancel_mid_turn_inserts_nothing_of_that_turn(client: LanguageClie
     assert time.perf_counter() - cancelled_at < 0.5
     await asyncio.sleep(0.3)
     assert applied == []  # half a turn is never applied
+
+
+async def test_turn_past_its_timeout_inserts_nothing_and_is_reported(client: LanguageClient, slow_model,
+                                                                     tmp_path: Path):
+    await start(client, slow_model.gguf_path, tmp_path, synthesisMaxTokens=1000, synthesisTurnTimeoutMs=300,
+                threads=1)
+    applied = record_applied_edits(client)
+    uri = (tmp_path / "n.py").as_uri()
+    open_doc(client, uri, "# Step one.\n")
+    started = time.perf_counter()
+    result = await asyncio.wait_for(client.workspace_execute_command_async(command(uri)), 30)
+    assert time.perf_counter() - started < 10  # stopped at the timeout, not after 1000 tokens
+    assert [t["status"] for t in result["turns"]] == ["timeout"] and result["applied"] is False
+    assert applied == []
+    await wait_for_log(client, ("nothing to insert (1 timeout)",))
+
+
+async def test_sampled_code_that_breaks_the_parse_is_retried_once_greedily(client: LanguageClient,
+                                                                           synthesizing_codegen1, tmp_path: Path):
+    uri = (tmp_path / "o.py").as_uri()
+    text = comments_only(BROKEN_TURN_PROGRAM)
+    await start(client, synthesizing_codegen1.gguf_path, tmp_path)
+    open_doc(client, uri, text)
+    greedy = await client.workspace_execute_command_async(command(uri))
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+        settings={"codegenLsp": {"synthesisTemperature": 0.2}}))
+    sampled = await client.workspace_execute_command_async(command(uri))
+    assert greedy["turns"][0]["status"] == sampled["turns"][0]["status"] == "parse-error"
+    # The sampled attempt (the memorized, broken line) and then one greedy retry: twice the tokens.
+    assert sampled["turns"][0]["generatedTokens"] == 2 * greedy["turns"][0]["generatedTokens"] > 0

@@ -70,7 +70,8 @@ def _server_options(options: MtpbOptions) -> dict:
 async def _synthesize_all(options: MtpbOptions, problems: list[Problem], workdir: Path,
                           on_program) -> None:
     """Synthesize every (problem, input, sample) in order; hand each program to `on_program`."""
-    client = await start_session(workdir, _server_options(options))
+    # Per-case messages ("nothing to insert ...") would drown the progress bar; the report has the outcomes.
+    client = await start_session(workdir, _server_options(options), show_messages=False)
     try:
         outcome = await model_outcome(client)
         if not outcome.startswith("model ready"):
