@@ -94,6 +94,31 @@ def cmd_test_model(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- the default model -----------------------------------------------------------------------------
+
+def cmd_train_default(args: argparse.Namespace) -> int:
+    from .convert import convert_checkpoint
+    from .training.corpus import build_corpus
+    from .training.train import TrainSpec, train
+
+    spec = TrainSpec(n_layer=args.layers, n_embd=args.embd, n_head=args.heads, rotary_dim=args.rotary_dim,
+                     vocab=args.vocab, seq_len=args.seq_len, batch=args.batch, steps=args.steps,
+                     learning_rate=args.lr, seed=args.seed, corpus_bytes=args.corpus_mb * 2**20)
+    out = Path(args.out)
+    corpus = build_corpus()
+    out.mkdir(parents=True, exist_ok=True)
+    corpus.write_manifest(out / "corpus_manifest.json")
+    print(f"corpus: {len(corpus.files)} files from {len(corpus.packages)} packages "
+          f"({len(corpus.split(True))} held out); manifest: {out / 'corpus_manifest.json'}")
+    result = train(corpus, spec, out, minutes=args.minutes, progress=not args.quiet)
+    print(f"{'finished' if result.finished else 'stopped'} at step {result.steps_done}/{spec.steps}, "
+          f"loss {result.loss:.3f}, {result.seconds / 60:.1f} min this run; checkpoint: {out}")
+    if args.gguf:
+        report = convert_checkpoint(out, Path(args.gguf), args.outtype, progress=not args.quiet)
+        print(f"wrote {report.out} ({args.outtype}, {report.bytes_written / 2**20:.1f} MiB)")
+    return 0
+
+
 # -- serve / complete ------------------------------------------------------------------------------
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -167,6 +192,23 @@ def cmd_bench_mtpb_exec(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_quality(args: argparse.Namespace) -> int:
+    import json
+
+    from .bench.quality import run_quality
+
+    report = run_quality(Path(args.model), files=args.files, per_file=args.lines_per_file, seed=args.seed,
+                         threads=args.threads)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+    print(f"single-line infill exact match {report['infill_exact_match']:.2f}% "
+          f"(baseline, repeat the line above: {report['infill_baseline_repeat_line_above']:.2f}%) over "
+          f"{report['infill_cases']} lines of {report['held_out_files']} held-out files")
+    print(f"perplexity {report['perplexity']:.2f} (unigram baseline {report['perplexity_unigram_baseline']:.2f}) "
+          f"over {report['perplexity_tokens']} tokens; wrote {args.out}")
+    return 0
+
+
 def cmd_settings_schema(args: argparse.Namespace) -> int:
     import json
 
@@ -236,6 +278,16 @@ def build_parser() -> argparse.ArgumentParser:
     mtpb_common(p)
     p.set_defaults(func=cmd_bench_mtpb)
 
+    p = bench.add_parser("quality", help="held-out single-line infill exact match (through the server) and "
+                                        "perplexity, each next to a trivial baseline")
+    p.add_argument("--model", required=True, help="a .gguf")
+    p.add_argument("--files", type=int, default=40, help="held-out files")
+    p.add_argument("--lines-per-file", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", default="bench-results/quality.json")
+    p.set_defaults(func=cmd_bench_quality)
+
     p = bench.add_parser("mtpb-exec", help="score programs produced elsewhere (JSONL: id, input, program[, sample])")
     p.add_argument("samples")
     mtpb_common(p)
@@ -266,6 +318,26 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--quiet", action="store_true")
         p.add_argument("--registry", default=None, help="registry TOML (default: models/registry.toml)")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("train-default", help="train the default model (CodeGen architecture, CodeGen2 recipe) "
+                                             "on permissively licensed source found on this machine; resumable")
+    p.add_argument("--out", default=".cache/default-model", help="checkpoint folder (resumed if present)")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--minutes", type=float, default=None, help="stop (with a checkpoint) after this long")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--embd", type=int, default=256)
+    p.add_argument("--heads", type=int, default=8)
+    p.add_argument("--rotary-dim", type=int, default=16)
+    p.add_argument("--vocab", type=int, default=16384)
+    p.add_argument("--seq-len", type=int, default=256)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--corpus-mb", type=int, default=24, help="MiB of source text tokenized for training")
+    p.add_argument("--gguf", default=None, help="also convert the checkpoint to this .gguf")
+    p.add_argument("--outtype", default="q8_0", choices=OUTTYPES)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_train_default)
 
     p = sub.add_parser("test-model", help="build (or reuse) a tiny random-weight CodeGen test model")
     p.add_argument("--family", choices=["codegen1", "codegen2"], default="codegen1")

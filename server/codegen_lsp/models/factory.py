@@ -261,29 +261,36 @@ def build_hf_checkpoint(spec: TinyModelSpec, out_dir: Path) -> None:
         memorize_snippets(model, snippet_documents(tokenizer, spec), spec)
     elif spec.train_steps:
         train_causal_lm(model, [tokenizer.encode(t).ids + [eos] for t in texts], spec)
+    save_hf_checkpoint(model, tokenizer, out_dir, spec.family, spec.mp_num, spec.n_positions)
+    (out_dir / "codegen_lsp_spec.json").write_text(json.dumps(dataclasses.asdict(spec), indent=1))
+
+
+def save_hf_checkpoint(model, tokenizer, out_dir: Path, family: str, mp_num: int = 4,
+                       n_positions: int = 1024) -> None:
+    """A CodeGen checkpoint folder as the hub has them: weights, config, tokenizer, and for CodeGen2 the
+    modeling file that states mp_num (our converter reads it; it never guesses)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
-    if spec.mp_num != 4:
-        _relayout_qkv(out_dir, spec)
-    elif spec.family == "codegen2":  # CodeGen2 checkpoints always state their mp_num
+    if mp_num != 4:
+        _relayout_qkv(out_dir, mp_num)
+    elif family == "codegen2":
         (out_dir / "modeling_codegen.py").write_text(MP8_MARKER.replace("8", "4"))
     tokenizer.save(str(out_dir / "tokenizer.json"))
     (out_dir / "tokenizer_config.json").write_text(json.dumps(
         {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": ENDOFTEXT, "bos_token": ENDOFTEXT,
-         "unk_token": ENDOFTEXT, "model_max_length": spec.n_positions}, indent=1))
-    (out_dir / "codegen_lsp_spec.json").write_text(json.dumps(dataclasses.asdict(spec), indent=1))
+         "unk_token": ENDOFTEXT, "model_max_length": n_positions}, indent=1))
 
 
-def _relayout_qkv(out_dir: Path, spec: TinyModelSpec) -> None:
+def _relayout_qkv(out_dir: Path, mp_num: int) -> None:
     """Rewrite qkv_proj into an mp_num-block layout and say so in a modeling file, as CodeGen2 does."""
     from safetensors.numpy import load_file, save_file
 
     path = out_dir / "model.safetensors"
     tensors = load_file(str(path))
     for name in [n for n in tensors if n.endswith("attn.qkv_proj.weight")]:
-        tensors[name] = pack_qkv(*unpack_qkv_mp4(tensors[name]), spec.mp_num)
+        tensors[name] = pack_qkv(*unpack_qkv_mp4(tensors[name]), mp_num)
     save_file(tensors, str(path), metadata={"format": "pt"})
-    (out_dir / "modeling_codegen.py").write_text(MP8_MARKER.replace("8", str(spec.mp_num)))
+    (out_dir / "modeling_codegen.py").write_text(MP8_MARKER.replace("8", str(mp_num)))
 
 
 class _lock:

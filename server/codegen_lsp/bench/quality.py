@@ -1,0 +1,148 @@
+"""`codegen-lsp bench quality`: does a model know code? Measured on held-out files, next to baselines.
+
+- Single-line infill exact match, through the server: one line of a held-out file is blanked (its
+  indentation kept), the server is asked for an inline completion there, and the answer must equal
+  the line (trailing blanks stripped). Baseline: repeat the nearest non-blank line above.
+- Perplexity per token on the held-out files (llama.cpp logits), next to a unigram model of the
+  same tokens (the trivial baseline: token frequencies and nothing else).
+
+Held-out files follow the corpus rule (content hash), so no file scored was trained on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from lsprotocol import types
+
+from ..headless import model_outcome, start_session, stop_session
+from ..training.corpus import build_corpus
+
+
+@dataclass(frozen=True)
+class InfillCase:
+    path: str
+    line: int
+    indent: str
+    expected: str
+    text: str  # the file with the line blanked
+
+    @property
+    def baseline(self) -> str:
+        """The nearest non-blank line above, stripped."""
+        for line in reversed(self.text.split("\n")[: self.line]):
+            if line.strip():
+                return line.strip()
+        return ""
+
+
+def held_out_texts(limit: int, seed: int = 0) -> list[tuple[str, str]]:
+    files = build_corpus().split(True)
+    random.Random(seed).shuffle(files)
+    texts = []
+    for source in files:
+        try:
+            text = Path(source.path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        if 200 <= len(text) <= 60_000:
+            texts.append((source.path, text))
+        if len(texts) == limit:
+            break
+    return texts
+
+
+def infill_cases(texts: list[tuple[str, str]], per_file: int, seed: int = 0) -> list[InfillCase]:
+    rng = random.Random(seed)
+    cases = []
+    for path, text in texts:
+        lines = text.split("\n")
+        candidates = [i for i, line in enumerate(lines) if len(line.strip()) >= 4]
+        for index in sorted(rng.sample(candidates, min(per_file, len(candidates)))):
+            line = lines[index]
+            indent = line[: len(line) - len(line.lstrip())]
+            blanked = "\n".join(lines[:index] + [indent] + lines[index + 1:])
+            cases.append(InfillCase(path, index, indent, line.strip(), blanked))
+    return cases
+
+
+async def _infill_through_server(model: Path, cases: list[InfillCase], threads: int | None) -> list[str]:
+    options: dict = {"model": str(model), "maxTokens": 48}
+    if threads:
+        options["threads"] = threads
+    with tempfile.TemporaryDirectory(prefix="codegen-lsp-quality-") as workdir:
+        client = await start_session(Path(workdir), options, show_messages=False)
+        try:
+            outcome = await model_outcome(client)
+            if not outcome.startswith("model ready"):
+                raise RuntimeError(outcome)
+            answers = []
+            for number, case in enumerate(cases):
+                uri = (Path(workdir) / f"case{number}.py").as_uri()
+                client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
+                    uri=uri, language_id="python", version=1, text=case.text)))
+                result = await client.text_document_inline_completion_async(types.InlineCompletionParams(
+                    text_document=types.TextDocumentIdentifier(uri=uri),
+                    position=types.Position(line=case.line, character=len(case.indent.encode("utf-16-le")) // 2),
+                    context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked)))
+                items = result.items if isinstance(result, types.InlineCompletionList) else (result or [])
+                answers.append(str(items[0].insert_text) if items else "")
+                client.text_document_did_close(types.DidCloseTextDocumentParams(
+                    text_document=types.TextDocumentIdentifier(uri=uri)))
+            return answers
+        finally:
+            await stop_session(client)
+
+
+def perplexities(model: Path, texts: list[tuple[str, str]], max_tokens: int = 512,
+                 threads: int | None = None) -> tuple[float, float, int]:
+    """(model perplexity, unigram-baseline perplexity, tokens scored) over the first `max_tokens`
+    tokens of each text. The unigram counts come from the same texts (an optimistic baseline)."""
+    import llama_cpp
+    import numpy as np
+
+    llm = llama_cpp.Llama(model_path=str(model), n_ctx=max_tokens + 1, logits_all=True, verbose=False,
+                          n_threads=threads or None)
+    token_lists = [llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)[: max_tokens] for _, text in texts]
+    counts = Counter(t for tokens in token_lists for t in tokens[1:])
+    total = sum(counts.values())
+    nll = unigram_nll = 0.0
+    scored = 0
+    for tokens in token_lists:
+        if len(tokens) < 2:
+            continue
+        llm.reset()
+        llm.eval(tokens)
+        logits = np.asarray(llm.scores[: len(tokens) - 1], dtype=np.float64)
+        logits -= logits.max(axis=1, keepdims=True)
+        log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        targets = np.asarray(tokens[1:])
+        nll -= float(log_probs[np.arange(len(targets)), targets].sum())
+        unigram_nll -= sum(math.log(counts[t] / total) for t in tokens[1:])
+        scored += len(targets)
+    llm.close()
+    return math.exp(nll / scored), math.exp(unigram_nll / scored), scored
+
+
+def run_quality(model: Path, files: int = 40, per_file: int = 5, seed: int = 0, threads: int | None = None) -> dict:
+    started = time.perf_counter()
+    texts = held_out_texts(files, seed)
+    cases = infill_cases(texts, per_file, seed)
+    answers = asyncio.run(_infill_through_server(model, cases, threads))
+    exact = sum(a.strip() == c.expected for a, c in zip(answers, cases))
+    baseline = sum(c.baseline == c.expected for c in cases)
+    model_ppl, unigram_ppl, scored = perplexities(model, texts, threads=threads)
+    return {
+        "model": str(model), "held_out_files": len(texts), "infill_cases": len(cases),
+        "infill_exact_match": round(100 * exact / max(1, len(cases)), 2),
+        "infill_baseline_repeat_line_above": round(100 * baseline / max(1, len(cases)), 2),
+        "perplexity": round(model_ppl, 2), "perplexity_unigram_baseline": round(unigram_ppl, 2),
+        "perplexity_tokens": scored, "seconds": round(time.perf_counter() - started, 1), "seed": seed,
+    }

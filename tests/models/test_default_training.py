@@ -1,0 +1,62 @@
+"""The default model's pipeline: corpus and licences, the CodeGen2 infill format, a resumable training
+run that our converter turns into a GGUF llama.cpp loads as an infill model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from codegen_lsp.training.corpus import build_corpus
+from codegen_lsp.training.train import Specials, TrainSpec, infill_example, train
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return build_corpus()
+
+
+def test_corpus_is_permissive_deduplicated_and_split_by_file(corpus):
+    manifest = corpus.manifest()
+    names = {p["name"]: p for p in manifest["packages"]}
+    assert names["python-stdlib"]["licence"] == "PSF-2.0" and names["python-stdlib"]["files"] > 500
+    assert not any(word in p["licence"] for p in manifest["packages"] for word in ("GPL", "MPL"))
+    assert len({f.sha256 for f in corpus.files}) == len(corpus.files)
+    held_out = len(corpus.split(True)) / len(corpus.files)
+    assert 0.01 < held_out < 0.035
+    assert not {f.sha256 for f in corpus.split(True)} & {f.sha256 for f in corpus.split(False)}
+
+
+def test_infill_example_has_codegen2_layout():
+    specials = Specials(eos=0, mask=1, sep=2, eom=3)
+    newline = 9
+    window = np.array([10, 11, newline, 12, 13, newline, 14, newline, 15], dtype=np.int32)
+    rng = np.random.default_rng(0)
+    example = infill_example(window, rng, specials, {newline}, whole_lines=True)
+    mask_at = example.index(1)
+    tail = example.index(0)
+    assert example[tail:tail + 3] == [0, 2, 1] and example[-1] == 3
+    prefix, suffix, middle = example[:mask_at], example[mask_at + 1:tail], example[tail + 3:-1]
+    assert prefix + middle + suffix == window.tolist()
+    assert middle and middle[-1] == newline and (not prefix or prefix[-1] == newline)  # whole lines
+
+
+def test_training_resumes_and_converts_to_an_infill_gguf(corpus, tmp_path: Path):
+    from codegen_lsp.convert import convert_checkpoint
+    from codegen_lsp.engine.loadcheck import check_model_loads
+    from codegen_lsp.modelfile import inspect_model_file
+    from codegen_lsp.modelmeta import PromptFormat
+
+    spec = TrainSpec(n_layer=1, n_embd=64, n_head=4, rotary_dim=8, vocab=600, seq_len=64, batch=4, steps=3,
+                     warmup_steps=1, corpus_bytes=2**20, tokenizer_bytes=300_000, checkpoint_every=2)
+    first = train(corpus, spec, tmp_path / "ckpt", progress=False)
+    assert first.finished and first.steps_done == 3 and np.isfinite(first.loss)
+    again = train(corpus, TrainSpec(**{**spec.__dict__, "steps": 5}), tmp_path / "ckpt", progress=False)
+    assert again.steps_done == 5  # resumed at step 3, not restarted
+    assert json.loads((tmp_path / "ckpt" / "train_state.json").read_text())["step"] == 5
+    gguf = tmp_path / "default.gguf"
+    convert_checkpoint(tmp_path / "ckpt", gguf, "q8_0", progress=False)
+    check_model_loads(gguf)
+    assert inspect_model_file(gguf).prompt_format is PromptFormat.CODEGEN2_INFILL
