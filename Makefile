@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install dev test run clean-models
+.PHONY: install dev test run demo clean-models
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ test: dev
 
 run: install
 	$(BIN)/codegen-lsp serve
+
+# The server with its embedded default model, headless: prints the inline suggestion for line 10 of
+# docs/demo/steps.py (a blank line inside a loop).
+demo: install
+	$(BIN)/codegen-lsp complete docs/demo/steps.py --line 9 --character 12
 
 clean-models:
 	rm -rf .cache/test-models

@@ -29,6 +29,14 @@ def comments_only(program: str, marker: str = "#") -> str:
     return "\n".join(keep)
 
 
+async def open_steps(client: LanguageClient, model, path: Path, program: str) -> tuple[str, str]:
+    """Start the server on `model` and open `program` with its code removed; (uri, text)."""
+    await start(client, model.gguf_path, path.parent)
+    uri, text = path.as_uri(), comments_only(program)
+    open_doc(client, uri, text)
+    return uri, text
+
+
 async def synthesize_action(client: LanguageClient, uri: str, selection: types.Range) -> types.CodeAction:
     actions = await client.text_document_code_action_async(types.CodeActionParams(
         text_document=types.TextDocumentIdentifier(uri=uri), range=selection,
@@ -71,10 +79,7 @@ async def test_mtpb_style_program_is_synthesized_exactly(client: LanguageClient,
 
 async def test_docstring_turn_in_the_function_at_the_cursor(client: LanguageClient, synthesizing_codegen1,
                                                             tmp_path: Path):
-    await start(client, synthesizing_codegen1.gguf_path, tmp_path)
-    uri = (tmp_path / "b.py").as_uri()
-    text = comments_only(DOCSTRING_PROGRAM)
-    open_doc(client, uri, text)
+    uri, text = await open_steps(client, synthesizing_codegen1, tmp_path / "b.py", DOCSTRING_PROGRAM)
     cursor = types.Position(line=1, character=10)  # inside the docstring: the enclosing function is the region
     resolved = await client.code_action_resolve_async(
         await synthesize_action(client, uri, types.Range(start=cursor, end=cursor)))
@@ -124,10 +129,7 @@ async def test_empty_turn_is_reported_and_later_turns_still_run(client: Language
 
 
 async def test_turn_that_breaks_the_parse_is_not_inserted(client: LanguageClient, synthesizing_codegen1, tmp_path: Path):
-    await start(client, synthesizing_codegen1.gguf_path, tmp_path)
-    uri = (tmp_path / "f.py").as_uri()
-    text = comments_only(BROKEN_TURN_PROGRAM)
-    open_doc(client, uri, text)
+    uri, text = await open_steps(client, synthesizing_codegen1, tmp_path / "f.py", BROKEN_TURN_PROGRAM)
     resolved = await client.code_action_resolve_async(await synthesize_action(client, uri, whole_lines(text)))
     assert resolved.edit is None
     await wait_for_log(client, ("nothing to insert (1 parse-error)",))
@@ -158,10 +160,7 @@ async def test_bad_command_arguments_are_invalid_params(client: LanguageClient, 
 
 async def test_action_refused_when_the_document_changed_after_listing(client: LanguageClient, synthesizing_codegen1,
                                                                       tmp_path: Path):
-    await start(client, synthesizing_codegen1.gguf_path, tmp_path)
-    uri = (tmp_path / "i.py").as_uri()
-    text = comments_only(MTPB_STYLE_PROGRAM)
-    open_doc(client, uri, text)
+    uri, text = await open_steps(client, synthesizing_codegen1, tmp_path / "i.py", MTPB_STYLE_PROGRAM)
     action = await synthesize_action(client, uri, whole_lines(text))
     change_doc(client, uri, 2, (0, 0), (0, 0), "# edited\n")
     resolved = await client.code_action_resolve_async(action)
