@@ -23,6 +23,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
 from . import __version__
+from .context.suggestion_cache import SuggestionCache
 from .documents.positions import PositionEncoding
 from .documents.store import DocumentStore
 from .engine.jobs import Engine
@@ -132,6 +133,7 @@ class CodegenLanguageServer(LanguageServer):
         self.model = ModelState()
         self.workspace_root: Path | None = None
         self.inflight: dict[str, threading.Event] = {}  # uri → cancel event of its newest request
+        self.suggestion_cache = SuggestionCache()
         self.background: set[asyncio.Task] = set()
         self.model_watch_stop: asyncio.Event | None = None
         self.model_watch_path: Path | None = None

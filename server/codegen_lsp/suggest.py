@@ -47,6 +47,13 @@ async def suggest(ls: "CodegenLanguageServer", doc: Document, start: int, end: i
     job_cancel_key = doc.uri
     text = doc.text
     prefix, suffix = text[:start], text[end:]
+    if start == end and (hit := ls.suggestion_cache.lookup(doc.uri, prefix, suffix)) is not None:
+        previous = ls.inflight.get(job_cancel_key)
+        if previous is not None:
+            previous.set()  # this answer supersedes a request still generating
+        ls.log_to_client(f"suggestion for {doc.uri} v{doc.version}: from the {hit[1]} cache, no model call",
+                         types.MessageType.Log)
+        return Suggestion(hit[0], "ok", doc.version)
 
     previous = ls.inflight.get(job_cancel_key)
     if previous is not None:
@@ -92,4 +99,6 @@ async def suggest(ls: "CodegenLanguageServer", doc: Document, start: int, end: i
                      f"({result.evaluated_prompt_tokens} evaluated), {result.generated_tokens} generated, "
                      f"{result.prompt_seconds * 1000:.0f}+{result.generate_seconds * 1000:.0f} ms, {processed.reason}",
                      types.MessageType.Log)
+    if start == end:
+        ls.suggestion_cache.remember(doc.uri, prefix, suffix, processed.text)
     return Suggestion(processed.text, processed.reason if not processed.text else "ok", doc.version, result)

@@ -95,3 +95,21 @@ async def test_complete_here_refuses_a_changed_document(client: LanguageClient, 
     resolved = await client.code_action_resolve_async(actions[0])
     assert resolved.edit is None
     assert any("document changed" in m.message for m in client.messages)
+
+
+async def test_typed_through_suggestion_is_answered_without_the_model(client: LanguageClient, memorizing_codegen1,
+                                                                      tmp_path: Path):
+    await start(client, memorizing_codegen1.gguf_path, tmp_path, maxTokens=16)
+    uri = (tmp_path / "typed.py").as_uri()
+    open_doc(client, uri, "def add(a, b):\n    \n")
+    first = await inline(client, uri, 1, 4)
+    assert [i.insert_text for i in first] == ["return a + b"]
+    model_calls = sum("prompt tokens" in m.message for m in client.log_messages)
+    change_doc(client, uri, 2, (1, 4), (1, 4), "ret")  # the user types what the suggestion begins with
+    typed = await inline(client, uri, 1, 7)
+    assert [i.insert_text for i in typed] == ["urn a + b"]
+    assert any("from the typed-through cache, no model call" in m.message for m in client.log_messages)
+    assert sum("prompt tokens" in m.message for m in client.log_messages) == model_calls
+    change_doc(client, uri, 3, (1, 7), (1, 7), "x")  # typed something else: the model is asked again
+    await inline(client, uri, 1, 8)
+    assert sum("prompt tokens" in m.message for m in client.log_messages) == model_calls + 1

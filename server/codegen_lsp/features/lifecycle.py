@@ -37,6 +37,7 @@ async def load_model(ls: "CodegenLanguageServer") -> None:
     """Load (or reload) the configured model in the engine thread, reporting $/progress."""
     state = ls.model
     state.ready.clear()
+    ls.suggestion_cache.forget()  # a new (or replaced) model answers differently
     try:
         path = resolve_model_path(ls.settings.model)
     except ModelNotConfigured as exc:
@@ -86,6 +87,8 @@ def apply_settings(ls: "CodegenLanguageServer", *overrides: dict[str, Any] | Non
             for o in culprits:
                 del o[exc.key]
     old, ls.settings = ls.settings, new
+    if new != old:
+        ls.suggestion_cache.forget()  # answers depend on the settings (and the model they name)
     ls.store.max_parse_bytes = new.max_document_bytes
     return old.reload_needed(new)
 

@@ -42,3 +42,4 @@ def register(server: "CodegenLanguageServer") -> None:
         if (event := ls.inflight.pop(uri, None)) is not None:
             event.set()
         ls.store.close(uri)
+        ls.suggestion_cache.forget(uri)
