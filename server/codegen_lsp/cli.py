@@ -15,14 +15,14 @@ class CliError(Exception):
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from .bench.mtpb import MtpbRunError
     from .bench.mtpb_data import MtpbDataError
     from .convert.errors import ConversionError
+    from .headless import ServerModelError
     from .modelfile import ModelFileError
     from .models.pull import PullError
     from .models.registry import RegistryError
 
-    return (CliError, ConversionError, ModelFileError, PullError, RegistryError, MtpbDataError, MtpbRunError)
+    return (CliError, ConversionError, ModelFileError, PullError, RegistryError, MtpbDataError, ServerModelError)
 
 
 # -- convert ---------------------------------------------------------------------------------------
@@ -319,21 +319,24 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--registry", default=None, help="registry TOML (default: models/registry.toml)")
         p.set_defaults(func=func)
 
+    from .training.train import TrainSpec
+
+    train_defaults = TrainSpec()
     p = sub.add_parser("train-default", help="train the default model (CodeGen architecture, CodeGen2 recipe) "
                                              "on permissively licensed source found on this machine; resumable")
     p.add_argument("--out", default=".cache/default-model", help="checkpoint folder (resumed if present)")
-    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--steps", type=int, default=train_defaults.steps)
     p.add_argument("--minutes", type=float, default=None, help="stop (with a checkpoint) after this long")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--embd", type=int, default=256)
-    p.add_argument("--heads", type=int, default=8)
-    p.add_argument("--rotary-dim", type=int, default=16)
-    p.add_argument("--vocab", type=int, default=16384)
-    p.add_argument("--seq-len", type=int, default=256)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--corpus-mb", type=int, default=24, help="MiB of source text tokenized for training")
+    p.add_argument("--seed", type=int, default=train_defaults.seed)
+    p.add_argument("--layers", type=int, default=train_defaults.n_layer)
+    p.add_argument("--embd", type=int, default=train_defaults.n_embd)
+    p.add_argument("--heads", type=int, default=train_defaults.n_head)
+    p.add_argument("--rotary-dim", type=int, default=train_defaults.rotary_dim)
+    p.add_argument("--vocab", type=int, default=train_defaults.vocab)
+    p.add_argument("--seq-len", type=int, default=train_defaults.seq_len)
+    p.add_argument("--batch", type=int, default=train_defaults.batch)
+    p.add_argument("--lr", type=float, default=train_defaults.learning_rate)
+    p.add_argument("--corpus-mb", type=int, default=train_defaults.corpus_bytes // 2**20, help="MiB of source text tokenized for training")
     p.add_argument("--gguf", default=None, help="also convert the checkpoint to this .gguf")
     p.add_argument("--outtype", default="q8_0", choices=OUTTYPES)
     p.add_argument("--quiet", action="store_true")

@@ -75,6 +75,29 @@ async def model_outcome(client: LanguageClient, timeout: float = 300) -> str:
     return await asyncio.wait_for(poll(), timeout)
 
 
+class ServerModelError(Exception):
+    """The server could not load its model; the server's own message."""
+
+
+async def ready_session(root: Path, options: dict, **session_options) -> LanguageClient:
+    """start_session, then wait for the model: raises ServerModelError (server stopped) if it failed."""
+    client = await start_session(root, options, **session_options)
+    outcome = await model_outcome(client)
+    if not outcome.startswith("model ready"):
+        await stop_session(client)
+        raise ServerModelError(outcome)
+    return client
+
+
+async def inline_at(client: LanguageClient, uri: str, line: int, character: int) -> str:
+    """The first inline suggestion at a position of an open document ("" when none)."""
+    result = await client.text_document_inline_completion_async(types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=line, character=character),
+        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked)))
+    items = result.items if isinstance(result, types.InlineCompletionList) else (result or [])
+    return str(items[0].insert_text) if items else ""
+
+
 async def stop_session(client: LanguageClient) -> None:
     await client.shutdown_async(None)
     client.exit(None)
@@ -99,13 +122,9 @@ async def complete(path: Path, line: int, character: int, options: dict) -> str:
     client = await start_session(path.parent, options)
     try:
         uri, _ = open_file(client, path)
-        result = await client.text_document_inline_completion_async(types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=line, character=character),
-            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked)))
+        return await inline_at(client, uri, line, character)
     finally:
         await stop_session(client)
-    items = result.items if isinstance(result, types.InlineCompletionList) else (result or [])
-    return str(items[0].insert_text) if items else ""
 
 
 def run_complete(path: Path, line: int, character: int, options: dict) -> int:

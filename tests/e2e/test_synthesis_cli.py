@@ -89,3 +89,18 @@ def test_bench_mtpb_without_a_loadable_model_fails_clearly(tmp_path: Path):
     done = cli("bench", "mtpb", "--data", str(data), "--model", str(bad), "--out", str(tmp_path), "--quiet")
     assert done.returncode == 1 and "cannot load the model" in done.stderr
     assert not (tmp_path / "mtpb.json").exists()
+
+
+def test_bench_quality_reports_model_and_baselines(tiny_codegen2, tmp_path: Path):
+    out = tmp_path / "quality.json"
+    done = cli("bench", "quality", "--model", str(tiny_codegen2.gguf_path), "--files", "2", "--lines-per-file", "2",
+               "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    assert report["held_out_files"] == 2 and report["infill_cases"] == 4
+    assert 0 <= report["infill_exact_match"] <= 100 and 0 <= report["infill_baseline_repeat_line_above"] <= 100
+    assert report["perplexity"] > 1 and report["perplexity_unigram_baseline"] > 1 and report["perplexity_tokens"] > 0
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"not a gguf")
+    failed = cli("bench", "quality", "--model", str(broken), "--files", "1", "--out", str(tmp_path / "q2.json"))
+    assert failed.returncode == 1 and "cannot load the model" in failed.stderr

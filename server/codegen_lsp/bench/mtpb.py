@@ -19,17 +19,13 @@ from pathlib import Path
 from lsprotocol import types
 from tqdm import tqdm
 
-from ..headless import model_outcome, start_session, stop_session, synthesize_in_session
+from ..headless import ready_session, stop_session, synthesize_in_session
 from .mtpb_data import Problem, load_problems, render_file
 from .mtpb_score import ScoredCase, build_report, score_program, write_report
 
 PAPER_TEMPERATURE = 0.2
 PAPER_TOP_P = 0.95
 MAX_TURN_TOKENS = 2048  # the setting's upper bound; single-turn budgets are capped here
-
-
-class MtpbRunError(Exception):
-    """The benchmark cannot run (no model, bad data): one line for the person running it."""
 
 
 @dataclass(frozen=True)
@@ -71,11 +67,8 @@ async def _synthesize_all(options: MtpbOptions, problems: list[Problem], workdir
                           on_program) -> None:
     """Synthesize every (problem, input, sample) in order; hand each program to `on_program`."""
     # Per-case messages ("nothing to insert ...") would drown the progress bar; the report has the outcomes.
-    client = await start_session(workdir, _server_options(options), show_messages=False)
+    client = await ready_session(workdir, _server_options(options), show_messages=False)
     try:
-        outcome = await model_outcome(client)
-        if not outcome.startswith("model ready"):
-            raise MtpbRunError(outcome)
         budget = None
         for problem in problems:
             if turn_budget(problem, options.single_turn) != budget:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from lsprotocol import types
 
-from ..headless import model_outcome, start_session, stop_session
+from ..headless import inline_at, ready_session, stop_session
 from ..training.corpus import build_corpus
 
 
@@ -78,22 +78,14 @@ async def _infill_through_server(model: Path, cases: list[InfillCase], threads: 
     if threads:
         options["threads"] = threads
     with tempfile.TemporaryDirectory(prefix="codegen-lsp-quality-") as workdir:
-        client = await start_session(Path(workdir), options, show_messages=False)
+        client = await ready_session(Path(workdir), options, show_messages=False)
         try:
-            outcome = await model_outcome(client)
-            if not outcome.startswith("model ready"):
-                raise RuntimeError(outcome)
             answers = []
             for number, case in enumerate(cases):
                 uri = (Path(workdir) / f"case{number}.py").as_uri()
                 client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
                     uri=uri, language_id="python", version=1, text=case.text)))
-                result = await client.text_document_inline_completion_async(types.InlineCompletionParams(
-                    text_document=types.TextDocumentIdentifier(uri=uri),
-                    position=types.Position(line=case.line, character=len(case.indent.encode("utf-16-le")) // 2),
-                    context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked)))
-                items = result.items if isinstance(result, types.InlineCompletionList) else (result or [])
-                answers.append(str(items[0].insert_text) if items else "")
+                answers.append(await inline_at(client, uri, case.line, len(case.indent.encode("utf-16-le")) // 2))
                 client.text_document_did_close(types.DidCloseTextDocumentParams(
                     text_document=types.TextDocumentIdentifier(uri=uri)))
             return answers
