@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install dev test run demo clean-models
+.PHONY: install dev editors test e2e-vscode run demo clean-models
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,9 +15,20 @@ install: $(BIN)/python
 dev: $(BIN)/python
 	$(BIN)/pip install -e '.[dev]'
 
-# Builds the tiny test models on first use (cached in .cache/test-models), then runs every test.
-test: dev
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+# Neovim, the extension's npm packages, code-server and Chromium for the editor tests.
+editors:
+	editor-client/install-test-editors.sh
+
+# Builds the tiny test models on first use (cached in .cache/test-models), checks and packages the
+# VS Code extension (lint, typecheck, unit tests, .vsix), then runs every test, the real-editor ones
+# (Neovim headless, VS Code in code-server) included.
+test: dev editors
+	cd editor-client && npm run check
+	CODEGEN_LSP_VSCODE_E2E=1 $(BIN)/python -m pytest -q -p no:cacheprovider
+
+# Only the VS Code end-to-end tests (screenshots in bench-results/vscode-e2e/).
+e2e-vscode: dev
+	editor-client/e2e/run-e2e.sh
 
 run: install
 	$(BIN)/codegen-lsp serve

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from .resources import cache_dir, resource_dir
@@ -38,3 +39,49 @@ def resolve_model_path(setting: str | None) -> Path:
     if not pulled.exists():
         raise ModelNotConfigured(f"model {entry.name} is not downloaded yet: run `codegen-lsp models pull {entry.name}`")
     return pulled
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """One entry of an editor's model picker; `value` is what goes into the `model` setting."""
+
+    label: str
+    value: str
+    description: str
+
+
+def _workspace_ggufs(root: Path | None) -> list[Path]:
+    """.gguf files at the workspace root or in its models/ folder (a shallow look: pickers must be quick)."""
+    if root is None:
+        return []
+    found: list[Path] = []
+    for folder in (root, root / "models"):
+        try:
+            found.extend(sorted(p for p in folder.glob("*.gguf") if p.is_file()))
+        except OSError:
+            continue
+    return found
+
+
+def model_choices(workspace_root: Path | None, cache: Path) -> list[ModelChoice]:
+    """What a person can switch to: the embedded model, workspace GGUFs, and registry models (pulled
+    ones are ready; the others say how to pull them)."""
+    from .models.pull import model_path
+    from .models.registry import RegistryError, load_registry
+
+    choices: list[ModelChoice] = []
+    default = default_model_path()
+    if default is not None:
+        choices.append(ModelChoice(f"embedded default ({default.name})", "", "ships with codegen-lsp"))
+    for path in _workspace_ggufs(workspace_root):
+        choices.append(ModelChoice(path.name, str(path), str(path.parent)))
+    try:
+        entries = load_registry().model
+    except RegistryError:
+        entries = []
+    for entry in entries:
+        pulled = model_path(cache, entry).exists()
+        detail = f"{entry.parameters} {entry.family.value}, {entry.quantization}".strip()
+        description = detail if pulled else f"not downloaded: run `codegen-lsp models pull {entry.name}`"
+        choices.append(ModelChoice(entry.name, entry.name, description))
+    return choices

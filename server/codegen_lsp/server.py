@@ -33,6 +33,9 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 
+# Server → client notification driving editor status bars: {state, model, detail}.
+STATUS_NOTIFICATION = "codegenLsp/status"
+
 # The id of the request whose handler is running; tasks started for it inherit it (contextvars).
 _REQUEST_ID: ContextVar[Any] = ContextVar("codegen_lsp_request_id", default=None)
 
@@ -137,6 +140,33 @@ class CodegenLanguageServer(LanguageServer):
         self.background: set[asyncio.Task] = set()
         self.model_watch_stop: asyncio.Event | None = None
         self.model_watch_path: Path | None = None
+        self.generating = 0  # model calls in flight, for the "generating" status
+        self.model_load_started = False  # set by `initialized`; settings changes before it never reload
+
+    def set_model_status(self, status: str, detail: str, path: Path | None = None) -> None:
+        """Change what the server knows of its model and tell the client's status bar."""
+        self.model.status, self.model.detail = status, detail
+        if path is not None:
+            self.model.path = path
+        self.publish_status()
+
+    def publish_status(self) -> None:
+        state = "generating" if self.generating and self.model.status == "ready" else self.model.status
+        model = self.model.path.name if self.model.path else None
+        self.protocol.notify(STATUS_NOTIFICATION, {"state": state, "model": model, "detail": self.model.detail})
+
+    @contextlib.contextmanager
+    def generating_status(self) -> Iterator[None]:
+        """Marks a model call: the status reads "generating" while at least one runs."""
+        self.generating += 1
+        if self.generating == 1:
+            self.publish_status()
+        try:
+            yield
+        finally:
+            self.generating -= 1
+            if self.generating == 0:
+                self.publish_status()
 
     def spawn(self, coro) -> asyncio.Task:
         """Fire-and-forget work whose exceptions are logged, never lost."""

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 SECTION = "codegenLsp"
 WORKSPACE_FILE = "codegen-lsp.toml"
+CLIENT_KEY = "client"
 PromptFormatSetting = Literal["auto", "left-to-right", "codegen2-infill", "starcoder-fim", "codellama-fim",
                               "deepseek-fim", "qwen-fim"]
 
@@ -75,11 +76,14 @@ def parse_settings(base: Settings, *overrides: dict[str, Any] | None) -> Setting
 
 
 def section_of(payload: Any) -> dict[str, Any] | None:
-    """Accept either {"codegenLsp": {...}} or the section itself."""
+    """Accept either {"codegenLsp": {...}} or the section itself. The `client` key holds editor-client
+    settings (server command, restarts…) that editors send along with the section: not ours."""
     if not isinstance(payload, dict):
         return None
     inner = payload.get(SECTION, payload)
-    return inner if isinstance(inner, dict) else None
+    if not isinstance(inner, dict):
+        return None
+    return {k: v for k, v in inner.items() if k != CLIENT_KEY}
 
 
 def read_workspace_file(root: Path | None) -> dict[str, Any] | None:

@@ -77,7 +77,8 @@ async def suggest(ls: "CodegenLanguageServer", doc: Document, start: int, end: i
             return Suggestion("", str(exc), doc.version)
         future = ls.engine.submit(job)
         try:
-            result = await asyncio.wrap_future(future)
+            with ls.generating_status():
+                result = await asyncio.wrap_future(future)
         except asyncio.CancelledError:
             job.cancel.set()  # $/cancelRequest: stop decoding at the next token
             loop = asyncio.get_running_loop()

@@ -144,10 +144,9 @@ async def test_lone_surrogates_and_nul_bytes_do_not_crash(client: LanguageClient
 # -- impossible positions and unknown documents ---------------------------------------------------
 
 @pytest.mark.parametrize("line, character, reason", [
-    (0, 9, "character 9 is past the end of line 0 (length 8)"),
     (7, 0, "line 7 is past the last line"),
     (2, 1, "position 2:1 is inside a surrogate pair"),
-], ids=["past-line-end", "past-document-end", "inside-surrogate-pair"])
+], ids=["past-document-end", "inside-surrogate-pair"])
 async def test_impossible_position_is_invalid_params(client: LanguageClient, tiny_codegen1, tmp_path: Path,
                                                      line, character, reason):
     await boot(client, tiny_codegen1.gguf_path, tmp_path, maxTokens=8)
@@ -165,6 +164,18 @@ async def test_impossible_position_is_invalid_params(client: LanguageClient, tin
             position=types.Position(line=line, character=character))), 10)
     assert len(await asyncio.wait_for(inline(client, uri, 2, 2), 10)) <= 1  # after the pair: fine
     await _still_serves(client, tmp_path)
+
+
+async def test_character_past_line_end_means_the_line_end(client: LanguageClient, memorizing_codegen1,
+                                                          tmp_path: Path):
+    """LSP: "If the character value is greater than the line length it defaults back to the line length"
+    (Neovim 0.7 sends such positions for linewise selections)."""
+    await boot(client, memorizing_codegen1.gguf_path, tmp_path)
+    uri = (tmp_path / "eol.py").as_uri()
+    open_doc(client, uri, "def add(a, b):\n    ")
+    at_end = [i.insert_text for i in await inline(client, uri, 1, 4)]
+    past_end = [i.insert_text for i in await inline(client, uri, 1, 40)]
+    assert at_end == past_end == ["return a + b"]
 
 
 async def test_request_for_unopened_document_names_the_uri(client: LanguageClient, tiny_codegen1, tmp_path: Path):
@@ -221,17 +232,17 @@ async def test_stale_did_change_is_ignored_and_logged(client: LanguageClient, ti
     await boot(client, tiny_codegen1.gguf_path, tmp_path, maxTokens=8)
     uri = (tmp_path / "v.py").as_uri()
     open_doc(client, uri, "x = 1\n", version=5)
-    change_doc(client, uri, 5, (0, 4), (0, 5), "2")  # same version
-    change_doc(client, uri, 3, (0, 4), (0, 5), "3")  # older version
+    change_doc(client, uri, 5, (0, 4), (0, 5), "2\n\n")  # same version
+    change_doc(client, uri, 3, (0, 4), (0, 5), "3\n\n")  # older version
     await wait_until(lambda: sum("ignored didChange" in m for m in logs(client)) == 2, 5, "two ignored didChange logs")
     assert any(f"ignored didChange for {uri} v3" in m and "not newer than 5" in m for m in logs(client))
-    # The text is untouched: position 0:6 does not exist, 1:0 does (the document is still "x = 1\n").
-    with pytest.raises(JsonRpcInvalidParams):
-        await client.text_document_inline_completion_async(_inline_params(uri, 0, 6))
-    change_doc(client, uri, 6, (0, 4), (0, 5), "42")
-    with pytest.raises(JsonRpcInvalidParams, match="past the end of line 0"):
-        await client.text_document_inline_completion_async(_inline_params(uri, 0, 7))
-    assert len(await inline(client, uri, 0, 6)) <= 1  # v6 is "x = 42\n"
+    # The text is untouched: line 3 does not exist (the document is still "x = 1\n").
+    with pytest.raises(JsonRpcInvalidParams, match="line 3 is past the last line"):
+        await client.text_document_inline_completion_async(_inline_params(uri, 3, 0))
+    change_doc(client, uri, 6, (0, 4), (0, 5), "42\n\n")
+    with pytest.raises(JsonRpcInvalidParams, match="line 4 is past the last line"):
+        await client.text_document_inline_completion_async(_inline_params(uri, 4, 0))
+    assert len(await inline(client, uri, 3, 0)) <= 1  # v6 is "x = 42\n\n\n"
 
 
 async def test_edit_during_generation_returns_nothing_for_the_old_version(client: LanguageClient, tiny_codegen1,

@@ -76,10 +76,10 @@ def test_inside_surrogate_pair_rejected() -> None:
 
 
 @pytest.mark.parametrize("encoding", list(PositionEncoding))
-def test_strict_rejects_past_end(encoding: PositionEncoding) -> None:
+def test_requests_clamp_past_line_end_and_reject_past_last_line(encoding: PositionEncoding) -> None:
     index = LineIndex("héllo\nwörld")
-    with pytest.raises(PositionError, match="past the end of line 0"):
-        index.resolve(Pos(0, 40), encoding)
+    end_of_line_0 = index.resolve(Pos(0, 40), encoding)  # LSP: a character past the line end is the line end
+    assert (end_of_line_0.codepoint, end_of_line_0.byte) == (5, 6)
     with pytest.raises(PositionError, match="past the last line"):
         index.resolve(Pos(2, 0), encoding)
     with pytest.raises(PositionError, match="negative"):

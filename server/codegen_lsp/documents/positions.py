@@ -158,11 +158,12 @@ class LineIndex:
     def resolve(self, pos: Pos, encoding: PositionEncoding, *, lenient: bool = False) -> Offsets:
         """Offsets of `pos`.
 
-        Strict (requests): a line or character past the end is an error.
-        Lenient (didChange edits, per LSP): a character past the line end
-        clamps to the line end, a line past the end clamps to the end of the
-        document.  Both reject a position inside a surrogate pair / UTF-8
-        sequence, since no sensible character boundary is meant.
+        Requests: a character past the line end clamps to the line end (LSP:
+        "defaults back to the line length"; Neovim's linewise selections send
+        them), a line past the end is an error.
+        Lenient (didChange edits): a line past the end also clamps, to the end
+        of the document.  Both reject a position inside a surrogate pair /
+        UTF-8 sequence, since no sensible character boundary is meant.
         """
         line, character = pos.line, pos.character
         if line < 0 or character < 0:
@@ -184,21 +185,12 @@ class LineIndex:
     ) -> int:
         """Code-point column of `character` (in `encoding`) on one line."""
         if encoding is PositionEncoding.UTF32 or content.isascii():
-            length = len(content)
-            if character <= length:
-                return character
-            if lenient:
-                return length
-            raise PositionError(f"character {character} is past the end of line {line} (length {length})")
+            return min(character, len(content))
         codec = "utf-16-le" if encoding is PositionEncoding.UTF16 else "utf-8"
         unit = 2 if encoding is PositionEncoding.UTF16 else 1
         encoded = content.encode(codec)
         if character * unit > len(encoded):
-            if lenient:
-                return len(content)
-            raise PositionError(
-                f"character {character} is past the end of line {line} (length {len(encoded) // unit})"
-            )
+            return len(content)
         try:
             return len(encoded[: character * unit].decode(codec))
         except UnicodeDecodeError:

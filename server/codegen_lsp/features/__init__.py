@@ -9,7 +9,7 @@ if TYPE_CHECKING:
 
 
 def register_all(server: "CodegenLanguageServer") -> None:
-    from . import actions, completion, inline, lifecycle, synthesize, sync
+    from . import actions, completion, inline, lifecycle, models, synthesize, sync
 
-    for module in (lifecycle, sync, inline, completion, actions, synthesize):
+    for module in (lifecycle, sync, inline, completion, actions, synthesize, models):
         module.register(server)

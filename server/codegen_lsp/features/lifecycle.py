@@ -41,11 +41,11 @@ async def load_model(ls: "CodegenLanguageServer") -> None:
     try:
         path = resolve_model_path(ls.settings.model)
     except ModelNotConfigured as exc:
-        state.status, state.detail = "error", str(exc)
+        ls.set_model_status("error", str(exc))
         ls.tell_user(str(exc), types.MessageType.Warning)
         state.ready.set()
         return
-    state.status, state.detail, state.path = "loading", f"loading {path.name}", path
+    ls.set_model_status("loading", f"loading {path.name}", path)
     token = str(uuid.uuid4())
     progress = bool(ls.client_capabilities.window and ls.client_capabilities.window.work_done_progress)
     if progress:
@@ -57,10 +57,10 @@ async def load_model(ls: "CodegenLanguageServer") -> None:
             progress = False
     try:
         info = await asyncio.wrap_future(ls.engine.load(_engine_config(ls.settings, path)))
-        state.status, state.detail = "ready", f"{info.name} ({info.prompt_format.value})"
+        ls.set_model_status("ready", f"{info.name} ({info.prompt_format.value})")
         ls.log_to_client(f"model ready: {path} ({info.architecture}, {info.prompt_format.value})")
     except ModelFileError as exc:
-        state.status, state.detail = "error", str(exc)
+        ls.set_model_status("error", str(exc))
         ls.tell_user(f"cannot load the model: {exc}")
     finally:
         if progress:
@@ -121,12 +121,15 @@ def register(server: "CodegenLanguageServer") -> None:
     @server.feature(types.INITIALIZED)
     async def initialized(ls: "CodegenLanguageServer", params: types.InitializedParams) -> None:
         apply_settings(ls, await fetch_client_configuration(ls))
+        ls.model_load_started = True
         ls.spawn(load_model(ls))
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(ls: "CodegenLanguageServer", params: types.DidChangeConfigurationParams):
         change = section_of(params.settings) or await fetch_client_configuration(ls)
-        if change is not None and apply_settings(ls, change):
+        # Editors send their settings right after `initialized`, while its handler may still be fetching
+        # them: the first load (which reads the merged settings) must not be doubled.
+        if change is not None and apply_settings(ls, change) and ls.model_load_started:
             ls.spawn(load_model(ls))
 
     @server.feature(types.SHUTDOWN)

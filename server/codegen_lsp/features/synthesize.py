@@ -122,7 +122,8 @@ async def _run(ls: "CodegenLanguageServer", synthesis: Synthesis, on_turn=None) 
             synthesis.result.stopped = f"no model available ({ls.model.detail or ls.model.status})"
             ls.tell_user(f"{SYNTHESIZE}: {synthesis.result.stopped}")
             return synthesis.result
-        return await synthesis.run(on_turn)
+        with ls.generating_status():
+            return await synthesis.run(on_turn)
     finally:
         if ls.inflight.get(key) is synthesis.cancel:
             del ls.inflight[key]

@@ -1,0 +1,446 @@
+-- codegen-lsp for Neovim 0.7 and later: one module, no plugin dependencies.
+--
+--   vim.opt.runtimepath:append('/path/to/codegen-lsp/editor-client/neovim')  -- or copy this file to ~/.config/nvim/lua/
+--   require('codegen_lsp').setup({
+--     cmd = { '/path/to/codegen-lsp/.venv/bin/codegen-lsp', 'serve' },
+--     settings = { model = '/path/to/model.gguf' },   -- the "codegenLsp" section (`codegen-lsp settings-schema`)
+--   })
+--
+-- On 0.7-0.9 it starts the server with vim.lsp.start_client from a FileType autocmd and attaches buffers
+-- with vim.lsp.buf_attach_client (vim.lsp.start exists from 0.8, but the same code path serves 0.7-0.9);
+-- on 0.10+ it calls vim.lsp.start. Tested on 0.7.2 (tests/e2e/test_neovim.py). See docs/editors.md.
+
+local M = {}
+
+local api = vim.api
+local util = vim.lsp.util
+
+M.SECTION = 'codegenLsp'
+M.SYNTHESIZE_TITLE = 'Synthesize from comments (codegen-lsp)'
+M.SYNTHESIZE_KIND = 'refactor.rewrite.codegen.synthesize'
+M.SYNTHESIZE_COMMAND = 'codegen-lsp.synthesize'
+
+local defaults = {
+  name = 'codegen-lsp',
+  cmd = { 'codegen-lsp', 'serve' },
+  -- Neovim filetypes whose languageId the server has a grammar for.
+  filetypes = { 'python', 'javascript', 'javascriptreact', 'typescript', 'typescriptreact',
+                'go', 'rust', 'java', 'c', 'cpp', 'cuda' },
+  -- The first directory upwards holding one of these is the workspace root (else the file's directory).
+  root_markers = { 'codegen-lsp.toml', '.git', 'pyproject.toml', 'setup.py', 'package.json', 'go.mod',
+                   'Cargo.toml', 'pom.xml', 'build.gradle', 'CMakeLists.txt', 'Makefile' },
+  settings = {},    -- the "codegenLsp" section: { model = '/path/to/model.gguf', maxTokens = 64, ... }
+  keymaps = {       -- buffer-local, set when the server attaches; `keymaps = false` sets none
+    synthesize = '<leader>cs',  -- normal: whole buffer; visual: the selected lines
+    complete = '<M-\\>',        -- insert: ask for an inline suggestion at the cursor (shown as virtual text)
+    accept = '<M-l>',           -- insert: insert the suggestion shown
+    dismiss = '<M-h>',          -- insert: hide it (it also goes when the cursor moves or insert mode ends)
+  },
+  on_attach = nil,  -- function(client, bufnr) called after ours
+  capabilities = nil,  -- extra client capabilities, deep-merged over Neovim's defaults
+}
+
+-- Newer versions: methods are called client:request() (0.11 warns about client.request()), string index
+-- functions take an encoding (0.11), vim.lsp.start() replaces start_client() (0.8; start_client warns in 0.11).
+local has_011 = vim.fn.has('nvim-0.11') == 1
+local has_010 = vim.fn.has('nvim-0.10') == 1
+local use_lsp_start = has_010 and vim.lsp.start ~= nil
+
+local function call(client, method, ...)
+  if has_011 then
+    return client[method](client, ...)
+  end
+  return client[method](...)
+end
+
+local config = vim.deepcopy(defaults)
+local clients = {}  -- root directory -> client id
+local ns = api.nvim_create_namespace('codegen_lsp_inline')
+local shown = nil   -- the suggestion on screen: { bufnr, extmark, text, range, encoding, row, col }
+
+local function notify(msg, level)
+  vim.notify('codegen-lsp: ' .. msg, level or vim.log.levels.INFO)
+end
+
+-- The "codegenLsp" section; accepts { model = ... } or { codegenLsp = { model = ... } }.
+local function section(settings)
+  local s = settings or {}
+  if type(s[M.SECTION]) == 'table' then
+    s = s[M.SECTION]
+  end
+  if vim.tbl_isempty(s) then
+    return vim.empty_dict()  -- an object, not [], on the wire
+  end
+  return s
+end
+
+local function find_root(fname)
+  local dir = vim.fn.fnamemodify(fname, ':p:h')
+  for _, marker in ipairs(config.root_markers) do
+    local found = vim.fn.finddir(marker, dir .. ';')
+    if found == '' then
+      found = vim.fn.findfile(marker, dir .. ';')
+    end
+    if found ~= '' then
+      local path = vim.fn.fnamemodify(found, ':p'):gsub('/$', '')  -- a directory's :p ends in '/'
+      return vim.fn.fnamemodify(path, ':h')
+    end
+  end
+  return dir
+end
+
+local function map_keys(bufnr)
+  local keys = config.keymaps
+  if not keys then
+    return
+  end
+  local function map(mode, lhs, rhs, desc)
+    if lhs then
+      vim.keymap.set(mode, lhs, rhs, { buffer = bufnr, silent = true, desc = desc })
+    end
+  end
+  map('n', keys.synthesize, function() M.synthesize() end, 'codegen-lsp: synthesize from comments (buffer)')
+  -- <Esc> first so that the '< and '> marks hold this selection.
+  map('x', keys.synthesize, '<Esc><Cmd>lua require("codegen_lsp").synthesize({ visual = true })<CR>',
+      'codegen-lsp: synthesize from comments (selection)')
+  map('i', keys.complete, M.complete, 'codegen-lsp: inline suggestion')
+  map('i', keys.accept, M.accept, 'codegen-lsp: accept the suggestion')
+  map('i', keys.dismiss, M.dismiss, 'codegen-lsp: dismiss the suggestion')
+end
+
+local function make_capabilities()
+  local caps = vim.lsp.protocol.make_client_capabilities()
+  -- 0.7 answers workspace/configuration from `settings` but does not advertise it.
+  caps.workspace.configuration = true
+  caps.workspace.didChangeConfiguration = { dynamicRegistration = false }
+  caps.textDocument.inlineCompletion = { dynamicRegistration = false }  -- served by M.complete()
+  if config.capabilities then
+    caps = vim.tbl_deep_extend('force', caps, config.capabilities)
+  end
+  return caps
+end
+
+local function client_config(root)
+  local settings = section(config.settings)
+  return {
+    name = config.name,
+    cmd = config.cmd,
+    root_dir = root,
+    init_options = { [M.SECTION] = settings },
+    settings = { [M.SECTION] = settings },
+    capabilities = make_capabilities(),
+    on_attach = function(c, bufnr)
+      map_keys(bufnr)
+      if config.on_attach then
+        config.on_attach(c, bufnr)
+      end
+    end,
+  }
+end
+
+local function start_or_get(root)
+  local id = clients[root]
+  local client = id and vim.lsp.get_client_by_id(id)
+  if client and not vim.lsp.client_is_stopped(id) then
+    return id
+  end
+  id = vim.lsp.start_client(client_config(root))
+  clients[root] = id
+  return id
+end
+
+local function attach(bufnr)
+  if vim.bo[bufnr].buftype ~= '' then
+    return
+  end
+  local fname = api.nvim_buf_get_name(bufnr)
+  if fname == '' then
+    return
+  end
+  local root = find_root(fname)
+  if use_lsp_start then  -- 0.10+: reuses the client of the same name and root
+    clients[root] = vim.lsp.start(client_config(root), { bufnr = bufnr })
+    return
+  end
+  local id = start_or_get(root)
+  if id then
+    vim.lsp.buf_attach_client(bufnr, id)
+  end
+end
+
+--- Configure and start: attaches to every buffer of `opts.filetypes` (and those already open).
+function M.setup(opts)
+  config = vim.tbl_deep_extend('force', vim.deepcopy(defaults), opts or {})
+  if opts and opts.keymaps == false then
+    config.keymaps = false
+  end
+  if opts and opts.filetypes then
+    config.filetypes = opts.filetypes  -- a list replaces, it does not merge
+  end
+  if opts and opts.root_markers then
+    config.root_markers = opts.root_markers
+  end
+  local group = api.nvim_create_augroup('codegen_lsp', { clear = true })
+  api.nvim_create_autocmd('FileType', {
+    group = group,
+    pattern = config.filetypes,
+    callback = function(args) attach(args.buf) end,
+  })
+  api.nvim_create_autocmd({ 'InsertLeave', 'BufLeave', 'CursorMovedI' }, {
+    group = group,
+    callback = function(args)
+      if shown and args.event == 'CursorMovedI' then
+        local row, col = unpack(api.nvim_win_get_cursor(0))
+        if shown.bufnr == args.buf and shown.row == row - 1 and shown.col == col then
+          return  -- the cursor is still where the suggestion was asked for
+        end
+      end
+      M.dismiss()
+    end,
+  })
+  for _, bufnr in ipairs(api.nvim_list_bufs()) do
+    if api.nvim_buf_is_loaded(bufnr) and vim.tbl_contains(config.filetypes, vim.bo[bufnr].filetype) then
+      attach(bufnr)
+    end
+  end
+end
+
+--- The codegen-lsp client attached to `bufnr` (default: current), or nil.
+function M.client(bufnr)
+  bufnr = bufnr or api.nvim_get_current_buf()
+  local attached = vim.lsp.get_clients and vim.lsp.get_clients({ bufnr = bufnr }) or vim.lsp.buf_get_clients(bufnr)
+  for _, client in pairs(attached) do
+    if client.name == config.name then
+      return client
+    end
+  end
+  return nil
+end
+
+--- Push new settings (the "codegenLsp" section) to running servers, e.g. another model.
+function M.set_settings(settings)
+  config.settings = settings
+  local s = section(settings)
+  for _, id in pairs(clients) do
+    local client = vim.lsp.get_client_by_id(id)
+    if client then
+      client.config.settings = { [M.SECTION] = s }
+      call(client, 'notify', 'workspace/didChangeConfiguration', { settings = { [M.SECTION] = s } })
+    end
+  end
+end
+
+-- LSP character offset of byte column `col` in `line`.
+local function to_lsp_col(line, col, encoding)
+  col = math.min(col, #line)
+  if encoding == 'utf-8' then
+    return col
+  end
+  if has_011 then
+    return vim.str_utfindex(line, encoding, col, false)
+  end
+  local utf32, utf16 = vim.str_utfindex(line, col)
+  return encoding == 'utf-32' and utf32 or utf16
+end
+
+-- Byte column of LSP character offset `character` in `line`.
+local function to_byte_col(line, character, encoding)
+  if encoding == 'utf-8' then
+    return math.min(character, #line)
+  end
+  local ok, col
+  if has_011 then
+    ok, col = pcall(vim.str_byteindex, line, encoding, character, false)
+  else
+    ok, col = pcall(vim.str_byteindex, line, character, encoding ~= 'utf-32')
+  end
+  return ok and col or #line
+end
+
+local function line_text(bufnr, row)
+  return api.nvim_buf_get_lines(bufnr, row, row + 1, false)[1] or ''
+end
+
+-- Range of whole lines `first`..`last` (0-based, inclusive).
+local function lines_range(bufnr, first, last, encoding)
+  local text = line_text(bufnr, last)
+  return {
+    start = { line = first, character = 0 },
+    ['end'] = { line = last, character = to_lsp_col(text, #text, encoding) },
+  }
+end
+
+local function apply_action(client, action, bufnr, done)
+  if action.edit then
+    util.apply_workspace_edit(action.edit, client.offset_encoding)
+  end
+  local command = action.command
+  if type(command) == 'table' then
+    -- Our command applies its edit with workspace/applyEdit (handled by Neovim) and answers a report.
+    call(client, 'request', 'workspace/executeCommand', { command = command.command, arguments = command.arguments },
+      function(err, result)
+        if err then
+          return done(false, err.message, action)
+        end
+        done(result == nil or result.applied ~= false, result and result.summary or 'done', action)
+      end, bufnr)
+  elseif action.edit then
+    done(true, 'applied', action)
+  else
+    done(false, 'the server had nothing to insert (see :LspLog or the message above)', action)
+  end
+end
+
+--- Run "Synthesize from comments" on the current buffer: the whole buffer, or the lines of the last
+--- visual selection with { visual = true }, or { range = <LSP range> }. Asynchronous; `opts.on_done`
+--- is called with (ok, message, action): the code action as applied (its edit, or its command).
+function M.synthesize(opts)
+  opts = opts or {}
+  local bufnr = opts.bufnr or api.nvim_get_current_buf()
+  local done = opts.on_done or function(ok, msg)
+    notify('synthesize: ' .. tostring(msg), ok and vim.log.levels.INFO or vim.log.levels.WARN)
+  end
+  local client = M.client(bufnr)
+  if not client then
+    return done(false, 'no codegen-lsp client is attached to this buffer')
+  end
+  local encoding = client.offset_encoding or 'utf-16'
+  local range = opts.range
+  if not range and opts.visual then
+    local first, last = api.nvim_buf_get_mark(bufnr, '<')[1], api.nvim_buf_get_mark(bufnr, '>')[1]
+    range = lines_range(bufnr, first - 1, last - 1, encoding)
+  elseif not range then
+    range = lines_range(bufnr, 0, api.nvim_buf_line_count(bufnr) - 1, encoding)
+  end
+  local params = {
+    textDocument = util.make_text_document_params(bufnr),
+    range = range,
+    context = { diagnostics = {}, only = { M.SYNTHESIZE_KIND } },
+  }
+  call(client, 'request', 'textDocument/codeAction', params, function(err, actions)
+    if err then
+      return done(false, err.message)
+    end
+    local action
+    for _, a in ipairs(actions or {}) do
+      if a.title == M.SYNTHESIZE_TITLE or (a.kind == M.SYNTHESIZE_KIND and not action) then
+        action = a
+      end
+    end
+    if not action then
+      return done(false, 'nothing to synthesize here (write one comment per step, without code under it)')
+    end
+    local resolves = type(client.server_capabilities.codeActionProvider) == 'table'
+      and client.server_capabilities.codeActionProvider.resolveProvider
+    if action.edit or action.command or not resolves then
+      return apply_action(client, action, bufnr, done)
+    end
+    api.nvim_echo({ { 'codegen-lsp: synthesizing...' } }, false, {})
+    call(client, 'request', 'codeAction/resolve', action, function(rerr, resolved)
+      if rerr then
+        return done(false, rerr.message)
+      end
+      apply_action(client, resolved or action, bufnr, done)
+    end, bufnr)
+  end, bufnr)
+end
+
+--- Hide the inline suggestion.
+function M.dismiss()
+  if shown then
+    pcall(api.nvim_buf_del_extmark, shown.bufnr, ns, shown.extmark)
+    shown = nil
+  end
+end
+
+--- The suggestion being shown: { text = ..., bufnr = ..., row = ..., col = ... } or nil.
+function M.suggestion()
+  if not shown then
+    return nil
+  end
+  return { text = shown.text, bufnr = shown.bufnr, row = shown.row, col = shown.col }
+end
+
+--- Ask for an inline suggestion at the cursor (textDocument/inlineCompletion) and show the first item
+--- as virtual text. `opts.on_done(text or nil)` is called when the answer is in.
+function M.complete(opts)
+  opts = opts or {}
+  local bufnr = api.nvim_get_current_buf()
+  local client = M.client(bufnr)
+  local function finish(text)
+    if opts.on_done then
+      opts.on_done(text)
+    end
+  end
+  if not client then
+    notify('no codegen-lsp client is attached to this buffer', vim.log.levels.WARN)
+    return finish(nil)
+  end
+  M.dismiss()
+  local encoding = client.offset_encoding or 'utf-16'
+  local row, col = unpack(api.nvim_win_get_cursor(0))
+  row = row - 1
+  local tick = api.nvim_buf_get_changedtick(bufnr)
+  local params = {
+    textDocument = util.make_text_document_params(bufnr),
+    position = { line = row, character = to_lsp_col(line_text(bufnr, row), col, encoding) },
+    context = { triggerKind = 1 },  -- Invoked
+  }
+  call(client, 'request', 'textDocument/inlineCompletion', params, function(err, result)
+    if err then
+      notify('inline completion: ' .. tostring(err.message), vim.log.levels.WARN)
+      return finish(nil)
+    end
+    local items = result and (result.items or result) or {}
+    local item = items[1]
+    local cur_row, cur_col = unpack(api.nvim_win_get_cursor(0))
+    if not item or api.nvim_get_current_buf() ~= bufnr or api.nvim_buf_get_changedtick(bufnr) ~= tick
+        or cur_row - 1 ~= row or cur_col ~= col then
+      return finish(nil)  -- nothing, or the buffer/cursor moved on meanwhile
+    end
+    local text = item.insertText
+    if type(text) == 'table' then
+      text = text.value  -- a StringValue snippet: shown and inserted as plain text
+    end
+    if type(text) ~= 'string' or text == '' then
+      return finish(nil)
+    end
+    local lines = vim.split(text, '\n', { plain = true })
+    local virt_lines = {}
+    for i = 2, #lines do
+      table.insert(virt_lines, { { lines[i], 'Comment' } })
+    end
+    local extmark = api.nvim_buf_set_extmark(bufnr, ns, row, col, {
+      virt_text = { { lines[1], 'Comment' } },
+      virt_text_pos = has_010 and 'inline' or 'overlay',  -- 0.7-0.9: drawn over any text after the cursor
+      virt_lines = #virt_lines > 0 and virt_lines or nil,
+      hl_mode = 'combine',
+    })
+    shown = { bufnr = bufnr, extmark = extmark, text = text, range = item.range, encoding = encoding,
+              row = row, col = col }
+    finish(text)
+  end, bufnr)
+end
+
+--- Insert the suggestion shown (over the item's range when it has one) and put the cursor after it.
+function M.accept()
+  if not shown or shown.bufnr ~= api.nvim_get_current_buf() then
+    return false
+  end
+  local s = shown
+  M.dismiss()
+  local srow, scol, erow, ecol = s.row, s.col, s.row, s.col
+  if s.range then
+    srow, erow = s.range.start.line, s.range['end'].line
+    scol = to_byte_col(line_text(s.bufnr, srow), s.range.start.character, s.encoding)
+    ecol = to_byte_col(line_text(s.bufnr, erow), s.range['end'].character, s.encoding)
+  end
+  local lines = vim.split(s.text, '\n', { plain = true })
+  api.nvim_buf_set_text(s.bufnr, srow, scol, erow, ecol, lines)
+  local last_row = srow + #lines - 1
+  local last_col = (#lines == 1 and scol or 0) + #lines[#lines]
+  api.nvim_win_set_cursor(0, { last_row + 1, last_col })
+  return true
+end
+
+return M

@@ -1,0 +1,433 @@
+// Wires the pure modules to the VS Code API: starts the codegen-lsp server over stdio, shows its
+// state in the status bar, restarts it after crashes (within limits) and contributes the commands.
+//
+// Inline completions: vscode-languageclient 11 registers InlineCompletionItemFeature among its
+// built-in features (lib/common/client.js, registerBuiltinFeatures), which advertises
+// textDocument.inlineCompletion and calls languages.registerInlineCompletionItemProvider when the
+// server announces inlineCompletionProvider (LSP 3.18). Its ProposedFeatures.createAll() is empty,
+// so registerProposedFeatures() is not needed.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as vscode from 'vscode';
+import {
+  CloseAction,
+  ErrorAction,
+  ExecuteCommandRequest,
+  LanguageClient,
+  State,
+  type CloseHandlerResult,
+  type ErrorHandlerResult,
+  type LanguageClientOptions,
+  type ServerOptions,
+} from 'vscode-languageclient/node';
+import { gaveUpMessage, HOW_TO_INSTALL, INSTALL_HINT, INSTALL_URL, restartingMessage, SHOW_LOGS, startFailedMessage } from './messages';
+import { LIST_MODELS_COMMAND, modelItems, synthesisMessage, synthesizeArguments, SYNTHESIZE_COMMAND } from './requests';
+import { RestartPolicy } from './restartPolicy';
+import {
+  appendTail,
+  describeEarlyExit,
+  describeSpawnError,
+  formatCommandLine,
+  pythonFromExtensionApi,
+  resolveServerCommand,
+  type ServerCommand,
+} from './serverCommand';
+import { modelSettingValue, needsRestart, readClientSettings, SECTION, type ClientSettings } from './settings';
+import { fromServerStatus, STATUS_NOTIFICATION, statusView, type ClientStatus } from './status';
+
+export const LANGUAGES = ['python', 'javascript', 'typescript', 'go', 'rust', 'java', 'c', 'cpp'];
+
+/** Silences languageclient's own "couldn't create connection" popup while we report the failure ourselves. */
+class CodegenClient extends LanguageClient {
+  quietErrors = false;
+
+  override error(message: string, data?: unknown, showNotification?: boolean | 'force'): void {
+    super.error(message, data, this.quietErrors ? false : showNotification);
+  }
+}
+
+/** What one spawned server process did: for the reason shown when it dies before initializing. */
+interface Launch {
+  stderr: string;
+  spawnError?: string;
+  exited: Promise<{ code: number | null; signal: string | null }>;
+}
+
+function clientSettings(): ClientSettings {
+  const config = vscode.workspace.getConfiguration(SECTION);
+  return readClientSettings((key) => config.get(key));
+}
+
+async function pythonFromExtension(): Promise<string | undefined> {
+  try {
+    const ext = vscode.extensions.getExtension('ms-python.python');
+    if (!ext) {
+      return undefined;
+    }
+    const exports: unknown = ext.isActive ? ext.exports : await ext.activate();
+    return await pythonFromExtensionApi(exports);
+  } catch {
+    return undefined;
+  }
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof Error) {
+    return err.message;
+  }
+  if (typeof err === 'object' && err !== null && typeof (err as { message?: unknown }).message === 'string') {
+    return (err as { message: string }).message;
+  }
+  return String(err);
+}
+
+function delay<T>(ms: number, value: T): Promise<T> {
+  return new Promise((resolve) => setTimeout(() => resolve(value), ms));
+}
+
+class Controller implements vscode.Disposable {
+  private client: CodegenClient | undefined;
+  private starting: Promise<void> | undefined;
+  private launch: Launch | undefined;
+  /** True while our own start() runs: a close then is a start failure, not a crash. */
+  private initialStart = false;
+  /** True while we stop the client ourselves (restart, deactivate). */
+  private stoppingByUs = false;
+  private status: ClientStatus = { kind: 'starting' };
+  private readonly policy: RestartPolicy;
+
+  constructor(
+    private readonly output: vscode.LogOutputChannel,
+    private readonly item: vscode.StatusBarItem,
+  ) {
+    this.policy = new RestartPolicy(clientSettings().maxRestarts);
+  }
+
+  setStatus(status: ClientStatus): void {
+    this.status = status;
+    const view = statusView(status);
+    this.item.text = view.text;
+    this.item.tooltip = view.tooltip;
+    this.item.accessibilityInformation = { label: view.accessibilityLabel, role: 'button' };
+    this.item.backgroundColor = view.error ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;
+  }
+
+  start(): Promise<void> {
+    this.starting = this.doStart();
+    return this.starting;
+  }
+
+  private async doStart(): Promise<void> {
+    this.setStatus({ kind: 'starting' });
+    const settings = clientSettings();
+    this.policy.setMaxRestarts(settings.maxRestarts);
+    const usesPython = settings.serverCommand.length === 0 && settings.pythonPath.trim() === '';
+    const cmd = resolveServerCommand({
+      serverCommand: settings.serverCommand,
+      pythonPath: settings.pythonPath,
+      extensionPython: usesPython ? await pythonFromExtension() : undefined,
+    });
+    const commandLine = formatCommandLine(cmd);
+    this.output.info(`Starting the server: ${commandLine}`);
+
+    let client: CodegenClient;
+    try {
+      client = new CodegenClient('codegenLsp', 'codegen-lsp', this.serverOptions(cmd), this.clientOptions());
+    } catch (err) {
+      // The constructor throws e.g. when VS Code is older than languageclient requires.
+      this.reportStartFailure(commandLine, errorText(err));
+      return;
+    }
+    this.client = client;
+    this.launch = undefined;
+    client.onNotification(STATUS_NOTIFICATION, (params: unknown) => {
+      if (client === this.client) {
+        this.setStatus(fromServerStatus(params));
+      }
+    });
+    client.onDidChangeState((e) => {
+      if (client !== this.client) {
+        return;
+      }
+      if (e.newState === State.Starting) {
+        this.setStatus({ kind: 'starting' });
+      } else if (e.newState === State.Stopped && !this.initialStart) {
+        if (this.stoppingByUs) {
+          this.setStatus({ kind: 'stopped' });
+        } else if (this.status.kind !== 'error') {
+          this.setStatus({ kind: 'error', reason: 'the server stopped' });
+        }
+      }
+    });
+
+    client.quietErrors = true;
+    this.initialStart = true;
+    try {
+      await client.start();
+      this.output.info('The server is running.');
+    } catch (err) {
+      const reason = await this.failureReason(err);
+      this.client = undefined;
+      void client.dispose(1000).catch(() => undefined);
+      this.reportStartFailure(commandLine, reason);
+    } finally {
+      client.quietErrors = false;
+      this.initialStart = false;
+    }
+  }
+
+  /** Spawns the process ourselves to learn why it failed (ENOENT, exit code, last stderr line). */
+  private serverOptions(cmd: ServerCommand): ServerOptions {
+    return () =>
+      new Promise<ChildProcess>((resolve, reject) => {
+        const child = spawn(cmd.command, cmd.args, { stdio: 'pipe', env: process.env });
+        const launch: Launch = {
+          stderr: '',
+          exited: new Promise((done) => child.once('exit', (code, signal) => done({ code, signal }))),
+        };
+        this.launch = launch;
+        child.stderr?.on('data', (chunk: Buffer | string) => {
+          launch.stderr = appendTail(launch.stderr, chunk.toString());
+        });
+        child.once('error', (err) => {
+          launch.spawnError = describeSpawnError(err, cmd.command);
+          reject(new Error(launch.spawnError));
+        });
+        child.once('spawn', () => resolve(child));
+      });
+  }
+
+  private async failureReason(err: unknown): Promise<string> {
+    const launch = this.launch;
+    if (launch?.spawnError) {
+      return launch.spawnError;
+    }
+    if (launch) {
+      // The exit event can trail the closed connection by a moment.
+      const exit = await Promise.race([launch.exited, delay(1000, undefined)]);
+      if (exit) {
+        return describeEarlyExit(exit.code, exit.signal, launch.stderr);
+      }
+    }
+    return errorText(err);
+  }
+
+  private reportStartFailure(commandLine: string, reason: string): void {
+    const message = startFailedMessage(commandLine, reason);
+    this.output.error(message);
+    for (const line of INSTALL_HINT) {
+      this.output.info(line);
+    }
+    this.setStatus({ kind: 'error', reason });
+    void vscode.window.showErrorMessage(message, HOW_TO_INSTALL, SHOW_LOGS).then((choice) => {
+      if (choice === HOW_TO_INSTALL) {
+        void vscode.env.openExternal(vscode.Uri.parse(INSTALL_URL));
+      } else if (choice === SHOW_LOGS) {
+        this.output.show();
+      }
+    });
+  }
+
+  private clientOptions(): LanguageClientOptions {
+    return {
+      documentSelector: LANGUAGES.flatMap((language) => [
+        { scheme: 'file', language },
+        { scheme: 'untitled', language },
+      ]),
+      outputChannel: this.output,
+      synchronize: { configurationSection: SECTION },
+      // No retry and no popup of its own: a failed start is reported once, by doStart.
+      initializationFailedHandler: (error) => {
+        this.output.error(`Server initialization failed: ${errorText(error)}`);
+        return false;
+      },
+      errorHandler: {
+        error: (error, _message, count): ErrorHandlerResult => {
+          this.output.warn(`Connection error (${count ?? 1}): ${error.message}`);
+          // A broken pipe is followed by `closed`, which decides about restarting.
+          return { action: ErrorAction.Continue, handled: true };
+        },
+        closed: () => this.onClosed(),
+      },
+      middleware: {
+        // Inline suggestions are the product; the completion list only on request (completionFallback).
+        provideCompletionItem: (document, position, context, token, next) =>
+          clientSettings().completionFallback ? next(document, position, context, token) : undefined,
+      },
+    };
+  }
+
+  private onClosed(): CloseHandlerResult {
+    if (this.initialStart) {
+      // Exited before answering initialize: reported once by doStart as a start failure.
+      return { action: CloseAction.DoNotRestart, handled: true };
+    }
+    this.policy.setMaxRestarts(clientSettings().maxRestarts);
+    const decision = this.policy.recordCrash();
+    if (decision.restart) {
+      const message = restartingMessage(decision.attempt, decision.max);
+      this.output.warn(message);
+      this.setStatus({ kind: 'error', reason: 'the server stopped unexpectedly; restarting' });
+      void vscode.window.showWarningMessage(message);
+      return { action: CloseAction.Restart, handled: true };
+    }
+    const message = gaveUpMessage(decision.crashes);
+    this.output.error(message);
+    this.setStatus({ kind: 'error', reason: `the server crashed ${decision.crashes} times in 3 minutes` });
+    void vscode.window.showErrorMessage(message, SHOW_LOGS).then((choice) => {
+      if (choice === SHOW_LOGS) {
+        this.output.show();
+      }
+    });
+    return { action: CloseAction.DoNotRestart, handled: true };
+  }
+
+  async stop(): Promise<void> {
+    const client = this.client;
+    if (!client) {
+      return;
+    }
+    this.stoppingByUs = true;
+    try {
+      await client.dispose(2000);
+    } catch (err) {
+      this.output.warn(`Stopping the server: ${errorText(err)}`);
+    } finally {
+      this.stoppingByUs = false;
+      if (client === this.client) {
+        this.client = undefined;
+        this.setStatus({ kind: 'stopped' });
+      }
+    }
+  }
+
+  /** "Restart server" and launch-setting changes: a fresh crash count and a fresh client. */
+  async restart(): Promise<void> {
+    this.policy.reset();
+    await this.starting?.catch(() => undefined);
+    await this.stop();
+    await this.start();
+  }
+
+  onMaxRestartsChanged(): void {
+    this.policy.setMaxRestarts(clientSettings().maxRestarts);
+  }
+
+  /** The running client, waiting for a start in progress; undefined (and a message) otherwise. */
+  async runningClient(): Promise<LanguageClient | undefined> {
+    await this.starting?.catch(() => undefined);
+    const client = this.client;
+    if (client && client.state === State.Running) {
+      return client;
+    }
+    void vscode.window.showErrorMessage('codegen-lsp: the server is not running.', SHOW_LOGS).then((choice) => {
+      if (choice === SHOW_LOGS) {
+        this.output.show();
+      }
+    });
+    return undefined;
+  }
+
+  async synthesize(): Promise<void> {
+    const editor = vscode.window.activeTextEditor;
+    if (!editor) {
+      void vscode.window.showInformationMessage('codegen-lsp: open a file to synthesize into.');
+      return;
+    }
+    const client = await this.runningClient();
+    if (!client) {
+      return;
+    }
+    const doc = editor.document;
+    const sel = editor.selection;
+    const args = synthesizeArguments(client.code2ProtocolConverter.asUri(doc.uri), doc.version, {
+      start: { line: sel.start.line, character: sel.start.character },
+      end: { line: sel.end.line, character: sel.end.character },
+    });
+    try {
+      const result: unknown = await client.sendRequest(ExecuteCommandRequest.type, { command: SYNTHESIZE_COMMAND, arguments: args });
+      const message = synthesisMessage(result);
+      if (message) {
+        void vscode.window.showInformationMessage(message);
+      }
+    } catch (err) {
+      this.output.error(`Synthesize from comments failed: ${errorText(err)}`);
+      void vscode.window.showErrorMessage(`codegen-lsp: Synthesize from comments failed: ${errorText(err)}`);
+    }
+  }
+
+  async pickModel(): Promise<void> {
+    const client = await this.runningClient();
+    if (!client) {
+      return;
+    }
+    let result: unknown;
+    try {
+      result = await client.sendRequest(ExecuteCommandRequest.type, { command: LIST_MODELS_COMMAND, arguments: [] });
+    } catch (err) {
+      void vscode.window.showErrorMessage(`codegen-lsp: cannot list the models: ${errorText(err)}`);
+      return;
+    }
+    const picked = await vscode.window.showQuickPick(modelItems(result), {
+      title: 'codegen-lsp: Pick model',
+      placeHolder: 'Model for inline suggestions and synthesis',
+      matchOnDescription: true,
+    });
+    if (!picked) {
+      return;
+    }
+    const target = vscode.workspace.workspaceFolders?.length
+      ? vscode.ConfigurationTarget.Workspace
+      : vscode.ConfigurationTarget.Global;
+    await vscode.workspace.getConfiguration(SECTION).update('model', modelSettingValue(picked.value), target);
+  }
+
+  showLogs(): void {
+    this.output.show();
+  }
+
+  dispose(): void {
+    void this.stop();
+  }
+}
+
+let controller: Controller | undefined;
+
+export function activate(context: vscode.ExtensionContext): void {
+  const output = vscode.window.createOutputChannel('codegen-lsp', { log: true });
+  const item = vscode.window.createStatusBarItem('codegen-lsp.status', vscode.StatusBarAlignment.Right, 100);
+  item.name = 'codegen-lsp';
+  item.command = 'codegenLsp.showLogs';
+  const ctl = new Controller(output, item);
+  controller = ctl;
+  ctl.setStatus({ kind: 'starting' });
+  item.show();
+
+  context.subscriptions.push(
+    output,
+    item,
+    ctl,
+    vscode.commands.registerCommand('codegenLsp.synthesizeFromComments', () => ctl.synthesize()),
+    vscode.commands.registerCommand('codegenLsp.completeHere', () =>
+      vscode.commands.executeCommand('editor.action.inlineSuggest.trigger')),
+    vscode.commands.registerCommand('codegenLsp.restartServer', () => ctl.restart()),
+    vscode.commands.registerCommand('codegenLsp.pickModel', () => ctl.pickModel()),
+    vscode.commands.registerCommand('codegenLsp.showLogs', () => ctl.showLogs()),
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (needsRestart((key) => e.affectsConfiguration(key))) {
+        output.info('The server command changed; restarting the server.');
+        void ctl.restart();
+      } else if (e.affectsConfiguration(`${SECTION}.client.maxRestarts`)) {
+        ctl.onMaxRestartsChanged();
+      }
+      // Other codegenLsp.* changes reach the server through didChangeConfiguration (synchronize).
+    }),
+  );
+  void ctl.start();
+}
+
+export async function deactivate(): Promise<void> {
+  const ctl = controller;
+  controller = undefined;
+  await ctl?.stop();
+}

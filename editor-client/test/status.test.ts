@@ -1,0 +1,43 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { fromServerStatus, statusView } from '../src/status';
+
+test('texts and accessibility labels per state', () => {
+  assert.deepEqual(
+    [statusView({ kind: 'starting' }).text, statusView({ kind: 'starting' }).accessibilityLabel],
+    ['$(sync~spin) codegen-lsp', 'codegen-lsp starting'],
+  );
+  const loading = statusView({ kind: 'loading', model: 'm.gguf' });
+  assert.equal(loading.text, '$(sync~spin) codegen-lsp: loading');
+  assert.equal(loading.accessibilityLabel, 'codegen-lsp loading m.gguf');
+  const ready = statusView({ kind: 'ready', model: 'm.gguf' });
+  assert.equal(ready.text, '$(check) codegen-lsp: m.gguf');
+  assert.equal(ready.accessibilityLabel, 'codegen-lsp ready m.gguf');
+  assert.equal(ready.error, false);
+  const generating = statusView({ kind: 'generating', model: 'm.gguf' });
+  assert.equal(generating.text, '$(loading~spin) codegen-lsp: m.gguf');
+  assert.equal(generating.accessibilityLabel, 'codegen-lsp generating m.gguf');
+  const stopped = statusView({ kind: 'stopped' });
+  assert.equal(stopped.text, '$(circle-slash) codegen-lsp');
+  assert.equal(stopped.accessibilityLabel, 'codegen-lsp stopped');
+});
+
+test('error shows the reason as tooltip and label, with the error background', () => {
+  const view = statusView({ kind: 'error', reason: 'executable "python3" not found' });
+  assert.deepEqual(view, {
+    text: '$(error) codegen-lsp',
+    tooltip: 'executable "python3" not found',
+    accessibilityLabel: 'codegen-lsp error: executable "python3" not found',
+    error: true,
+  });
+});
+
+test('server notifications map to client states', () => {
+  assert.deepEqual(fromServerStatus({ state: 'ready', model: 'a.gguf', detail: '' }), { kind: 'ready', model: 'a.gguf' });
+  assert.deepEqual(fromServerStatus({ state: 'loading', model: null, detail: 'x' }), { kind: 'loading', model: null });
+  assert.deepEqual(fromServerStatus({ state: 'generating', model: 'a.gguf', detail: '' }), { kind: 'generating', model: 'a.gguf' });
+  assert.deepEqual(fromServerStatus({ state: 'none', model: null, detail: 'no model file' }), { kind: 'error', reason: 'no model file' });
+  assert.deepEqual(fromServerStatus({ state: 'error', model: 'a.gguf', detail: 'bad gguf' }), { kind: 'error', reason: 'bad gguf' });
+  assert.equal(fromServerStatus({ state: 'weird' }).kind, 'error');
+  assert.equal(fromServerStatus(null).kind, 'error');
+});

@@ -1,0 +1,320 @@
+"""The Neovim config (editor-client/neovim) against the real server in a real, headless Neovim (0.7+).
+
+Each test writes an init.lua that loads the config with this interpreter's server and a tiny real model,
+plus a Lua driver that opens a file, waits for the server, acts, writes the buffer and quits: `:cq`
+(non-zero) on any failure or timeout. Python asserts on the file written and on a JSON report.
+
+Needs `nvim` on PATH (Debian: `apt-get install -y neovim`); without it these tests fail, unless
+CODEGEN_LSP_SKIP_NEOVIM=1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from support import REPO_ROOT
+from support.snippets import MTPB_STYLE_PROGRAM
+
+NEOVIM_CONFIG = REPO_ROOT / "editor-client" / "neovim"
+INSTALL = "apt-get install -y neovim"
+SYNTHESIZE = "Synthesize from comments (codegen-lsp)"
+SYNTHESIZE_KIND = "refactor.rewrite.codegen.synthesize"
+NVIM_TIMEOUT_S = 150
+
+# From tests/e2e/test_features.py: the memorizing model completes this at (5, 8) with exactly this.
+COMPLETE_SOURCE = "import os\n\n\ndef read_config(path):\n    with open(path) as fh:\n        \n"
+COMPLETE_SUGGESTION = "return fh.read()"
+
+
+def comments_only(program: str, marker: str = "#") -> str:
+    """As in test_synthesis.py: the program with every code line removed."""
+    keep = [line for line in program.split("\n")
+            if not line.strip() or line.lstrip().startswith((marker, '"""', "import "))
+            or line.rstrip().endswith(":")]
+    return "\n".join(keep)
+
+
+@pytest.fixture
+def nvim() -> str:
+    """The nvim binary, or "": a missing nvim fails the test itself (see require_nvim), not its setup."""
+    if os.environ.get("CODEGEN_LSP_SKIP_NEOVIM") == "1":
+        pytest.skip("CODEGEN_LSP_SKIP_NEOVIM=1")
+    return shutil.which("nvim") or ""
+
+
+def require_nvim(nvim: str) -> None:
+    if not nvim:
+        pytest.fail(f"`nvim` is not on PATH: install Neovim 0.7 or later (Debian/Ubuntu: `{INSTALL}`), "
+                    "or set CODEGEN_LSP_SKIP_NEOVIM=1 to skip the Neovim tests", pytrace=False)
+
+
+def lua_string(value: str) -> str:
+    return json.dumps(value)  # a JSON string literal is a valid Lua string literal for these paths
+
+
+def lua_table(values: dict) -> str:
+    return "{ " + ", ".join(f"{key} = {lua_string(v) if isinstance(v, str) else v}"
+                            for key, v in values.items()) + " }"
+
+
+# Shared by every driver: helpers, then the scenario (the test's Lua), then a clean exit.
+DRIVER = r"""
+local cg = require('codegen_lsp')
+local api = vim.api
+local report = { logs = {}, messages = {} }
+
+local function emit(line) io.stderr:write(line .. '\n') end
+
+for _, method in ipairs({ 'window/logMessage', 'window/showMessage' }) do
+  local builtin = vim.lsp.handlers[method]
+  vim.lsp.handlers[method] = function(err, result, ctx, cfg)
+    table.insert(method == 'window/logMessage' and report.logs or report.messages, result.message)
+    emit(method .. ': ' .. result.message)
+    if method == 'window/logMessage' then
+      return builtin(err, result, ctx, cfg)
+    end
+  end
+end
+
+local function save_report()
+  local fh = assert(io.open(REPORT_PATH, 'w'))
+  fh:write(vim.json.encode(report))
+  fh:close()
+end
+
+local function wait_for(what, timeout_ms, condition)
+  if not vim.wait(timeout_ms, condition, 20) then
+    error('timed out after ' .. timeout_ms .. ' ms waiting for ' .. what, 0)
+  end
+end
+
+local function logged(needle)
+  for _, m in ipairs(report.logs) do
+    if m:find(needle, 1, true) then return m end
+  end
+end
+
+-- Open the file and wait for the server: attached, initialized, model loaded.
+local function open_and_wait(path)
+  vim.cmd('edit ' .. vim.fn.fnameescape(path))
+  local bufnr = api.nvim_get_current_buf()
+  wait_for('the codegen-lsp client to attach', 30000, function() return cg.client(bufnr) ~= nil end)
+  wait_for('the model to load', 60000, function()
+    return logged('model ready') or logged('cannot load the model') or logged('no model')
+  end)
+  if not logged('model ready') then
+    error('the server has no model: ' .. vim.inspect(report.logs), 0)
+  end
+  return bufnr, cg.client(bufnr)
+end
+
+-- The real textDocument/codeAction over `range` (nil: at the cursor, as vim.lsp.buf.code_action() asks).
+local function code_actions(bufnr, range)
+  local params = vim.lsp.util.make_range_params()
+  if range then params.range = range end
+  params.context = { diagnostics = {} }
+  local responses = vim.lsp.buf_request_sync(bufnr, 'textDocument/codeAction', params, 10000)
+  local actions = {}
+  for _, response in pairs(responses or {}) do
+    if response.err then error('textDocument/codeAction failed: ' .. vim.inspect(response.err), 0) end
+    for _, action in ipairs(response.result or {}) do table.insert(actions, action) end
+  end
+  return actions
+end
+
+local function titles(actions)
+  return vim.tbl_map(function(a) return a.title end, actions)
+end
+
+local ok, err = pcall(function()
+SCENARIO
+end)
+report.ok, report.error = ok, not ok and tostring(err) or nil
+save_report()
+if not ok then
+  emit('DRIVER FAILED: ' .. tostring(err))
+  vim.cmd('cquit 3')
+end
+vim.cmd('qall!')
+"""
+
+
+def run_nvim(nvim: str, tmp_path: Path, model, scenario: str, **settings) -> dict:
+    """Run `scenario` (Lua) in a headless Neovim with the config loaded; the driver's report."""
+    require_nvim(nvim)
+    init = tmp_path / "init.lua"
+    options = {"model": str(model.gguf_path), **settings}
+    init.write_text(
+        f"vim.opt.runtimepath:prepend({lua_string(str(NEOVIM_CONFIG))})\n"
+        "vim.o.swapfile = false\n"
+        "vim.o.shadafile = 'NONE'\n"
+        "vim.lsp.set_log_level('debug')\n"
+        "require('codegen_lsp').setup({\n"
+        f"  cmd = {{ {lua_string(sys.executable)}, '-m', 'codegen_lsp', 'serve', '--log-level', 'info' }},\n"
+        f"  settings = {lua_table(options)},\n"
+        "})\n", encoding="utf-8")
+    report_path = tmp_path / "report.json"
+    driver = tmp_path / "driver.lua"
+    driver.write_text(f"local REPORT_PATH = {lua_string(str(report_path))}\n"
+                      + DRIVER.replace("SCENARIO", scenario), encoding="utf-8")
+    home = tmp_path / "nvim-home"
+    env = {**os.environ, "HOME": str(home), "NVIM_LOG_FILE": str(tmp_path / "nvim.log")}
+    for var, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_DATA_HOME", "data"), ("XDG_STATE_HOME", "state"),
+                     ("XDG_CACHE_HOME", "cache")):  # the LSP log is $XDG_CACHE_HOME/nvim/lsp.log on 0.7
+        env[var] = str(home / sub)
+    started = time.monotonic()
+    try:
+        proc = subprocess.run([nvim, "--headless", "--clean", "-u", str(init), "-c", f"luafile {driver}"],
+                              cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=NVIM_TIMEOUT_S)
+        rc, output = proc.returncode, proc.stdout + proc.stderr
+    except subprocess.TimeoutExpired as exc:  # its output may come back as bytes despite text=True
+        rc, output = None, "".join(o.decode(errors="replace") if isinstance(o, bytes) else o
+                                   for o in (exc.stdout, exc.stderr) if o)
+    elapsed = time.monotonic() - started
+    report = json.loads(report_path.read_text()) if report_path.exists() else {}
+    lsp_logs = list(home.glob("**/lsp.log")) + [tmp_path / "nvim.log"]
+    diagnosis = (f"nvim exit {rc} after {elapsed:.1f}s (timeout {NVIM_TIMEOUT_S}s)\n--- nvim output ---\n{output}\n"
+                 + "".join(f"--- {p} ---\n{p.read_text(errors='replace')[-20000:]}\n" for p in lsp_logs if p.exists()))
+    if rc != 0 or not report.get("ok"):
+        print(diagnosis)
+        pytest.fail(f"headless Neovim failed (exit {rc}): {report.get('error') or 'no report'}; "
+                    "see the captured output for nvim's output and the LSP log", pytrace=False)
+    return report
+
+
+def test_synthesize_whole_file_in_neovim(nvim: str, synthesizing_codegen1, tmp_path: Path):
+    path = tmp_path / "steps.py"
+    text = comments_only(MTPB_STYLE_PROGRAM)
+    assert text != MTPB_STYLE_PROGRAM and "print" not in text
+    path.write_text(text, encoding="utf-8")
+    report = run_nvim(nvim, tmp_path, synthesizing_codegen1, f"""
+  local bufnr, client = open_and_wait({lua_string(str(path))})
+  report.offset_encoding = client.offset_encoding
+  local offered
+  wait_for('our code action to be offered', 30000, function()
+    offered = vim.tbl_contains(titles(code_actions(bufnr, {{
+      start = {{ line = 0, character = 0 }}, ['end'] = {{ line = api.nvim_buf_line_count(bufnr) - 1, character = 0 }},
+    }})), {lua_string(SYNTHESIZE)})
+    return offered
+  end)
+  local done
+  cg.synthesize({{ on_done = function(ok, msg, action)
+    done = {{ ok = ok, msg = msg, edit = action and action.edit }}
+  end }})
+  wait_for('the synthesis', 90000, function() return done ~= nil end)
+  report.synthesis = done
+  if not done.ok then error('synthesize failed: ' .. tostring(done.msg), 0) end
+  vim.cmd('write')
+""")
+    assert report["synthesis"]["ok"] is True
+    assert report["offset_encoding"] == "utf-16"  # 0.7 sends no general.positionEncodings: the LSP default
+    change = report["synthesis"]["edit"]["documentChanges"][0]
+    assert len(change["edits"]) == 3  # one insert per turn without code, as in test_synthesis.py
+    assert all(e["range"]["start"] == e["range"]["end"] for e in change["edits"])
+    assert path.read_text(encoding="utf-8") == MTPB_STYLE_PROGRAM
+
+
+def test_code_action_list_offers_synthesis(nvim: str, synthesizing_codegen1, tmp_path: Path):
+    path = tmp_path / "listing.py"
+    path.write_text(comments_only(MTPB_STYLE_PROGRAM), encoding="utf-8")
+    report = run_nvim(nvim, tmp_path, synthesizing_codegen1, f"""
+  local bufnr = open_and_wait({lua_string(str(path))})
+  api.nvim_win_set_cursor(0, {{ 5, 4 }})  -- on the comment "Assign the list [3, 1, 2] ..."
+  local actions = code_actions(bufnr, nil)
+  report.titles = titles(actions)
+  for _, a in ipairs(actions) do
+    if a.title == {lua_string(SYNTHESIZE)} then
+      report.kind, report.has_edit, report.has_data = a.kind, a.edit ~= nil, a.data ~= nil
+    end
+  end
+""")
+    assert SYNTHESIZE in report["titles"], report["titles"]
+    assert report["kind"] == SYNTHESIZE_KIND
+    # Neovim 0.7+ advertises codeAction resolveSupport for "edit": listing is instant, resolve computes it.
+    assert report["has_edit"] is False and report["has_data"] is True
+
+
+def test_builtin_code_action_menu_resolves_and_applies(nvim: str, synthesizing_codegen1, tmp_path: Path):
+    """No config function involved: 0.7's own vim.lsp.buf.code_action() resolves our action and applies it."""
+    path = tmp_path / "builtin.py"
+    path.write_text(comments_only(MTPB_STYLE_PROGRAM), encoding="utf-8")
+    report = run_nvim(nvim, tmp_path, synthesizing_codegen1, f"""
+  local bufnr = open_and_wait({lua_string(str(path))})
+  vim.ui.select = function(items, opts, on_choice)  -- the menu: pick our title
+    report.menu = vim.tbl_map(opts.format_item, items)
+    for _, item in ipairs(items) do
+      if item[2].title == {lua_string(SYNTHESIZE)} then return on_choice(item) end
+    end
+    on_choice(nil)
+  end
+  api.nvim_win_set_cursor(0, {{ 1, 0 }})
+  local tick = api.nvim_buf_get_changedtick(bufnr)
+  vim.lsp.buf.code_action()
+  wait_for('the resolved edit to be applied', 90000, function() return api.nvim_buf_get_changedtick(bufnr) ~= tick end)
+  vim.cmd('write')
+""")
+    assert SYNTHESIZE in report["menu"]
+    assert path.read_text(encoding="utf-8") == MTPB_STYLE_PROGRAM
+
+
+def test_synthesize_visual_selection_only(nvim: str, synthesizing_codegen1, tmp_path: Path):
+    """Lines 5-6 hold one comment ("Assign the list ..."): only its code is written; greedy decoding
+    writes exactly what the whole-file run writes for that turn."""
+    path = tmp_path / "visual.py"
+    text = comments_only(MTPB_STYLE_PROGRAM)
+    path.write_text(text, encoding="utf-8")
+    report = run_nvim(nvim, tmp_path, synthesizing_codegen1, f"""
+  local bufnr = open_and_wait({lua_string(str(path))})
+  vim.cmd('normal! 5GVj\\27')  -- linewise selection of lines 5-6, then <Esc>: sets '< and '>
+  local done
+  cg.synthesize({{ visual = true, on_done = function(ok, msg, action)
+    done = {{ ok = ok, msg = msg, edits = action and action.edit and #action.edit.documentChanges[1].edits }}
+  end }})
+  wait_for('the synthesis', 90000, function() return done ~= nil end)
+  report.synthesis = done
+  if not done.ok then error('synthesize failed: ' .. tostring(done.msg), 0) end
+  vim.cmd('write')
+""")
+    assert report["synthesis"]["edits"] == 1
+    line = 'numbers = [3, 1, 2]\n'
+    assert line in MTPB_STYLE_PROGRAM
+    assert path.read_text(encoding="utf-8") == text.replace('"numbers".\n', f'"numbers".\n{line}', 1)
+
+
+def test_inline_complete_shows_and_accepts_the_suggestion(nvim: str, memorizing_codegen1, tmp_path: Path):
+    path = tmp_path / "config.py"
+    path.write_text(COMPLETE_SOURCE, encoding="utf-8")
+    report = run_nvim(nvim, tmp_path, memorizing_codegen1, f"""
+  local bufnr = open_and_wait({lua_string(str(path))})
+  vim.o.virtualedit = 'onemore'  -- in normal mode the cursor may then sit after the indentation
+  api.nvim_win_set_cursor(0, {{ 6, 8 }})
+  local answered
+  cg.complete({{ on_done = function(text) answered = text or false end }})
+  wait_for('the inline suggestion', 60000, function() return answered ~= nil end)
+  report.answered = answered
+  local marks = api.nvim_buf_get_extmarks(bufnr, api.nvim_create_namespace('codegen_lsp_inline'), 0, -1,
+                                          {{ details = true }})
+  report.virt_text = {{}}
+  for _, m in ipairs(marks) do
+    table.insert(report.virt_text, {{ row = m[2], col = m[3], text = m[4].virt_text[1][1] }})
+  end
+  report.accepted = cg.accept()
+  report.cursor = api.nvim_win_get_cursor(0)
+  report.marks_after = #api.nvim_buf_get_extmarks(bufnr, api.nvim_create_namespace('codegen_lsp_inline'), 0, -1, {{}})
+  vim.cmd('write')
+""", maxTokens=24)
+    assert report["answered"] == COMPLETE_SUGGESTION
+    assert report["virt_text"] == [{"row": 5, "col": 8, "text": COMPLETE_SUGGESTION}]
+    assert report["accepted"] is True and report["marks_after"] == 0
+    assert report["cursor"] == [6, 8 + len(COMPLETE_SUGGESTION)]
+    expected = COMPLETE_SOURCE.replace("fh:\n        \n", f"fh:\n        {COMPLETE_SUGGESTION}\n")
+    assert path.read_text(encoding="utf-8") == expected

@@ -1,0 +1,188 @@
+"""The codegen-lsp extension in a real VS Code (code-server + Chromium): inline suggestions accepted with
+Tab, "Synthesize from comments" from the palette and from the quick fix menu, start failures, crashes,
+a corrupt model and a slow model. Screenshots land in bench-results/vscode-e2e/<test>/."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from support.snippets import MTPB_STYLE_PROGRAM
+
+pytestmark = [pytest.mark.vscode, pytest.mark.skipif(
+    os.environ.get("CODEGEN_LSP_VSCODE_E2E") != "1",
+    reason="VS Code end-to-end tests need code-server and Chromium: run editor-client/e2e/run-e2e.sh "
+           "(make e2e-vscode), which sets CODEGEN_LSP_VSCODE_E2E=1")]
+
+SYNTHESIZE_ACTION = "Synthesize from comments (codegen-lsp)"
+
+
+def comments_only(program: str, marker: str = "#") -> str:
+    """Same as tests/e2e/test_synthesis.py: the program with every code line removed."""
+    keep = [line for line in program.split("\n")
+            if not line.strip() or line.lstrip().startswith((marker, '"""', "import "))
+            or line.rstrip().endswith(":")]
+    return "\n".join(keep)
+
+
+def model_settings(model, **extra) -> dict:
+    return {"codegenLsp.model": str(model), "codegenLsp.client.pythonPath": sys.executable, **extra}
+
+
+def test_inline_suggestion_accepted_with_tab(vscode, memorizing_codegen1):
+    # tests/e2e/test_features.py: "def add(a, b):\n" + "    " at (1, 4) is answered with "return a + b".
+    vscode.write("add.py", "")
+    vscode.settings(**model_settings(memorizing_codegen1.gguf_path, **{"codegenLsp.maxTokens": 24}))
+    vscode.start()
+    vscode.drive("inline", "add.py", type="def add(a, b):", pressEnter=True)
+    r = vscode.check()
+    assert r["readyLabel"].startswith("codegen-lsp ready")
+    assert "".join(r["ghost"]) == "return a + b", r["ghost"]
+    assert (vscode.workspace / "add.py").read_text() == "def add(a, b):\n    return a + b"
+
+
+def test_synthesize_from_the_command_palette(vscode, synthesizing_codegen1):
+    text = comments_only(MTPB_STYLE_PROGRAM)
+    assert text != MTPB_STYLE_PROGRAM and "print" not in text
+    vscode.write("steps.py", text)
+    vscode.settings(**model_settings(synthesizing_codegen1.gguf_path))
+    vscode.start()
+    vscode.drive("synthesizePalette", "steps.py")
+    vscode.check()
+    assert (vscode.workspace / "steps.py").read_text() == MTPB_STYLE_PROGRAM
+
+
+def test_synthesize_from_the_quick_fix_menu(vscode, synthesizing_codegen1):
+    vscode.write("steps.py", comments_only(MTPB_STYLE_PROGRAM))
+    vscode.settings(**model_settings(synthesizing_codegen1.gguf_path))
+    vscode.start()
+    vscode.drive("synthesizeQuickFix", "steps.py", actionTitle=SYNTHESIZE_ACTION)
+    r = vscode.check()
+    assert any(SYNTHESIZE_ACTION in item for item in r["menuItems"]), r["menuItems"]
+    assert (vscode.workspace / "steps.py").read_text() == MTPB_STYLE_PROGRAM
+
+
+def test_server_command_missing(vscode, memorizing_codegen1):
+    vscode.write("a.py", "x = 1\n")
+    vscode.settings(**model_settings(memorizing_codegen1.gguf_path,
+                                     **{"codegenLsp.client.serverCommand": ["/nonexistent/codegen-lsp", "serve"]}))
+    vscode.start()
+    vscode.drive("serverMissing", "a.py")
+    r = vscode.check()
+    assert r["toast"].startswith("codegen-lsp: cannot start the server (/nonexistent/codegen-lsp serve)"), r["toast"]
+    note = next(n for n in r["notifications"] if n["message"] == r["toast"])
+    assert note["severity"] == "error"
+    assert {"How to install", "Show logs"} <= set(note["buttons"]), note
+    assert r["errorLabel"].startswith("codegen-lsp error")
+
+
+def test_server_that_exits_at_once_is_a_start_failure(vscode, memorizing_codegen1):
+    # Exiting before answering initialize is reported once as "cannot start", not restarted.
+    vscode.write("a.py", "x = 1\n")
+    vscode.settings(**model_settings(memorizing_codegen1.gguf_path, **{
+        "codegenLsp.client.serverCommand": [sys.executable, "-c", "import sys; sys.exit(3)"]}))
+    vscode.start()
+    vscode.drive("serverMissing", "a.py")
+    r = vscode.check()
+    assert r["toast"].startswith("codegen-lsp: cannot start the server ("), r["toast"]
+    assert "3" in r["toast"].split("):", 1)[1], r["toast"]  # the exit code is the reason
+    assert not [n for n in r["notifications"] if "restarting" in n["message"]], r["notifications"]
+    assert r["errorLabel"].startswith("codegen-lsp error")
+
+
+# The real server, killed three seconds after it started: after initialize, so a crash mid-session.
+CRASHING_SERVER = [sys.executable, "-c",
+                   "import os, sys, threading; from codegen_lsp import cli, serve, server; "
+                   "threading.Timer(3.0, os._exit, (3,)).start(); sys.exit(cli.main(['serve']))"]
+
+
+def test_crashing_server_is_restarted_a_bounded_number_of_times(vscode, memorizing_codegen1):
+    max_restarts = 2
+    vscode.write("a.py", "x = 1\n")
+    vscode.settings(**model_settings(memorizing_codegen1.gguf_path, **{
+        "codegenLsp.client.serverCommand": CRASHING_SERVER, "codegenLsp.client.maxRestarts": max_restarts}))
+    vscode.start()
+    vscode.drive("serverCrashing", "a.py", settleMs=8000)
+    r = vscode.check()
+    seen = [n["message"] for n in r["notifications"]] + r["center"]
+    restarts = sorted({m for m in seen if "stopped unexpectedly; restarting" in m})
+    assert restarts == [f"codegen-lsp: the server stopped unexpectedly; restarting ({k}/{max_restarts})"
+                        for k in range(1, max_restarts + 1)], restarts
+    gave_up = {m for m in seen if "not restarting" in m}
+    assert len(gave_up) == 1 and next(iter(gave_up)).startswith(
+        f"codegen-lsp: the server crashed {max_restarts + 1} times in 3 minutes; not restarting."), gave_up
+    final = next(n for n in r["notifications"] if "not restarting" in n["message"])
+    assert final["severity"] == "error"
+    # The output channel agrees: exactly max_restarts restarts, one give-up, then no new server.
+    log = r["outputChannel"]
+    assert log.count("stopped unexpectedly; restarting") == max_restarts, log[-3000:]
+    assert log.count("not restarting") == 1, log[-3000:]
+    # No other error toast (languageclient's own restart logic is off).
+    others = [n for n in r["notifications"] if n["severity"] == "error" and "not restarting" not in n["message"]]
+    assert others == [], others
+    assert r["errorLabel"] and r["errorLabel"].startswith("codegen-lsp error"), r["errorLabel"]
+
+
+def test_corrupt_model_file(vscode, tmp_path):
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(os.urandom(4096))
+    vscode.write("a.py", "x = 1\n")
+    vscode.settings(**model_settings(bad))
+    vscode.start()
+    vscode.drive("badModel", "a.py")
+    r = vscode.check()
+    # server/codegen_lsp/modelfile.py: ModelFileError(path, "not a GGUF file (convert it with ...)")
+    assert r["errorLabel"].startswith("codegen-lsp error"), r["errorLabel"]
+    assert "not a GGUF file" in r["errorLabel"], r["errorLabel"]
+
+
+def test_slow_model_keeps_the_editor_responsive(vscode, slow_model):
+    # Random weights: it rarely stops, so a suggestion runs the whole token budget (seconds here). The
+    # test types on while the status bar says "generating" and checks each keystroke reaches the DOM
+    # within 1 s, that the text is only ever what was typed, and that any ghost text sits at its end.
+    vscode.write("slow.py", "")
+    vscode.settings(**model_settings(slow_model.gguf_path, **{"codegenLsp.maxTokens": 256}))
+    vscode.start()
+    line0, line1 = "def add(a, b):", "total = a + b"
+    vscode.drive("slowModel", "slow.py", line0=line0, line1=line1, watchMs=6000, readyTimeoutMs=90000)
+    r = vscode.check()
+    latencies = [x["ms"] for x in r["latencies"]]
+    ghosts = sum(bool(s["ghost"]) for s in r["samples"])
+    print(f"status when typing on: {r['labelAtTypeOn']!r}; keystroke to DOM ms: max {max(latencies)}, "
+          f"median {sorted(latencies)[len(latencies) // 2]}; samples with ghost text: {ghosts}/{len(r['samples'])}")
+    assert r["labelAtTypeOn"].startswith("codegen-lsp generating"), r["statusHistory"]
+    assert max(latencies) < 1000, r["latencies"]
+    typed1 = r["indent"] + line1
+    for s in r["samples"]:
+        # The text is only ever what was typed (a suggestion is never applied by itself) ...
+        assert s["lines"][0] == line0, s
+        assert typed1.startswith(s["lines"][1]), s
+        # ... and ghost text, when shown, sits after the typed text, never inside it.
+        assert all(s["ghostAfterText"]), s
+    assert r["samples"][-1]["lines"][1] == typed1, r["samples"][-1]
+    assert (vscode.workspace / "slow.py").read_text() == f"{line0}\n{typed1}"
+
+
+def test_typing_past_a_suggestion_never_leaves_stale_ghost_text(vscode, slow_synthesizing_codegen1):
+    # A model big enough that a suggestion takes a few hundred ms, which memorized MTPB_STYLE_PROGRAM:
+    # after "num" on the "numbers" step it suggests "bers = [3, 1, 2]".
+    head = MTPB_STYLE_PROGRAM.split("numbers = ")[0]
+    vscode.write("steps.py", head)
+    vscode.settings(**model_settings(slow_synthesizing_codegen1.gguf_path))
+    vscode.start()
+    line = head.count("\n")
+    target = "numbers = [3, 1, 2]"
+    vscode.drive("typeOn", "steps.py", line=line, first="num", along="bers = [3", off="7", watchMs=4000)
+    r = vscode.check()
+    assert r["firstGhost"] == "bers = [3, 1, 2]", r["firstGhost"]
+    # VS Code auto-closes "[": the typed line is "numbers = [...]" and the ghost text sits inside the brackets.
+    for s in r["samples"]:
+        if s["phase"] == "along" and s["ghost"]:
+            assert s["rendered"] == target, s  # still the same suggestion, typed through
+        if s["phase"] == "off":
+            assert s["line"] == "numbers = [37]", s
+            assert s["ghost"] != ", 1, 2", s  # the suggestion made for "numbers = [3" is gone
+    assert [s for s in r["samples"] if s["phase"] == "along" and s["ghost"]], "the suggestion vanished while typed through"
+    assert (vscode.workspace / "steps.py").read_text() == head + "numbers = [37]"
