@@ -497,6 +497,21 @@ const scenarios = {
     await save();
   },
 
+  // "codegen-lsp: Pick model" → choose P.pick: the model setting changes and the running server reloads.
+  async pickModel() {
+    await openFile(P.file);
+    result.readyLabel = await waitForStatus("codegen-lsp ready", P.readyTimeoutMs ?? 60000);
+    await runPalette("codegen-lsp: Pick model");
+    const row = page.locator(".quick-input-widget .quick-input-list .monaco-list-row", { hasText: P.pick }).first();
+    await row.waitFor({ state: "visible", timeout: 15000 });
+    result.pickRows = await page.locator(".quick-input-widget .quick-input-list .monaco-list-row").allTextContents();
+    await shot("model-picker");
+    step(`choose ${P.pick}`);
+    await row.click();
+    result.pickedLabel = await waitForStatus(`codegen-lsp ready ${P.pick}`, P.readyTimeoutMs ?? 60000);
+    await shot("picked");
+  },
+
   // Plain workbench smoke test (no extension needed): open a file, type, save.
   async smoke() {
     await openFile(P.file);

@@ -28,6 +28,7 @@ from .documents.positions import PositionEncoding
 from .documents.store import DocumentStore
 from .engine.jobs import Engine
 from .engine.llama_backend import LlamaEngine
+from .scheduling import TypingRhythm
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,8 @@ class CodegenLanguageServer(LanguageServer):
         self.workspace_root: Path | None = None
         self.inflight: dict[str, threading.Event] = {}  # uri → cancel event of its newest request
         self.suggestion_cache = SuggestionCache()
+        self.rhythm = TypingRhythm()
+        self.warming: dict[str, asyncio.Task] = {}  # uri → pending warm-up after its last edit
         self.background: set[asyncio.Task] = set()
         self.model_watch_stop: asyncio.Event | None = None
         self.model_watch_path: Path | None = None

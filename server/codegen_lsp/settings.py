@@ -34,7 +34,19 @@ class Settings(BaseModel):
                                 description="Context window (n_ctx); capped at the model's training length.")
     prefix_share: float = Field(0.75, gt=0.0, lt=1.0, alias="prefixShare",
                                 description="Share of the prompt budget for text before the cursor when a suffix is used.")
-    debounce_ms: int = Field(0, ge=0, le=5000, alias="debounceMs", description="Wait before generating an inline suggestion.")
+    debounce_ms: int = Field(0, ge=0, le=5000, alias="debounceMs",
+                             description="Least wait before generating an inline suggestion.")
+    adaptive_debounce: bool = Field(True, alias="adaptiveDebounce",
+                                    description="Wait longer (up to debounceMaxMs) while the user types faster "
+                                                "than the model answers.")
+    debounce_max_ms: int = Field(400, ge=0, le=5000, alias="debounceMaxMs",
+                                 description="Longest adaptive wait before generating.")
+    warm_after_ms: int = Field(800, ge=0, le=60000, alias="warmAfterMs",
+                               description="After an edit with no request for this long, precompute the suggestion "
+                                           "at the edit (warms the KV cache); 0 turns it off.")
+    speculative_suggestions: bool = Field(True, alias="speculativeSuggestions",
+                                          description="After answering, compute the suggestion that follows it, "
+                                                      "as if accepted, while the engine is idle.")
     threads: int | None = Field(None, ge=1, le=256, description="CPU threads for llama.cpp (default: all cores).")
     gpu_layers: int = Field(0, ge=-1, alias="gpuLayers", description="Layers offloaded to the GPU (-1: all).")
     seed: int = Field(0, description="Sampling seed.")
@@ -46,10 +58,22 @@ class Settings(BaseModel):
                                            description="A turn still generating after this long inserts nothing.")
     max_document_bytes: int = Field(4 * 2**20, ge=1024, alias="maxDocumentBytes",
                                     description="Bigger documents get plain-text context (no syntax tree).")
+    remote_url: str | None = Field(None, alias="remoteUrl",
+                                   description="Base URL of an OpenAI-compatible completion server (llama-server, "
+                                               "vLLM, llama_cpp.server) to generate with instead of the in-process "
+                                               "model. Infill formats need `model` to point at a local copy of the "
+                                               "same GGUF. Empty: in-process.")
+    remote_model: str | None = Field(None, alias="remoteModel",
+                                     description="The `model` name sent to the remote server (vLLM needs it).")
+    remote_timeout_ms: int = Field(30000, ge=100, le=600000, alias="remoteTimeoutMs",
+                                   description="A remote request still running after this long returns nothing.")
+    remote_api_key: str | None = Field(None, alias="remoteApiKey",
+                                       description="Sent as `Authorization: Bearer` to the remote server.")
 
     def reload_needed(self, other: "Settings") -> bool:
-        """Whether going from self to other needs a new llama.cpp context (everything else applies live)."""
-        keys = ("model", "context_tokens", "threads", "gpu_layers", "seed")
+        """Whether going from self to other needs a new llama.cpp context or remote engine (the rest applies live)."""
+        keys = ("model", "context_tokens", "threads", "gpu_layers", "seed", "remote_url", "remote_model",
+                "remote_timeout_ms", "remote_api_key")
         return any(getattr(self, k) != getattr(other, k) for k in keys)
 
 

@@ -7,6 +7,7 @@ values (no LSP types), so features stay thin.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -17,7 +18,7 @@ from .context.prompt import PromptFormatError, build_segments
 from .documents.store import Document
 from .engine.jobs import GenerationJob, GenerationResult
 from .modelmeta import PromptFormat
-from .postprocess.pipeline import CompletionContext, postprocess
+from .postprocess.pipeline import CompletionContext, postprocess, suggestion_mode
 
 if TYPE_CHECKING:
     from .server import CodegenLanguageServer
@@ -51,6 +52,7 @@ async def suggest(ls: "CodegenLanguageServer", doc: Document, start: int, end: i
         previous = ls.inflight.get(job_cancel_key)
         if previous is not None:
             previous.set()  # this answer supersedes a request still generating
+        ls.suggestion_cache.remember(doc.uri, prefix, suffix, hit[0])  # shown now: typing through it works too
         ls.log_to_client(f"suggestion for {doc.uri} v{doc.version}: from the {hit[1]} cache, no model call",
                          types.MessageType.Log)
         return Suggestion(hit[0], "ok", doc.version)
@@ -58,48 +60,116 @@ async def suggest(ls: "CodegenLanguageServer", doc: Document, start: int, end: i
     previous = ls.inflight.get(job_cancel_key)
     if previous is not None:
         previous.set()  # newest request for a document wins
+    if (warming := ls.warming.pop(doc.uri, None)) is not None:
+        warming.cancel()  # the request itself warms the cache
+    context = completion_context(ls, doc, prefix, suffix, doc.tree if start == end else None)
+    mode = suggestion_mode(context)
     job = GenerationJob(segments=[], max_tokens=settings.max_tokens, temperature=settings.temperature,
-                        top_p=settings.top_p, stop_strings=tuple(settings.stop), prefix_share=settings.prefix_share)
+                        top_p=settings.top_p, stop_strings=stop_strings(settings.stop, mode),
+                        prefix_share=settings.prefix_share)
     ls.inflight[job_cancel_key] = job.cancel
     try:
-        if settings.debounce_ms:
-            await asyncio.sleep(settings.debounce_ms / 1000)
-        await ls.model.ready.wait()
-        info = ls.engine.info
-        if ls.model.status != "ready" or info is None:
-            return Suggestion("", f"no model available ({ls.model.detail or ls.model.status})", doc.version)
-        if job.cancel.is_set():
-            return Suggestion("", "superseded by a newer request", doc.version)
-        fmt = info.prompt_format if settings.prompt_format == "auto" else PromptFormat(settings.prompt_format)
-        try:
-            job.segments = build_segments(fmt, prefix, suffix, info.token_ids)
-        except PromptFormatError as exc:
-            return Suggestion("", str(exc), doc.version)
-        future = ls.engine.submit(job)
-        try:
-            with ls.generating_status():
-                result = await asyncio.wrap_future(future)
-        except asyncio.CancelledError:
-            job.cancel.set()  # $/cancelRequest: stop decoding at the next token
-            loop = asyncio.get_running_loop()
-            future.add_done_callback(lambda f: _report_cancelled(ls, loop, f))
-            raise
+        floor = settings.debounce_ms / 1000
+        delay = ls.rhythm.delay(doc.uri, floor, settings.debounce_max_ms / 1000) if settings.adaptive_debounce else floor
+        if delay:
+            await asyncio.sleep(delay)
+        result = await _generate(ls, job, prefix, suffix, doc.version)
+        if isinstance(result, Suggestion):
+            return result
     finally:
         if ls.inflight.get(job_cancel_key) is job.cancel:
             del ls.inflight[job_cancel_key]
 
     if result.cancelled:
         return Suggestion("", "superseded by a newer request", doc.version, result)
+    ls.rhythm.answered(result.prompt_seconds + result.generate_seconds)
     current = ls.store.get(doc.uri) if doc.uri in ls.store else None
     if current is None or current.version != doc.version:
         return Suggestion("", f"document changed during generation (version {doc.version})", doc.version, result)
-    tree = doc.tree if start == end else None  # the tree parses prefix+suffix only when nothing is replaced
-    processed = postprocess(CompletionContext(language=doc.language, prefix=prefix, suffix=suffix, tree=tree),
-                            result.text)
+    processed = postprocess(context, result.text, mode)
     ls.log_to_client(f"suggestion for {doc.uri} v{doc.version}: {result.prompt_tokens} prompt tokens "
                      f"({result.evaluated_prompt_tokens} evaluated), {result.generated_tokens} generated, "
                      f"{result.prompt_seconds * 1000:.0f}+{result.generate_seconds * 1000:.0f} ms, {processed.reason}",
                      types.MessageType.Log)
     if start == end:
         ls.suggestion_cache.remember(doc.uri, prefix, suffix, processed.text)
+        if processed.text and settings.speculative_suggestions:
+            ls.spawn(speculate_next(ls, doc, prefix + processed.text, suffix))
     return Suggestion(processed.text, processed.reason if not processed.text else "ok", doc.version, result)
+
+
+def completion_context(ls: "CodegenLanguageServer", doc: Document, prefix: str, suffix: str,
+                       tree=None) -> CompletionContext:
+    """`tree` parses prefix+suffix (only when nothing is replaced). Documents too big to parse are
+    post-processed as plain text: parsing megabytes on the event loop would stall every request."""
+    too_big = len(prefix) + len(suffix) > ls.settings.max_document_bytes
+    return CompletionContext(language=None if too_big else doc.language, prefix=prefix, suffix=suffix, tree=tree)
+
+
+def stop_strings(extra: list[str], mode: str) -> tuple[str, ...]:
+    """A single-line suggestion is cut at its first newline anyway: stop decoding there."""
+    return tuple(extra) + (("\n",) if mode == "single-line" else ())
+
+
+async def _generate(ls: "CodegenLanguageServer", job: GenerationJob, prefix: str, suffix: str,
+                    version: int, asked: bool = True) -> GenerationResult | Suggestion:
+    """Prompt the engine with the loaded model's format; a Suggestion when there is nothing to run.
+    Only generations someone `asked` for show as "generating" in the editor's status bar."""
+    await ls.model.ready.wait()
+    info = ls.engine.info
+    if ls.model.status != "ready" or info is None:
+        return Suggestion("", f"no model available ({ls.model.detail or ls.model.status})", version)
+    if job.cancel.is_set():
+        return Suggestion("", "superseded by a newer request", version)
+    setting = ls.settings.prompt_format
+    fmt = info.prompt_format if setting == "auto" else PromptFormat(setting)
+    try:
+        job.segments = build_segments(fmt, prefix, suffix, info.token_ids)
+    except PromptFormatError as exc:
+        return Suggestion("", str(exc), version)
+    future = ls.engine.submit(job)
+    try:
+        with ls.generating_status() if asked else contextlib.nullcontext():
+            return await asyncio.wrap_future(future)
+    except asyncio.CancelledError:
+        job.cancel.set()  # $/cancelRequest: stop decoding at the next token
+        loop = asyncio.get_running_loop()
+        future.add_done_callback(lambda f: _report_cancelled(ls, loop, f))
+        raise
+
+
+async def speculate_next(ls: "CodegenLanguageServer", doc: Document, prefix: str, suffix: str,
+                         why: str = "speculative next suggestion") -> None:
+    """Compute a suggestion nobody asked for yet while the engine is idle and keep it in the recent-context
+    cache: the one after a suggestion just given (as if accepted, like llama.vim), or the one at an edit
+    that settled without a request (which also warms the KV cache). Any request for the document cancels
+    this (newest wins), so it never delays one."""
+    if doc.uri in ls.inflight or ls.suggestion_cache.lookup(doc.uri, prefix, suffix) is not None:
+        return
+    settings = ls.settings
+    context = completion_context(ls, doc, prefix, suffix)
+    mode = suggestion_mode(context)
+    job = GenerationJob(segments=[], max_tokens=settings.max_tokens, temperature=settings.temperature,
+                        top_p=settings.top_p, stop_strings=stop_strings(settings.stop, mode),
+                        prefix_share=settings.prefix_share)
+    ls.inflight[doc.uri] = job.cancel
+    try:
+        result = await _generate(ls, job, prefix, suffix, doc.version, asked=False)
+    finally:
+        if ls.inflight.get(doc.uri) is job.cancel:
+            del ls.inflight[doc.uri]
+    if isinstance(result, Suggestion) or result.cancelled:
+        return
+    processed = postprocess(context, result.text, mode)
+    ls.suggestion_cache.remember_context(doc.uri, prefix, suffix, processed.text)
+    ls.log_to_client(f"{why} for {doc.uri} ready ({result.evaluated_prompt_tokens} evaluated, "
+                     f"{result.generated_tokens} decoded, {processed.reason})", types.MessageType.Log)
+
+
+async def warm_after_edit(ls: "CodegenLanguageServer", uri: str, version: int, offset: int) -> None:
+    """When an edit settles and no request came for it, precompute the suggestion at the edit's end."""
+    await asyncio.sleep(ls.settings.warm_after_ms / 1000)
+    doc = ls.store.get(uri) if uri in ls.store else None
+    if doc is None or doc.version != version or offset > len(doc.text):
+        return
+    await speculate_next(ls, doc, doc.text[:offset], doc.text[offset:], why="warmed suggestion")

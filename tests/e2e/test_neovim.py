@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from support import REPO_ROOT
-from support.snippets import MTPB_STYLE_PROGRAM
+from support.snippets import MTPB_STYLE_PROGRAM, comments_only
 
 NEOVIM_CONFIG = REPO_ROOT / "editor-client" / "neovim"
 INSTALL = "apt-get install -y neovim"
@@ -32,14 +32,6 @@ NVIM_TIMEOUT_S = 150
 # From tests/e2e/test_features.py: the memorizing model completes this at (5, 8) with exactly this.
 COMPLETE_SOURCE = "import os\n\n\ndef read_config(path):\n    with open(path) as fh:\n        \n"
 COMPLETE_SUGGESTION = "return fh.read()"
-
-
-def comments_only(program: str, marker: str = "#") -> str:
-    """As in test_synthesis.py: the program with every code line removed."""
-    keep = [line for line in program.split("\n")
-            if not line.strip() or line.lstrip().startswith((marker, '"""', "import "))
-            or line.rstrip().endswith(":")]
-    return "\n".join(keep)
 
 
 @pytest.fixture

@@ -15,18 +15,10 @@ from pytest_lsp import LanguageClient
 from codegen_lsp.headless import apply_text_edits, whole_lines
 from support.lsp import change_doc, code_actions_at, open_doc, start, wait_for_log
 from support.snippets import (BROKEN_TURN_PROGRAM, DOCSTRING_PROGRAM, EMPTY_TURN_PROGRAM, JAVASCRIPT_PROGRAM,
-                              MTPB_STYLE_PROGRAM)
+                              MTPB_STYLE_PROGRAM, comments_only)
 
 SYNTHESIZE = "Synthesize from comments (codegen-lsp)"
 COMMAND = "codegen-lsp.synthesize"
-
-
-def comments_only(program: str, marker: str = "#") -> str:
-    """The program with every code line removed: what a person writes before synthesizing."""
-    keep = [line for line in program.split("\n")
-            if not line.strip() or line.lstrip().startswith((marker, '"""', "import "))
-            or line.rstrip().endswith(":")]
-    return "\n".join(keep)
 
 
 async def open_steps(client: LanguageClient, model, path: Path, program: str) -> tuple[str, str]:

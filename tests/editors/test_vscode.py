@@ -4,12 +4,13 @@ a corrupt model and a slow model. Screenshots land in bench-results/vscode-e2e/<
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
 import pytest
 
-from support.snippets import MTPB_STYLE_PROGRAM
+from support.snippets import MTPB_STYLE_PROGRAM, comments_only
 
 pytestmark = [pytest.mark.vscode, pytest.mark.skipif(
     os.environ.get("CODEGEN_LSP_VSCODE_E2E") != "1",
@@ -17,14 +18,6 @@ pytestmark = [pytest.mark.vscode, pytest.mark.skipif(
            "(make e2e-vscode), which sets CODEGEN_LSP_VSCODE_E2E=1")]
 
 SYNTHESIZE_ACTION = "Synthesize from comments (codegen-lsp)"
-
-
-def comments_only(program: str, marker: str = "#") -> str:
-    """Same as tests/e2e/test_synthesis.py: the program with every code line removed."""
-    keep = [line for line in program.split("\n")
-            if not line.strip() or line.lstrip().startswith((marker, '"""', "import "))
-            or line.rstrip().endswith(":")]
-    return "\n".join(keep)
 
 
 def model_settings(model, **extra) -> dict:
@@ -186,3 +179,22 @@ def test_typing_past_a_suggestion_never_leaves_stale_ghost_text(vscode, slow_syn
             assert s["ghost"] != ", 1, 2", s  # the suggestion made for "numbers = [3" is gone
     assert [s for s in r["samples"] if s["phase"] == "along" and s["ghost"]], "the suggestion vanished while typed through"
     assert (vscode.workspace / "steps.py").read_text() == head + "numbers = [37]"
+
+
+def test_pick_model_switches_the_running_server(vscode, memorizing_codegen1, tiny_codegen1):
+    """Pick model writes codegenLsp.model; the change reaches the server live (a reload, not a restart)."""
+    vscode.write("a.py", "x = 1\n")
+    other = vscode.write("models/other.gguf", tiny_codegen1.gguf_path.read_bytes())
+    vscode.settings(**model_settings(memorizing_codegen1.gguf_path))
+    vscode.start()
+    vscode.drive("pickModel", "a.py", pick="other.gguf")
+    r = vscode.check()
+    assert r["readyLabel"] == f"codegen-lsp ready {memorizing_codegen1.gguf_path.name}"
+    assert any("other.gguf" in row for row in r["pickRows"]) and any("embedded default" in row for row in r["pickRows"])
+    settings = json.loads((vscode.workspace / ".vscode" / "settings.json").read_text())
+    assert settings["codegenLsp.model"] == str(other)
+    labels = [s["label"] for s in r["statusHistory"] if s["label"]]
+    after_first_ready = labels[labels.index(r["readyLabel"]):]
+    assert not any(label.startswith(("codegen-lsp starting", "codegen-lsp stopped")) for label in after_first_ready), \
+        labels  # the server was not restarted
+    assert r["outputChannel"].count("model ready") == 2, r["outputChannel"][-3000:]

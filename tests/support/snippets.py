@@ -34,3 +34,11 @@ BROKEN_TURN_PROGRAM = "# Start a list of values.\nvalues = [1, 2,\n"
 
 SYNTHESIS_SNIPPETS = (MTPB_STYLE_PROGRAM, DOCSTRING_PROGRAM, JAVASCRIPT_PROGRAM, EMPTY_TURN_PROGRAM,
                       BROKEN_TURN_PROGRAM)
+
+
+def comments_only(program: str, marker: str = "#") -> str:
+    """The program with every code line removed: what a person writes before synthesizing."""
+    keep = [line for line in program.split("\n")
+            if not line.strip() or line.lstrip().startswith((marker, '"""', "import "))
+            or line.rstrip().endswith(":")]
+    return "\n".join(keep)

@@ -39,6 +39,12 @@ class SuggestionCache:
         if not text:
             return
         self._last[uri] = _Shown(prefix, suffix, text)
+        self.remember_context(uri, prefix, suffix, text)
+
+    def remember_context(self, uri: str, prefix: str, suffix: str, text: str) -> None:
+        """An answer for a context not shown yet (a speculative next suggestion): the LRU only."""
+        if not text:
+            return
         key = _context_key(uri, prefix, suffix)
         self._recent[key] = text
         self._recent.move_to_end(key)

@@ -35,7 +35,7 @@ class GenerationJob:
 @dataclass(frozen=True)
 class GenerationResult:
     text: str
-    finish_reason: str  # "end" (end token) | "stop" (stop string) | "length" | "cancelled"
+    finish_reason: str  # "end" (end token) | "stop" (stop string) | "length" | "cancelled" | "error" (remote)
     prompt_tokens: int = 0
     evaluated_prompt_tokens: int = 0  # after KV-cache prefix reuse
     generated_tokens: int = 0

@@ -3,7 +3,9 @@
 Everything that touches the model (load, tokenize, evaluate, sample, free) runs on that thread,
 in submission order. Prompt evaluation goes in chunks and decoding checks the job's cancel event
 before every token, so a cancel lands within one chunk or one token. The prompt's longest common
-token prefix with the previous request stays in the KV cache and is not evaluated again.
+token prefix with the previous request stays in the KV cache and is not evaluated again, and a
+cached chunk after an edit (the suffix of infill prompts) is moved rather than re-evaluated:
+see kv_reuse.
 """
 
 from __future__ import annotations
@@ -19,9 +21,13 @@ from typing import Any, Callable
 from ..context.prompt import Text, Token, fit_segments
 from ..modelfile import ModelFileError, ModelFileInfo, inspect_model_file
 from .jobs import EngineConfig, GenerationJob, GenerationResult
+from .kv_reuse import apply_plan, enable_second_sequence, plan_reuse
 
 log = logging.getLogger(__name__)
 PROMPT_CHUNK_TOKENS = 64  # a cancel waits at most one chunk's evaluation
+# Moved cells keep keys/values computed against the text before them as it was: after this many
+# tokens were inserted or removed in front of them, they are evaluated again.
+MAX_DRIFT_TOKENS = 64
 
 
 class LlamaEngine:
@@ -30,6 +36,9 @@ class LlamaEngine:
         self._llm: Any = None
         self._info: ModelFileInfo | None = None
         self._config: EngineConfig | None = None
+        self._chunk_reuse = False  # kv_reuse works on this context
+        # Cache cells from _exact_until on may be approximate (moved); _drift: tokens edited before them.
+        self._exact_until, self._drift = 0, 0
         self._thread = threading.Thread(target=self._run, name="llama-worker", daemon=True)
         self._thread.start()
 
@@ -91,6 +100,13 @@ class LlamaEngine:
             )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelFileError(config.model_path, f"llama.cpp could not load it ({exc})") from None
+        try:
+            enable_second_sequence(self._llm)
+            self._chunk_reuse = True
+        except Exception as exc:  # noqa: BLE001 - prefix reuse still works on the original context
+            self._chunk_reuse = False
+            log.warning("KV chunk reuse disabled: %s", exc)
+        self._exact_until, self._drift = 0, 0
         self._info, self._config = info, config
         log.info("loaded %s (%s, %s) in %.2fs, n_ctx=%d", info.path, info.architecture, info.prompt_format.value,
                  time.perf_counter() - started, n_ctx)
@@ -120,11 +136,32 @@ class LlamaEngine:
         started = time.perf_counter()
         reused = _common_prefix(llm.input_ids[: llm.n_tokens], tokens)
         reused = min(reused, len(tokens) - 1)  # always evaluate the last token: its logits are sampled
+        evaluated, plan, moved = 0, None, False
+        if self._chunk_reuse:
+            plan = plan_reuse(llm.input_ids[: llm.n_tokens], tokens, reused)
+            edit = plan.insert_end + plan.chunk_from - 2 * plan.prefix if plan else 0  # inserted + removed
+            if plan and self._drift + edit > MAX_DRIFT_TOKENS:
+                plan, reused = None, min(reused, self._exact_until)  # evaluate the drifted cells again
+        if plan:
+            outcome, evaluated = apply_plan(llm, plan, tokens, PROMPT_CHUNK_TOKENS, job.cancel.is_set)
+            if outcome == "cancelled":
+                return GenerationResult("", "cancelled", len(tokens), evaluated)
+            if outcome == "done":
+                moved, reused = True, plan.reused_end
+                if plan.prefix <= self._exact_until:
+                    self._exact_until = plan.insert_end
+                self._drift += edit
+            else:  # the cache now holds tokens[:plan.prefix]: go on with the plain path
+                log.warning("KV chunk reuse failed, using prefix reuse only: %s", outcome)
+                self._chunk_reuse, reused = False, plan.prefix
+        if not moved and reused <= self._exact_until:  # everything after `reused` is evaluated afresh
+            self._exact_until, self._drift = len(tokens), 0
         llm.n_tokens = reused  # eval() drops KV entries past n_tokens
         for start in range(reused, len(tokens), PROMPT_CHUNK_TOKENS):
             if job.cancel.is_set():
-                return GenerationResult("", "cancelled", len(tokens), start - reused)
+                return GenerationResult("", "cancelled", len(tokens), evaluated + start - reused)
             llm.eval(tokens[start:start + PROMPT_CHUNK_TOKENS])
+        evaluated += len(tokens) - reused
         prompt_seconds = time.perf_counter() - started
 
         end_ids = set(info.end_token_ids)
@@ -150,7 +187,7 @@ class LlamaEngine:
         text = pieces.decode("utf-8", "replace")
         if finish == "stop":
             text = text[: min(text.find(s) for s in job.stop_strings if s in text)]
-        return GenerationResult(text if finish != "cancelled" else "", finish, len(tokens), len(tokens) - reused,
+        return GenerationResult(text if finish != "cancelled" else "", finish, len(tokens), evaluated,
                                 generated, prompt_seconds, time.perf_counter() - started)
 
 

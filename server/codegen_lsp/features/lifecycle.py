@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,8 @@ from pygls.uris import to_fs_path
 from ..documents.positions import PositionEncoding
 from ..documents.store import DocumentStore
 from ..engine.jobs import EngineConfig
+from ..engine.llama_backend import LlamaEngine
+from ..engine.remote import RemoteConfig, RemoteEngine
 from ..model_resolution import ModelNotConfigured, resolve_model_path
 from ..modelfile import ModelFileError
 from ..settings import SECTION, Settings, SettingsError, parse_settings, read_workspace_file, section_of
@@ -33,32 +36,57 @@ def _engine_config(settings: Settings, path: Path) -> EngineConfig:
                         n_gpu_layers=settings.gpu_layers, seed=settings.seed)
 
 
+def _remote_config(settings: Settings, path: Path | None) -> RemoteConfig:
+    return RemoteConfig(model_path=path, n_ctx=settings.context_tokens, seed=settings.seed,
+                        url=settings.remote_url or "", remote_model=settings.remote_model,
+                        timeout_s=settings.remote_timeout_ms / 1000, api_key=settings.remote_api_key)
+
+
+def _choose_engine(ls: "CodegenLanguageServer") -> None:
+    """remoteUrl set: a RemoteEngine, else the in-process LlamaEngine; the old one closes in a thread."""
+    remote = bool(ls.settings.remote_url)
+    if remote == isinstance(ls.engine, RemoteEngine):
+        return
+    loop = asyncio.get_running_loop()
+    old = ls.engine
+    ls.engine = RemoteEngine(lambda message: loop.call_soon_threadsafe(
+        ls.log_to_client, message, types.MessageType.Warning)) if remote else LlamaEngine()
+    threading.Thread(target=old.close, name="engine-close", daemon=True).start()
+
+
 async def load_model(ls: "CodegenLanguageServer") -> None:
     """Load (or reload) the configured model in the engine thread, reporting $/progress."""
     state = ls.model
     state.ready.clear()
     ls.suggestion_cache.forget()  # a new (or replaced) model answers differently
-    try:
-        path = resolve_model_path(ls.settings.model)
+    _choose_engine(ls)
+    remote = ls.settings.remote_url
+    try:  # remote: a local GGUF only when `model` names one (its metadata and sentinel texts)
+        path = resolve_model_path(ls.settings.model) if ls.settings.model or not remote else None
     except ModelNotConfigured as exc:
         ls.set_model_status("error", str(exc))
         ls.tell_user(str(exc), types.MessageType.Warning)
         state.ready.set()
         return
-    ls.set_model_status("loading", f"loading {path.name}", path)
+    if path is None:
+        state.path = None
+    label = f"{path.name if path else 'model'}{f' at {remote}' if remote else ''}"
+    ls.set_model_status("loading", f"loading {label}", path)
     token = str(uuid.uuid4())
     progress = bool(ls.client_capabilities.window and ls.client_capabilities.window.work_done_progress)
     if progress:
         try:
             await asyncio.wait_for(ls.work_done_progress.create_async(token), 5)
             ls.work_done_progress.begin(token, types.WorkDoneProgressBegin(title="codegen-lsp",
-                                                                          message=f"loading {path.name}"))
+                                                                          message=f"loading {label}"))
         except Exception:  # noqa: BLE001 - a client that refuses progress still gets the model
             progress = False
     try:
-        info = await asyncio.wrap_future(ls.engine.load(_engine_config(ls.settings, path)))
+        config = _remote_config(ls.settings, path) if remote else _engine_config(ls.settings, path)
+        info = await asyncio.wrap_future(ls.engine.load(config))
         ls.set_model_status("ready", f"{info.name} ({info.prompt_format.value})")
-        ls.log_to_client(f"model ready: {path} ({info.architecture}, {info.prompt_format.value})")
+        ls.log_to_client(f"model ready: {path or info.name}{f' at {remote}' if remote else ''} "
+                         f"({info.architecture}, {info.prompt_format.value})")
     except ModelFileError as exc:
         ls.set_model_status("error", str(exc))
         ls.tell_user(f"cannot load the model: {exc}")
@@ -66,9 +94,12 @@ async def load_model(ls: "CodegenLanguageServer") -> None:
         if progress:
             ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=state.status))
         state.ready.set()
-    from .watch import watch_model_file
+    from .watch import stop_watching, watch_model_file
 
-    watch_model_file(ls, path)
+    if path is not None:
+        watch_model_file(ls, path)
+    else:
+        stop_watching(ls)
 
 
 def apply_settings(ls: "CodegenLanguageServer", *overrides: dict[str, Any] | None) -> bool:

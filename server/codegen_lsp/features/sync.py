@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
-from ..documents.positions import PositionError
-from ..documents.store import StaleVersion, TextChange, UnknownDocument
+from ..documents.positions import Pos, PositionError
+from ..documents.store import Document, StaleVersion, TextChange, UnknownDocument
+from ..suggest import warm_after_edit
 
 if TYPE_CHECKING:
     from ..server import CodegenLanguageServer
@@ -18,6 +20,23 @@ def to_text_change(change: types.TextDocumentContentChangeEvent) -> TextChange:
         r = change.range
         return TextChange.replace((r.start.line, r.start.character), (r.end.line, r.end.character), change.text)
     return TextChange.full(change.text)
+
+
+def schedule_warm_up(ls: "CodegenLanguageServer", doc: Document,
+                     change: types.TextDocumentContentChangeEvent | None) -> None:
+    """The cursor is most likely right after the last change's text: warm up there once typing settles."""
+    if (pending := ls.warming.pop(doc.uri, None)) is not None:
+        pending.cancel()
+    if not ls.settings.warm_after_ms or not isinstance(change, types.TextDocumentContentChangePartial):
+        return
+    start = change.range.start
+    try:
+        offset = doc.codepoint_offset_of(Pos(start.line, start.character)) + len(change.text)
+    except PositionError:
+        return
+    task = ls.spawn(warm_after_edit(ls, doc.uri, doc.version, offset))
+    ls.warming[doc.uri] = task
+    task.add_done_callback(lambda t: ls.warming.pop(doc.uri, None) if ls.warming.get(doc.uri) is t else None)
 
 
 def register(server: "CodegenLanguageServer") -> None:
@@ -31,10 +50,13 @@ def register(server: "CodegenLanguageServer") -> None:
         uri, version = params.text_document.uri, params.text_document.version
         if (event := ls.inflight.get(uri)) is not None:
             event.set()  # a suggestion for the old text is worthless now
+        ls.rhythm.edited(uri, time.monotonic())
         try:
-            ls.store.apply_changes(uri, version, [to_text_change(c) for c in params.content_changes])
+            doc = ls.store.apply_changes(uri, version, [to_text_change(c) for c in params.content_changes])
         except (StaleVersion, UnknownDocument, PositionError) as exc:
             ls.log_to_client(f"ignored didChange for {uri} v{version}: {exc}", types.MessageType.Warning)
+            return
+        schedule_warm_up(ls, doc, params.content_changes[-1] if params.content_changes else None)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: "CodegenLanguageServer", params: types.DidCloseTextDocumentParams) -> None:
@@ -43,3 +65,6 @@ def register(server: "CodegenLanguageServer") -> None:
             event.set()
         ls.store.close(uri)
         ls.suggestion_cache.forget(uri)
+        ls.rhythm.forget(uri)
+        if (pending := ls.warming.pop(uri, None)) is not None:
+            pending.cancel()

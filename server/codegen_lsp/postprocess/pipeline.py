@@ -43,13 +43,19 @@ class PostprocessResult:
         return not self.text
 
 
+def suggestion_mode(context: CompletionContext) -> Mode:
+    """One line or a block, decided before generating (a single line stops decoding at its newline)."""
+    tree = context.tree if context.tree is not None else parse_text(context.language, context.prefix + context.suffix)
+    source = (context.prefix + context.suffix).encode("utf-8")
+    return decide_mode(tree, source, len(context.prefix.encode("utf-8")), context.language)
+
+
 def postprocess(context: CompletionContext, completion: str, mode: Mode | None = None) -> PostprocessResult:
     """Run the steps in order: newline normalization, reindent, suffix
     overlap, syntax-unit cut, parse-error check."""
     tree = context.tree if context.tree is not None else parse_text(context.language, context.prefix + context.suffix)
     if mode is None:
-        source = (context.prefix + context.suffix).encode("utf-8")
-        mode = decide_mode(tree, source, len(context.prefix.encode("utf-8")), context.language)
+        mode = suggestion_mode(CompletionContext(context.language, context.prefix, context.suffix, tree))
 
     text = normalize_newlines(completion)
     if not text.strip():

@@ -1,0 +1,202 @@
+"""remoteUrl: the real server generating through a real OpenAI-compatible server (llama_cpp.server).
+
+One `python -m llama_cpp.server` per fixture model, started on first use and killed (process group)
+when the module ends. What llama_cpp.server does with our prompts (checked in llama-cpp-python 0.3.36):
+it tokenizes a string prompt with special-token parsing on, so the sentinel texts we send
+(`<mask_1>`, `<|endoftext|>`, `<sep>`) become the sentinel tokens again; it rejects `prompt` as a list
+of token ids (its request model only takes strings), so text is the portable encoding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from lsprotocol import types
+from pygls.exceptions import JsonRpcRequestCancelled
+from pytest_lsp import LanguageClient
+
+from support.files import logs, shown, wait_until
+from support.lsp import inline, open_doc, start
+
+pytest.importorskip("llama_cpp.server.app", reason="needs llama-cpp-python[server] (the dev extra)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class InferenceServer:
+    def __init__(self, model: Path, log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+             "--port", str(self.port), "--n_ctx", "512", "--n_threads", "2"],
+            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    def wait_ready(self, timeout: float = 60) -> "InferenceServer":
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"llama_cpp.server exited: {self.log()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/v1/models", timeout=1) as response:
+                    json.load(response)
+            except OSError:
+                time.sleep(0.1)
+                continue
+            # One tiny completion: the first one is slow (allocations), and the tests time theirs.
+            warm = json.dumps({"prompt": "def", "max_tokens": 2, "temperature": 0}).encode()
+            request = urllib.request.Request(f"{self.url}/v1/completions", data=warm,
+                                             headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                json.load(response)
+            return self
+        raise RuntimeError(f"llama_cpp.server not up after {timeout}s: {self.log()[-2000:]}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def completions_served(self) -> int:
+        return self.log().count("POST /v1/completions")
+
+    def stop(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(10)
+        self._log.close()
+
+
+@pytest.fixture(scope="module")
+def inference_server(tmp_path_factory):
+    """inference_server(model_path) -> a running llama_cpp.server for that GGUF (one per model)."""
+    servers: dict[Path, InferenceServer] = {}
+
+    def get(model: Path) -> InferenceServer:
+        if model not in servers:
+            log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
+            servers[model] = InferenceServer(model, log_path).wait_ready()
+        return servers[model]
+
+    yield get
+    for server in servers.values():
+        server.stop()
+
+
+def inline_params(uri: str, line: int, character: int) -> types.InlineCompletionParams:
+    return types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=line, character=character),
+        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked))
+
+
+def count_logs(client: LanguageClient, needle: str) -> int:
+    return sum(needle in text for text in logs(client))
+
+
+async def test_left_to_right_remote_matches_in_process(client: LanguageClient, memorizing_codegen1,
+                                                       inference_server, tmp_path: Path):
+    server = inference_server(memorizing_codegen1.gguf_path)
+    # No local GGUF: left-to-right needs none (the server's model id names it).
+    await start(client, None, tmp_path, maxTokens=24, contextTokens=512, remoteUrl=server.url)
+    ready = [text for text in logs(client) if "model ready" in text]
+    assert ready and f"at {server.url}" in ready[0], ready
+    uri = (tmp_path / "a.py").as_uri()
+    open_doc(client, uri, "def add(a, b):\n    ")
+    served = server.completions_served()
+    remote = [i.insert_text for i in await inline(client, uri, 1, 4)]
+    assert remote == ["return a + b"]
+    assert server.completions_served() > served
+
+    # The same editor switches to the in-process engine (the engine is swapped): the same answer.
+    client.protocol.notify(types.WORKSPACE_DID_CHANGE_CONFIGURATION, types.DidChangeConfigurationParams(
+        settings={"codegenLsp": {"remoteUrl": None, "model": str(memorizing_codegen1.gguf_path)}}))
+    await wait_until(lambda: count_logs(client, "model ready") >= 2, 30, "the in-process model")
+    assert "at http" not in [text for text in logs(client) if "model ready" in text][1]
+    local = [i.insert_text for i in await inline(client, uri, 1, 4)]
+    assert local == remote
+
+
+async def test_codegen2_infill_sentinels_travel_as_token_text(client: LanguageClient, memorizing_codegen2,
+                                                              inference_server, tmp_path: Path):
+    server = inference_server(memorizing_codegen2.gguf_path)
+    await start(client, memorizing_codegen2.gguf_path, tmp_path, maxTokens=24, contextTokens=512,
+                remoteUrl=server.url)
+    uri = (tmp_path / "f.py").as_uri()
+    open_doc(client, uri, "def square(x):\n    return x * x\n\n\n")
+    served = server.completions_served()
+    items = await inline(client, uri, 4, 0)
+    assert [i.insert_text for i in items] == ["print(square(3))"]  # what the in-process engine answers
+    assert server.completions_served() > served
+
+
+# The slow models here are `slow_synthesizing_codegen1` (trained: ~10 ms a token, plain ASCII), not the
+# random-weight `slow_model`: llama_cpp.server holds back tokens that do not decode as UTF-8 and random
+# weights emit many, so it streams nothing for seconds and only sees a closed stream when it next sends.
+async def test_cancel_closes_the_stream_and_stops_the_server(client: LanguageClient, slow_synthesizing_codegen1,
+                                                             inference_server, tmp_path: Path):
+    server = inference_server(slow_synthesizing_codegen1.gguf_path)
+    await start(client, slow_synthesizing_codegen1.gguf_path, tmp_path, maxTokens=1000, contextTokens=512, remoteUrl=server.url)
+    uri = (tmp_path / "c.py").as_uri()
+    open_doc(client, uri, "def main():\n    ")
+    disconnects = server.log().count("Disconnected from client")
+    request = asyncio.ensure_future(client.protocol.send_request_async(
+        types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, 1, 4), msg_id="remote-long-1"))
+    await asyncio.sleep(0.6)  # well into decoding (256 tokens take 2-3 s on this model)
+    assert not request.done()
+    cancelled_at = time.perf_counter()
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="remote-long-1"))
+    with pytest.raises(JsonRpcRequestCancelled):
+        await asyncio.wait_for(request, 5)
+    answered_in = time.perf_counter() - cancelled_at
+    assert answered_in < 1.0
+    # The closed stream reaches the server: llama_cpp.server prints this only when it abandons a
+    # generation for a gone client (a finished one sends [DONE] instead), so decoding stopped early.
+    await wait_until(lambda: server.log().count("Disconnected from client") > disconnects, 5,
+                     "llama_cpp.server to see the client gone")
+    print(f"cancelled request answered in {answered_in * 1000:.0f} ms, server abandoned the generation "
+          f"{(time.perf_counter() - cancelled_at) * 1000:.0f} ms after the cancel")
+    assert "did not finish" not in "".join(logs(client))
+
+
+async def test_server_down_is_reported_with_its_url(client: LanguageClient, memorizing_codegen1, tmp_path: Path):
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    started = time.perf_counter()
+    await start(client, memorizing_codegen1.gguf_path, tmp_path, remoteUrl=url)
+    assert time.perf_counter() - started < 10
+    messages = shown(client)
+    assert any(f"cannot reach the inference server at {url}" in m for m in messages), messages
+    uri = (tmp_path / "d.py").as_uri()
+    open_doc(client, uri, "def add(a, b):\n    ")
+    assert await asyncio.wait_for(inline(client, uri, 1, 4), 5) == []
+
+
+async def test_timeout_gives_an_empty_result_and_a_logged_reason(client: LanguageClient, slow_synthesizing_codegen1,
+                                                                inference_server, tmp_path: Path):
+    server = inference_server(slow_synthesizing_codegen1.gguf_path)
+    await start(client, slow_synthesizing_codegen1.gguf_path, tmp_path, maxTokens=1000, contextTokens=512, remoteUrl=server.url,
+                remoteTimeoutMs=300)
+    uri = (tmp_path / "t.py").as_uri()
+    open_doc(client, uri, "def main():\n    ")
+    started = time.perf_counter()
+    items = await asyncio.wait_for(inline(client, uri, 1, 4), 5)
+    took = time.perf_counter() - started
+    assert items == []
+    assert took < 1.5
+    await wait_until(lambda: count_logs(client, "did not finish within 300 ms") == 1, 2, "the timeout reason")
