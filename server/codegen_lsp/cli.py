@@ -153,17 +153,48 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
 
 def cmd_bench_latency(args: argparse.Namespace) -> int:
     from .bench.latency import print_report, run_latency
+    from .bench.llama_server import LlamaServerError
+    from .bench.trace import TraceError, limit_trace, load_trace
 
+    try:
+        trace = limit_trace(load_trace(Path(args.trace) if args.trace else None), args.keystrokes)
+    except TraceError as exc:
+        raise SystemExit(f"codegen-lsp: error: {exc}") from None
+    backends = args.backends
+    if args.no_llama_server:
+        backends = ",".join(b for b in backends.split(",") if b.strip() != "c")
     if args.model:
         model = Path(args.model)
+        if not model.is_file():
+            raise SystemExit(f"codegen-lsp: error: {model}: model file not found")
     else:
         from .models.factory import build_test_model, codegen_350m_shape
 
         print("building a random-weight model of CodeGen-350M's shape (cached after the first run)...")
         model = build_test_model(codegen_350m_shape()).quantized(args.quantization)
-    report = run_latency(model, args.max_tokens, args.threads, out=Path(args.out))
+    try:
+        report = run_latency(model, trace, args.threads, args.max_tokens, args.context_tokens, backends,
+                             args.request_pause_ms, Path(args.out))
+    except (LlamaServerError, ValueError) as exc:
+        raise SystemExit(f"codegen-lsp: error: {exc}") from None
     print_report(report)
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out} and {Path(args.out).with_suffix('.md')}")
+    return 0
+
+
+def cmd_bench_make_trace(args: argparse.Namespace) -> int:
+    from .bench.trace import DEFAULT_TRACE_FILE, TraceError, make_trace, stdlib_path, write_trace
+
+    try:
+        source = Path(args.source) if args.source else None
+        if source is not None and not source.is_file():
+            source = stdlib_path(args.source)  # a module name: textwrap, argparse, ...
+        trace = make_trace(source, args.function or None, args.keystrokes, args.seed)
+    except (TraceError, SyntaxError, OSError) as exc:
+        raise SystemExit(f"codegen-lsp: error: {exc}") from None
+    out = Path(__file__).parent / "bench" / DEFAULT_TRACE_FILE if args.default else Path(args.out)
+    write_trace(trace, out)
+    print(f"wrote {out}: {len(trace['events'])} keys of {trace['name']} ({trace['function']})")
     return 0
 
 
@@ -253,13 +284,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks that print numbers").add_subparsers(
         dest="bench_command", required=True)
-    p = bench.add_parser("latency", help="request→answer latency through the server vs raw llama-cpp-python")
+    p = bench.add_parser("latency", help="keystroke-trace replay: codegen-lsp vs raw llama-cpp-python vs llama-server")
+    p.add_argument("--trace", default=None, help="a trace from `bench make-trace` (default: the shipped textwrap trace)")
     p.add_argument("--model", default=None, help="a .gguf (default: random CodeGen-350M shape, q4_k_m)")
     p.add_argument("--quantization", default="q4_k_m")
     p.add_argument("--max-tokens", type=int, default=16)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--out", default="bench-results/latency.json")
+    p.add_argument("--threads", type=int, default=None, help="llama.cpp threads for every backend (default: all cores)")
+    p.add_argument("--context-tokens", type=int, default=2048, help="n_ctx for every backend")
+    p.add_argument("--keystrokes", type=int, default=None, help="replay only the first N keys of the trace")
+    p.add_argument("--backends", default="a,b,c", help="a: codegen-lsp, b: raw llama-cpp-python, c: llama-server")
+    p.add_argument("--no-llama-server", action="store_true", help="same as leaving c out of --backends")
+    p.add_argument("--request-pause-ms", type=float, default=None,
+                   help="request after pauses at least this long (default: the server's adaptive debounce for the trace)")
+    p.add_argument("--out", default="bench-results/latency.json", help="JSON report (Markdown beside it)")
     p.set_defaults(func=cmd_bench_latency)
+
+    p = bench.add_parser("make-trace", help="a keystroke trace: typing part of a standard-library function")
+    p.add_argument("--source", default=None, help="a .py file or stdlib module name (default: textwrap)")
+    p.add_argument("--function", default="dedent", help="the function whose body is typed ('' = the first one)")
+    p.add_argument("--keystrokes", type=int, default=80, help="at least this many keys (whole lines)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="bench-results/trace.json")
+    p.add_argument("--default", action="store_true", help="write the package's default trace instead of --out")
+    p.set_defaults(func=cmd_bench_make_trace)
 
     def mtpb_common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--data", default=None, help="mtpb.jsonl (default: $CODEGEN_LSP_MTPB or ../shared/mtpb/mtpb.jsonl)")
