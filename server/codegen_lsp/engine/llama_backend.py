@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
-import threading
 import time
-from concurrent.futures import Future
-from typing import Any, Callable
+from typing import Any
 
 from ..context.prompt import Text, Token, fit_segments
 from ..modelfile import ModelFileError, ModelFileInfo, inspect_model_file
 from .jobs import EngineConfig, GenerationJob, GenerationResult
+from .worker import ThreadedEngine
 from .kv_reuse import apply_plan, enable_second_sequence, plan_reuse
 
 log = logging.getLogger(__name__)
@@ -30,55 +28,13 @@ PROMPT_CHUNK_TOKENS = 64  # a cancel waits at most one chunk's evaluation
 MAX_DRIFT_TOKENS = 64
 
 
-class LlamaEngine:
+class LlamaEngine(ThreadedEngine):
     def __init__(self) -> None:
-        self._queue: queue.Queue[tuple[Callable[[], Any], Future] | None] = queue.Queue()
         self._llm: Any = None
-        self._info: ModelFileInfo | None = None
-        self._config: EngineConfig | None = None
         self._chunk_reuse = False  # kv_reuse works on this context
         # Cache cells from _exact_until on may be approximate (moved); _drift: tokens edited before them.
         self._exact_until, self._drift = 0, 0
-        self._thread = threading.Thread(target=self._run, name="llama-worker", daemon=True)
-        self._thread.start()
-
-    # -- public, any thread ------------------------------------------------------------------
-    @property
-    def info(self) -> ModelFileInfo | None:
-        return self._info
-
-    @property
-    def config(self) -> EngineConfig | None:
-        return self._config
-
-    def load(self, config: EngineConfig) -> Future[ModelFileInfo]:
-        return self._enqueue(lambda: self._load(config))
-
-    def submit(self, job: GenerationJob) -> Future[GenerationResult]:
-        return self._enqueue(lambda: self._generate(job))
-
-    def close(self, timeout: float = 10.0) -> None:
-        """Free the model and join the worker (pending work runs first, so cancel it before)."""
-        if self._thread.is_alive():
-            self._enqueue(self._free)
-            self._queue.put(None)
-            self._thread.join(timeout)
-
-    # -- worker thread -----------------------------------------------------------------------
-    def _enqueue(self, work: Callable[[], Any]) -> Future:
-        future: Future = Future()
-        self._queue.put((work, future))
-        return future
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            work, future = item
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(work())
-            except BaseException as exc:  # noqa: BLE001 - delivered to the waiting caller
-                future.set_exception(exc)
+        super().__init__("llama-worker")
 
     def _free(self) -> None:
         if self._llm is not None:

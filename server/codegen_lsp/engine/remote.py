@@ -21,11 +21,9 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import queue
 import socket
 import threading
 import time
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -35,6 +33,7 @@ from ..context.prompt import Text, Token, fit_segments
 from ..modelfile import ModelFileError, ModelFileInfo, inspect_model_file
 from ..modelmeta import PromptFormat
 from .jobs import EngineConfig, GenerationJob, GenerationResult
+from .worker import ThreadedEngine
 
 log = logging.getLogger(__name__)
 LOAD_TIMEOUT_S = 5.0  # GET /v1/models at load: the server is up or it is not
@@ -62,53 +61,12 @@ class RemoteConfig(EngineConfig):
     api_key: str | None = None
 
 
-class RemoteEngine:
+class RemoteEngine(ThreadedEngine):
     def __init__(self, report: Callable[[str], None] | None = None) -> None:
         self._report = report or (lambda message: None)
-        self._queue: queue.Queue[tuple[Callable[[], Any], Future] | None] = queue.Queue()
-        self._info: ModelFileInfo | None = None
-        self._config: RemoteConfig | None = None
         self._token_texts: list[str] = []
         self._vocab: Any = None  # llama_cpp.Llama(vocab_only=True) when a local GGUF is given
-        self._thread = threading.Thread(target=self._run, name="remote-worker", daemon=True)
-        self._thread.start()
-
-    # -- public, any thread ------------------------------------------------------------------
-    @property
-    def info(self) -> ModelFileInfo | None:
-        return self._info
-
-    @property
-    def config(self) -> RemoteConfig | None:
-        return self._config
-
-    def load(self, config: EngineConfig) -> Future[ModelFileInfo]:
-        return self._enqueue(lambda: self._load(config))
-
-    def submit(self, job: GenerationJob) -> Future[GenerationResult]:
-        return self._enqueue(lambda: self._generate(job))
-
-    def close(self, timeout: float = 10.0) -> None:
-        if self._thread.is_alive():
-            self._enqueue(self._free)
-            self._queue.put(None)
-            self._thread.join(timeout)
-
-    # -- worker thread -----------------------------------------------------------------------
-    def _enqueue(self, work: Callable[[], Any]) -> Future:
-        future: Future = Future()
-        self._queue.put((work, future))
-        return future
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            work, future = item
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(work())
-            except BaseException as exc:  # noqa: BLE001 - delivered to the waiting caller
-                future.set_exception(exc)
+        super().__init__("remote-worker")
 
     def _free(self) -> None:
         if self._vocab is not None:
