@@ -3,16 +3,45 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install dev editors test e2e-vscode run demo clean-models
+# llama-cpp-python is built from source for the CPU that builds it (-march=native), but without
+# ggml's AMX kernels: on Intel CPUs that report AMX inside VMs and containers they die with SIGILL at
+# the first evaluation (ggml asks for tile permission on the main thread only). GCC's explicit -mno-*
+# flags win over -march=native, so AVX2 / AVX-512 stay. Override LLAMA_CMAKE_ARGS for a GPU build,
+# e.g. LLAMA_CMAKE_ARGS="-DGGML_CUDA=on".
+LLAMA_VERSION := 0.3.36
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+LLAMA_CMAKE_ARGS ?= -DCMAKE_C_FLAGS='$(NO_AMX)' -DCMAKE_CXX_FLAGS='$(NO_AMX)'
+# pip's own wheel cache is keyed by name and version only, so it would hand back a wheel built with
+# other flags or for another CPU. Ours is keyed by the flags, this CPU and the Python.
+LLAMA_KEY := $(shell printf '%s|%s|%s|%s' "$(LLAMA_VERSION)" "$(LLAMA_CMAKE_ARGS)" \
+	"$$(grep -m1 '^model name' /proc/cpuinfo; grep -m1 '^flags' /proc/cpuinfo)" \
+	"$$($(PYTHON) -c 'import sys; print(sys.version_info[:2])')" | sha256sum | cut -c1-12)
+LLAMA_WHEELS := .cache/wheels/llama-$(LLAMA_KEY)
+LLAMA_STAMP := $(VENV)/.llama-$(LLAMA_KEY)
+export CODEGEN_LSP_LLAMA_WHEELS := $(abspath $(LLAMA_WHEELS))
+
+.PHONY: install dev editors test e2e-vscode run demo doctor llama-wheel clean-models
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 
-install: $(BIN)/python
+# The portable llama-cpp-python wheel, built once per flags/CPU/Python (about 7 minutes on 2 cores).
+llama-wheel: $(LLAMA_WHEELS)/.done
+$(LLAMA_WHEELS)/.done: | $(BIN)/python
+	rm -rf $(LLAMA_WHEELS) && mkdir -p $(LLAMA_WHEELS)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip wheel --no-cache-dir --no-deps -w $(LLAMA_WHEELS) \
+		llama-cpp-python==$(LLAMA_VERSION)
+	touch $@
+
+$(LLAMA_STAMP): $(LLAMA_WHEELS)/.done
+	$(BIN)/pip install --force-reinstall --no-deps $(LLAMA_WHEELS)/llama_cpp_python-*.whl
+	rm -f $(VENV)/.llama-* && touch $@
+
+install: $(LLAMA_STAMP)
 	$(BIN)/pip install -e .
 
-dev: $(BIN)/python
+dev: $(LLAMA_STAMP)
 	$(BIN)/pip install -e '.[dev]'
 
 # Neovim, the extension's npm packages, code-server and Chromium for the editor tests.
@@ -21,8 +50,9 @@ editors:
 
 # Builds the tiny test models on first use (cached in .cache/test-models), checks and packages the
 # VS Code extension (lint, typecheck, unit tests, .vsix), then runs every test, the real-editor ones
-# (Neovim headless, VS Code in code-server) included.
+# (Neovim headless, VS Code in code-server) and the wheel-install smoke test included.
 test: dev editors
+	$(BIN)/codegen-lsp doctor
 	cd editor-client && npm run check
 	CODEGEN_LSP_VSCODE_E2E=1 $(BIN)/python -m pytest -q -p no:cacheprovider
 
@@ -37,6 +67,10 @@ run: install
 # docs/demo/steps.py (a blank line inside a loop).
 demo: install
 	$(BIN)/codegen-lsp complete docs/demo/steps.py --line 9 --character 12
+
+# What a bug report needs: versions, the build's CPU features, whether this machine can run it.
+doctor: install
+	$(BIN)/codegen-lsp doctor
 
 clean-models:
 	rm -rf .cache/test-models

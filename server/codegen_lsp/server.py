@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 from dataclasses import dataclass, field
 from contextvars import ContextVar
 from pathlib import Path
@@ -26,8 +25,8 @@ from . import __version__
 from .context.suggestion_cache import SuggestionCache
 from .documents.positions import PositionEncoding
 from .documents.store import DocumentStore
-from .engine.jobs import Engine
-from .engine.llama_backend import LlamaEngine
+from .engine.jobs import CancelFlag, Engine
+from .engine.process import EngineEvent, ProcessEngine
 from .scheduling import TypingRhythm
 from .settings import Settings
 
@@ -133,10 +132,11 @@ class CodegenLanguageServer(LanguageServer):
                          text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
         self.settings = Settings()
         self.store = DocumentStore(PositionEncoding.UTF16)
-        self.engine: Engine = engine or LlamaEngine()
+        self.loop: asyncio.AbstractEventLoop | None = None  # set by `initialize`; engine events land here
+        self.engine: Engine = engine or self.local_engine()
         self.model = ModelState()
         self.workspace_root: Path | None = None
-        self.inflight: dict[str, threading.Event] = {}  # uri → cancel event of its newest request
+        self.inflight: dict[str, CancelFlag] = {}  # uri → cancel event of its newest request
         self.suggestion_cache = SuggestionCache()
         self.rhythm = TypingRhythm()
         self.warming: dict[str, asyncio.Task] = {}  # uri → pending warm-up after its last edit
@@ -145,6 +145,34 @@ class CodegenLanguageServer(LanguageServer):
         self.model_watch_path: Path | None = None
         self.generating = 0  # model calls in flight, for the "generating" status
         self.model_load_started = False  # set by `initialized`; settings changes before it never reload
+
+    def local_engine(self) -> ProcessEngine:
+        """llama.cpp in a supervised engine process that reports crashes and restarts to us."""
+        return ProcessEngine(self._engine_event_from_thread)
+
+    def _engine_event_from_thread(self, event: EngineEvent) -> None:
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.on_engine_event, event)
+
+    def on_engine_event(self, event: EngineEvent) -> None:
+        """The engine process crashed or came back. Documents, settings and caches are untouched;
+        one showMessage per streak of crashes, the rest goes to the log and the status bar."""
+        if event.kind == "crashed":
+            outcome = (f"gave up after {event.crashes} crashes; fix the cause, then change a setting or "
+                       f"restart the server" if event.gave_up else "restarting it")
+            self.set_model_status("error", f"{event.reason}; {outcome}")
+            if event.first_in_streak:
+                self.tell_user(f"{event.reason}. {outcome[0].upper()}{outcome[1:]} (open documents and settings "
+                               f"are kept).")
+            else:
+                self.log_to_client(f"{event.reason}; {outcome}", types.MessageType.Error)
+        elif event.kind == "restarted" and event.info is not None:
+            self.set_model_status("ready", f"{event.info.name} ({event.info.prompt_format.value})")
+            self.log_to_client("the engine process was restarted; the model is loaded again")
+        elif event.kind == "restart-failed":
+            self.set_model_status("error", event.reason)
+            self.tell_user(f"cannot load the model again after the engine crashed: {event.reason}")
 
     def set_model_status(self, status: str, detail: str, path: Path | None = None) -> None:
         """Change what the server knows of its model and tell the client's status bar."""

@@ -17,6 +17,7 @@ from lsprotocol import types
 from .context.prompt import PromptFormatError, build_segments
 from .documents.store import Document
 from .engine.jobs import GenerationJob, GenerationResult
+from .engine.process import EngineCrashed
 from .modelmeta import PromptFormat
 from .postprocess.pipeline import CompletionContext, postprocess, suggestion_mode
 
@@ -131,6 +132,8 @@ async def _generate(ls: "CodegenLanguageServer", job: GenerationJob, prefix: str
     try:
         with ls.generating_status() if asked else contextlib.nullcontext():
             return await asyncio.wrap_future(future)
+    except EngineCrashed as exc:  # the supervisor reports the crash itself, once
+        return Suggestion("", f"no model available ({exc.reason})", version)
     except asyncio.CancelledError:
         job.cancel.set()  # $/cancelRequest: stop decoding at the next token
         loop = asyncio.get_running_loop()

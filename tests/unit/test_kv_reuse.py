@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from codegen_lsp.context.prompt import build_segments
-from codegen_lsp.engine import kv_reuse, llama_backend
+from codegen_lsp.engine import kv_reuse, llama_runner
 from codegen_lsp.engine.jobs import EngineConfig, GenerationJob, GenerationResult
 from codegen_lsp.engine.kv_reuse import ReusePlan, plan_reuse
-from codegen_lsp.engine.llama_backend import LlamaEngine
+from codegen_lsp.engine.llama_runner import LlamaRunner
 from codegen_lsp.modelmeta import PromptFormat
 
 INFILL = PromptFormat.CODEGEN2_INFILL
@@ -38,23 +38,23 @@ def one_layer_codegen2():
     return build_test_model(TinyModelSpec(family="codegen2", n_layer=1, init_std=0.1, seed=12))
 
 
-def _engine(model, chunk_reuse: bool = True) -> LlamaEngine:
-    engine = LlamaEngine()
-    engine.load(EngineConfig(Path(model.gguf_path), n_ctx=1024, n_threads=1)).result(60)
+def _engine(model, chunk_reuse: bool = True) -> LlamaRunner:
+    engine = LlamaRunner()  # in this process: the unit under test is the runner, not the engine process
+    engine.load(EngineConfig(Path(model.gguf_path), n_ctx=1024, n_threads=1))
     assert engine._chunk_reuse  # the context was recreated with two sequences
     engine._chunk_reuse = chunk_reuse
     return engine
 
 
-def _ask(engine: LlamaEngine, prefix: str, suffix: str, fmt=INFILL, cancel=None, max_tokens=8) -> GenerationResult:
+def _ask(engine: LlamaRunner, prefix: str, suffix: str, fmt=INFILL, cancel=None, max_tokens=8) -> GenerationResult:
     segments = build_segments(fmt, prefix, suffix if fmt is INFILL else "", engine.info.token_ids)
     job = GenerationJob(segments, max_tokens=max_tokens, temperature=0.0)
     if cancel is not None:
         job.cancel = cancel
-    return engine.submit(job).result(60)
+    return engine.generate(job)
 
 
-def _prompt_logits(engine: LlamaEngine, prefix: str, suffix: str):
+def _prompt_logits(engine: LlamaRunner, prefix: str, suffix: str):
     """The logits at the prompt's last token (max_tokens=1: the sampled token is not evaluated).
     A random model's greedy text hardly depends on the prompt; its logits do."""
     import llama_cpp
@@ -62,8 +62,7 @@ def _prompt_logits(engine: LlamaEngine, prefix: str, suffix: str):
 
     result = _ask(engine, prefix, suffix, max_tokens=1)
     llm = engine._llm
-    logits = engine._enqueue(lambda: np.ctypeslib.as_array(llama_cpp.llama_get_logits(llm.ctx),
-                                                          shape=(llm.n_vocab(),)).copy()).result(60)
+    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits(llm.ctx), shape=(llm.n_vocab(),)).copy()
     return result, logits
 
 
@@ -75,8 +74,8 @@ def _same(got, want) -> bool:
 def engines(one_layer_codegen2):
     reusing, exact = _engine(one_layer_codegen2), _engine(one_layer_codegen2, chunk_reuse=False)
     yield reusing, exact
-    reusing.close()
-    exact.close()
+    reusing.free()
+    exact.free()
 
 
 def test_plan_finds_the_moved_chunk():
@@ -90,7 +89,7 @@ def test_plan_finds_the_moved_chunk():
 
 
 def test_typing_into_an_infill_prompt_evaluates_a_few_tokens_and_stays_exact(engines, monkeypatch):
-    monkeypatch.setattr(llama_backend, "MAX_DRIFT_TOKENS", 10 ** 6)
+    monkeypatch.setattr(llama_runner, "MAX_DRIFT_TOKENS", 10 ** 6)
     reusing, exact = engines
     prefix, suffix = _buffer()
     first = _ask(reusing, prefix, suffix)
@@ -112,7 +111,7 @@ def test_typing_into_an_infill_prompt_evaluates_a_few_tokens_and_stays_exact(eng
 
 
 def test_drifted_cells_are_evaluated_again(engines, monkeypatch):
-    monkeypatch.setattr(llama_backend, "MAX_DRIFT_TOKENS", 12)
+    monkeypatch.setattr(llama_runner, "MAX_DRIFT_TOKENS", 12)
     reusing, exact = engines
     prefix, suffix = _buffer()
     prefix = prefix.replace("handler_3(", "handler_three(")  # the cache holds another text: a full evaluation
@@ -137,7 +136,7 @@ class _CancelOnCall(threading.Event):
 
 
 def test_cancel_during_the_moved_path_leaves_a_usable_cache(engines, monkeypatch):
-    monkeypatch.setattr(llama_backend, "MAX_DRIFT_TOKENS", 10 ** 6)
+    monkeypatch.setattr(llama_runner, "MAX_DRIFT_TOKENS", 10 ** 6)
     reusing, exact = engines
     prefix, suffix = _buffer()
     _ask(reusing, prefix, suffix)
@@ -146,7 +145,7 @@ def test_cancel_during_the_moved_path_leaves_a_usable_cache(engines, monkeypatch
     cancelled = _ask(reusing, prefix + pasted, suffix, cancel=_CancelOnCall(2))
     assert cancelled.cancelled and cancelled.evaluated_prompt_tokens == 0
     cancelled = _ask(reusing, prefix + pasted, suffix, cancel=_CancelOnCall(3))
-    assert cancelled.cancelled and cancelled.evaluated_prompt_tokens == llama_backend.PROMPT_CHUNK_TOKENS
+    assert cancelled.cancelled and cancelled.evaluated_prompt_tokens == llama_runner.PROMPT_CHUNK_TOKENS
     (got, got_logits), (want, want_logits) = (_prompt_logits(e, prefix + pasted, suffix) for e in (reusing, exact))
     assert got.evaluated_prompt_tokens < want.evaluated_prompt_tokens and _same(got_logits, want_logits)
 
@@ -164,8 +163,8 @@ def test_a_llama_cpp_error_falls_back_to_prefix_reuse(one_layer_codegen2, monkey
         assert got.evaluated_prompt_tokens == want.evaluated_prompt_tokens > 300
         assert not engine._chunk_reuse
     finally:
-        engine.close()
-        exact.close()
+        engine.free()
+        exact.free()
 
 
 def test_left_to_right_keeps_prefix_reuse(engines):
@@ -187,7 +186,7 @@ def test_deeper_model_also_evaluates_few_tokens(tiny_codegen2):
         counts = [_ask(engine, prefix + TYPED[:k], suffix).evaluated_prompt_tokens for k in range(1, 16)]
         assert sorted(counts)[len(counts) // 2] <= 32
     finally:
-        engine.close()
+        engine.free()
 
 
 def test_kv_reuse_constants_are_sane():

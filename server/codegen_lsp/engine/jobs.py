@@ -6,7 +6,7 @@ import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 from ..context.prompt import Segment
 from ..modelfile import ModelFileInfo
@@ -21,6 +21,48 @@ class EngineConfig:
     seed: int = 0
 
 
+class CancelFlag:
+    """A job's cancel: `threading.Event`'s set / is_set / wait, plus hooks run when it is set.
+
+    The hooks are how a cancel reaches an engine in another process at once (a shared flag the
+    child checks before every token) instead of as a message queued behind the work."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._hooks: list[Callable[[], None]] = []
+
+    @classmethod
+    def linked(cls, parent: "CancelFlag") -> "CancelFlag":
+        """A flag of its own (a turn's timeout) that is also set when `parent` (the whole run) is."""
+        child = cls()
+        parent.add_hook(child.set)
+        return child
+
+    def set(self) -> None:
+        with self._lock:
+            if self._event.is_set():
+                return
+            self._event.set()
+            hooks, self._hooks = self._hooks, []
+        for hook in hooks:
+            hook()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._event.wait(timeout)
+
+    def add_hook(self, hook: Callable[[], None]) -> None:
+        """Run `hook` when the flag is set (now, if it already is)."""
+        with self._lock:
+            if not self._event.is_set():
+                self._hooks.append(hook)
+                return
+        hook()
+
+
 @dataclass
 class GenerationJob:
     segments: list[Segment]
@@ -29,7 +71,7 @@ class GenerationJob:
     top_p: float = 0.95
     stop_strings: tuple[str, ...] = ()
     prefix_share: float = 0.75
-    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel: CancelFlag = field(default_factory=CancelFlag)
 
 
 @dataclass(frozen=True)
@@ -51,7 +93,7 @@ class Engine(Protocol):
     @property
     def info(self) -> ModelFileInfo | None: ...
 
-    def load(self, config: EngineConfig) -> Future[ModelFileInfo]: ...
+    def load(self, config: EngineConfig, progress: Callable[[float], None] | None = None) -> Future[ModelFileInfo]: ...
 
     def submit(self, job: GenerationJob) -> Future[GenerationResult]: ...
 

@@ -8,7 +8,7 @@ are, sentinel token ids as their token text from the local copy of the GGUF (`<m
 llama-server tokenize completion prompts with special-token parsing on). Formats that need sentinels
 therefore need the `model` setting to point at the same GGUF the server runs; left-to-right does not.
 
-One worker thread sends one request at a time (like LlamaEngine). While a response streams, a small
+One worker thread sends one request at a time (like the engine process). While a response streams, a small
 guard thread waits on the job's cancel event and the request's deadline and shuts the socket down
 when either fires: the worker's blocking read returns at once, and the server sees the client gone
 and stops decoding. Failures during generation (timeout, connection lost, HTTP errors) come back as

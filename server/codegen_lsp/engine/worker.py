@@ -29,7 +29,7 @@ class ThreadedEngine:
     def config(self) -> Any:
         return self._config
 
-    def load(self, config: EngineConfig) -> Future[ModelFileInfo]:
+    def load(self, config: EngineConfig, progress: Callable[[float], None] | None = None) -> Future[ModelFileInfo]:
         return self._enqueue(lambda: self._load(config))
 
     def submit(self, job: GenerationJob) -> Future[GenerationResult]:

@@ -15,7 +15,7 @@ from pygls.uris import to_fs_path
 from ..documents.positions import PositionEncoding
 from ..documents.store import DocumentStore
 from ..engine.jobs import EngineConfig
-from ..engine.llama_backend import LlamaEngine
+from ..engine.process import EngineCrashed
 from ..engine.remote import RemoteConfig, RemoteEngine
 from ..model_resolution import ModelNotConfigured, resolve_model_path
 from ..modelfile import ModelFileError
@@ -43,14 +43,14 @@ def _remote_config(settings: Settings, path: Path | None) -> RemoteConfig:
 
 
 def _choose_engine(ls: "CodegenLanguageServer") -> None:
-    """remoteUrl set: a RemoteEngine, else the in-process LlamaEngine; the old one closes in a thread."""
+    """remoteUrl set: a RemoteEngine, else the local engine process; the old one closes in a thread."""
     remote = bool(ls.settings.remote_url)
     if remote == isinstance(ls.engine, RemoteEngine):
         return
     loop = asyncio.get_running_loop()
     old = ls.engine
     ls.engine = RemoteEngine(lambda message: loop.call_soon_threadsafe(
-        ls.log_to_client, message, types.MessageType.Warning)) if remote else LlamaEngine()
+        ls.log_to_client, message, types.MessageType.Warning)) if remote else ls.local_engine()
     threading.Thread(target=old.close, name="engine-close", daemon=True).start()
 
 
@@ -81,15 +81,19 @@ async def load_model(ls: "CodegenLanguageServer") -> None:
                                                                           message=f"loading {label}"))
         except Exception:  # noqa: BLE001 - a client that refuses progress still gets the model
             progress = False
+    report = _progress_reporter(ls, token) if progress else None
     try:
         config = _remote_config(ls.settings, path) if remote else _engine_config(ls.settings, path)
-        info = await asyncio.wrap_future(ls.engine.load(config))
+        info = await asyncio.wrap_future(ls.engine.load(config, report))
         ls.set_model_status("ready", f"{info.name} ({info.prompt_format.value})")
         ls.log_to_client(f"model ready: {path or info.name}{f' at {remote}' if remote else ''} "
                          f"({info.architecture}, {info.prompt_format.value})")
     except ModelFileError as exc:
         ls.set_model_status("error", str(exc))
         ls.tell_user(f"cannot load the model: {exc}")
+    except EngineCrashed as exc:  # the engine's own event reports it (once) and a restart follows
+        if ls.model.status == "loading":
+            ls.set_model_status("error", f"{exc.reason}; restarting")
     finally:
         if progress:
             ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=state.status))
@@ -100,6 +104,22 @@ async def load_model(ls: "CodegenLanguageServer") -> None:
         watch_model_file(ls, path)
     else:
         stop_watching(ls)
+
+
+def _progress_reporter(ls: "CodegenLanguageServer", token: str):
+    """Load progress from the engine process (its threads) as $/progress reports, at most one per 10 %."""
+    loop = asyncio.get_running_loop()
+    last = [-1]
+
+    def report(fraction: float) -> None:
+        percent = int(fraction * 100)
+        if percent // 10 == last[0] // 10 and percent < 100:
+            return
+        last[0] = percent
+        loop.call_soon_threadsafe(ls.work_done_progress.report, token,
+                                  types.WorkDoneProgressReport(percentage=percent, message=f"loading {percent}%"))
+
+    return report
 
 
 def apply_settings(ls: "CodegenLanguageServer", *overrides: dict[str, Any] | None) -> bool:
@@ -139,6 +159,7 @@ async def fetch_client_configuration(ls: "CodegenLanguageServer") -> dict[str, A
 def register(server: "CodegenLanguageServer") -> None:
     @server.feature(types.INITIALIZE)
     def initialize(ls: "CodegenLanguageServer", params: types.InitializeParams) -> None:
+        ls.loop = asyncio.get_running_loop()
         encoding = ServerCapabilitiesBuilder.choose_position_encoding(params.capabilities)
         ls.store = DocumentStore(PositionEncoding(getattr(encoding, "value", encoding)))
         ls.workspace_root = _workspace_root(params)

@@ -9,7 +9,6 @@ out of time or breaks the parse inserts nothing and is reported; cancelling keep
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
@@ -18,7 +17,8 @@ from lsprotocol import types
 
 from ..context.prompt import Text
 from ..documents.store import Document
-from ..engine.jobs import GenerationJob, GenerationResult
+from ..engine.jobs import CancelFlag, GenerationJob, GenerationResult
+from ..engine.process import EngineCrashed
 from ..postprocess.errors import introduces_parse_error
 from .truncate import stop_strings, truncate_turn
 from .turns import SynthesisPlan, Turn
@@ -79,9 +79,9 @@ class Synthesis:
     task is cancelled mid-turn can still apply what is done."""
 
     def __init__(self, ls: "CodegenLanguageServer", doc: Document, plan: SynthesisPlan,
-                 options: SynthesisOptions, cancel: threading.Event | None = None) -> None:
+                 options: SynthesisOptions, cancel: CancelFlag | None = None) -> None:
         self.ls, self.doc, self.plan, self.options = ls, doc, plan, options
-        self.cancel = cancel or threading.Event()
+        self.cancel = cancel or CancelFlag()
         self.result = SynthesisResult(doc.version)
         self._working = doc.text  # the document with the insertions so far
         self._shift = 0  # how far insertions moved text after the last one
@@ -100,7 +100,11 @@ class Synthesis:
                 break
             if on_turn is not None:
                 on_turn(number, len(todo), turn)
-            report = await self._turn(turn)
+            try:
+                report = await self._turn(turn)
+            except EngineCrashed as exc:  # finished turns are kept, as for a cancel
+                self.result.stopped = f"the model engine stopped ({exc.reason})"
+                break
             if report.status == "cancelled":
                 self.result.stopped = "cancelled"
                 break
@@ -150,7 +154,7 @@ class Synthesis:
         return TurnReport(turn.title, "inserted", why, tokens, time.perf_counter() - started)
 
     async def _generate(self, prompt: str, indent: str, temperature: float) -> GenerationResult | str:
-        options, cancel = self.options, _LinkedEvent(self.cancel)
+        options, cancel = self.options, CancelFlag.linked(self.cancel)
         job = GenerationJob(segments=[Text(prompt)], max_tokens=options.max_tokens, temperature=temperature,
                             top_p=options.top_p, stop_strings=stop_strings(indent, self.doc.language),
                             prefix_share=0.75, cancel=cancel)
@@ -167,14 +171,3 @@ class Synthesis:
         if result.cancelled:
             return "cancelled"
         return result
-
-
-class _LinkedEvent(threading.Event):
-    """A job's cancel: set by its own timeout or by the whole run's cancel (the engine polls is_set)."""
-
-    def __init__(self, parent: threading.Event) -> None:
-        super().__init__()
-        self._parent = parent
-
-    def is_set(self) -> bool:
-        return super().is_set() or self._parent.is_set()

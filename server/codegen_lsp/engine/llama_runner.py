@@ -1,7 +1,8 @@
-"""The in-process llama.cpp engine: one dedicated worker thread owns the `Llama` object.
+"""llama.cpp behind plain calls: load, generate, free. The engine process (engine/child.py) owns
+one LlamaRunner and calls it from its one thread, in submission order; the language server never
+imports llama_cpp itself (engine/process.py).
 
-Everything that touches the model (load, tokenize, evaluate, sample, free) runs on that thread,
-in submission order. Prompt evaluation goes in chunks and decoding checks the job's cancel event
+Prompt evaluation goes in chunks and decoding checks the job's cancel event
 before every token, so a cancel lands within one chunk or one token. The prompt's longest common
 token prefix with the previous request stays in the KV cache and is not evaluated again, and a
 cached chunk after an edit (the suffix of infill prompts) is moved rather than re-evaluated:
@@ -13,12 +14,12 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any
+import contextlib
+from typing import Any, Callable, Iterator
 
 from ..context.prompt import Text, Token, fit_segments
 from ..modelfile import ModelFileError, ModelFileInfo, inspect_model_file
 from .jobs import EngineConfig, GenerationJob, GenerationResult
-from .worker import ThreadedEngine
 from .kv_reuse import apply_plan, enable_second_sequence, plan_reuse
 
 log = logging.getLogger(__name__)
@@ -28,32 +29,37 @@ PROMPT_CHUNK_TOKENS = 64  # a cancel waits at most one chunk's evaluation
 MAX_DRIFT_TOKENS = 64
 
 
-class LlamaEngine(ThreadedEngine):
+class LlamaRunner:
     def __init__(self) -> None:
         self._llm: Any = None
+        self._info: ModelFileInfo | None = None
         self._chunk_reuse = False  # kv_reuse works on this context
         # Cache cells from _exact_until on may be approximate (moved); _drift: tokens edited before them.
         self._exact_until, self._drift = 0, 0
-        super().__init__("llama-worker")
 
-    def _free(self) -> None:
+    @property
+    def info(self) -> ModelFileInfo | None:
+        return self._info
+
+    def free(self) -> None:
         if self._llm is not None:
             self._llm.close()
             self._llm, self._info = None, None
 
-    def _load(self, config: EngineConfig) -> ModelFileInfo:
+    def load(self, config: EngineConfig, progress: Callable[[float], None] | None = None) -> ModelFileInfo:
         info = inspect_model_file(config.model_path)
         import llama_cpp
 
-        self._free()
+        self.free()
         n_ctx = max(64, min(config.n_ctx, info.context_length))
         started = time.perf_counter()
         try:
-            self._llm = llama_cpp.Llama(
-                model_path=str(config.model_path), n_ctx=n_ctx, n_batch=min(512, n_ctx),
-                n_threads=config.n_threads or os.cpu_count() or 1, n_gpu_layers=config.n_gpu_layers,
-                seed=config.seed, verbose=False,
-            )
+            with _load_progress(llama_cpp, progress):
+                self._llm = llama_cpp.Llama(
+                    model_path=str(config.model_path), n_ctx=n_ctx, n_batch=min(512, n_ctx),
+                    n_threads=config.n_threads or os.cpu_count() or 1, n_gpu_layers=config.n_gpu_layers,
+                    seed=config.seed, verbose=False,
+                )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelFileError(config.model_path, f"llama.cpp could not load it ({exc})") from None
         try:
@@ -63,7 +69,7 @@ class LlamaEngine(ThreadedEngine):
             self._chunk_reuse = False
             log.warning("KV chunk reuse disabled: %s", exc)
         self._exact_until, self._drift = 0, 0
-        self._info, self._config = info, config
+        self._info = info
         log.info("loaded %s (%s, %s) in %.2fs, n_ctx=%d", info.path, info.architecture, info.prompt_format.value,
                  time.perf_counter() - started, n_ctx)
         return info
@@ -71,7 +77,7 @@ class LlamaEngine(ThreadedEngine):
     def _tokenize(self, text: str) -> list[int]:
         return self._llm.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=False) if text else []
 
-    def _generate(self, job: GenerationJob) -> GenerationResult:
+    def generate(self, job: GenerationJob) -> GenerationResult:
         if job.cancel.is_set():
             return GenerationResult("", "cancelled")
         llm, info = self._llm, self._info
@@ -145,6 +151,37 @@ class LlamaEngine(ThreadedEngine):
             text = text[: min(text.find(s) for s in job.stop_strings if s in text)]
         return GenerationResult(text if finish != "cancelled" else "", finish, len(tokens), evaluated,
                                 generated, prompt_seconds, time.perf_counter() - started)
+
+
+@contextlib.contextmanager
+def _load_progress(llama_cpp: Any, progress: Callable[[float], None] | None) -> Iterator[None]:
+    """`Llama()` takes no progress callback, but it builds its model params with
+    `llama_model_default_params()`: hand it params that carry ours while it loads."""
+    if progress is None:
+        yield
+        return
+    module = llama_cpp.llama  # where Llama looks the function up
+    original = module.llama_cpp.llama_model_default_params
+
+    def report(fraction: float, _user_data: Any) -> bool:
+        try:
+            progress(float(fraction))
+        except Exception:  # noqa: BLE001 - a lost progress report must not abort the load
+            pass
+        return True
+
+    callback = llama_cpp.llama_progress_callback(report)  # kept alive by this frame while loading
+
+    def with_progress():
+        params = original()
+        params.progress_callback = callback
+        return params
+
+    module.llama_cpp.llama_model_default_params = with_progress
+    try:
+        yield
+    finally:
+        module.llama_cpp.llama_model_default_params = original
 
 
 def _common_prefix(a: Any, b: list[int]) -> int:

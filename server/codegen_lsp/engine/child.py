@@ -1,0 +1,110 @@
+"""The engine process: the only process that imports llama_cpp. Started by engine/process.py as
+`python -m codegen_lsp.engine.child SOCKET_FD FLAGS_FD PARENT_PID LOG_LEVEL`, one per loaded model; a crash here (SIGILL, SIGSEGV, a GGML_ASSERT abort) ends
+this process, never the language server.
+
+Its one thread reads requests from the pipe and runs them in order. What comes back on the pipe:
+  ("ready",)                      once started
+  ("progress", request, fraction) while a model loads
+  ("done", request, value)        a request's result
+  ("failed", request, kind, text) a request's error (kind: "model" for a ModelFileError)
+  ("log", level, name, message)   a log record, for the server's own log
+Cancellation does not travel on the pipe: the server sets this job's byte in a shared memory map and
+the runner checks it before every token and prompt chunk.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+import sys
+import threading
+import time
+from dataclasses import replace
+from multiprocessing.connection import Connection
+from typing import Any
+
+PARENT_POLL_S = 1.0
+
+
+class SharedCancel:
+    """The child's view of a job's CancelFlag: one byte the server sets."""
+
+    def __init__(self, flags: Any, slot: int) -> None:
+        self._flags, self._slot = flags, slot
+
+    def is_set(self) -> bool:
+        return bool(self._flags[self._slot])
+
+
+class _PipeLogHandler(logging.Handler):
+    """Log records go to the server, which writes them where its own go (never our stderr)."""
+
+    def __init__(self, send) -> None:
+        super().__init__()
+        self._send = send
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._send(("log", record.levelno, record.name, record.getMessage()))
+        except Exception:  # noqa: BLE001 - the server is gone; nothing to log to
+            pass
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """The server may die without closing our pipe in time (SIGKILL): don't outlive it."""
+    while True:
+        time.sleep(PARENT_POLL_S)
+        if os.getppid() != parent_pid:
+            os._exit(0)
+
+
+def main(argv: list[str]) -> None:
+    conn_fd, flags_fd, parent_pid, log_level = (int(a) for a in argv)
+    conn, flags = Connection(conn_fd), mmap.mmap(flags_fd, 0)
+    # Nothing of ours may reach fd 1: in a stdio server it can be the protocol stream.
+    os.dup2(2, 1)
+    lock = threading.Lock()  # the log handler and the main loop both send
+
+    def send(message: tuple) -> None:
+        with lock:
+            conn.send(message)
+
+    root = logging.getLogger()
+    root.handlers[:] = [_PipeLogHandler(send)]
+    root.setLevel(log_level)
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), name="parent-watch", daemon=True).start()
+
+    from ..modelfile import ModelFileError
+    from .llama_runner import LlamaRunner
+
+    runner = LlamaRunner()
+    send(("ready",))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            break
+        op, request = message[0], message[1] if len(message) > 1 else None
+        if op == "close":
+            break
+        try:
+            if op == "load":
+                config = message[2]
+                value: Any = runner.load(config, lambda fraction: send(("progress", request, fraction)))
+            elif op == "generate":
+                job, slot = message[2], message[3]
+                value = runner.generate(replace(job, cancel=SharedCancel(flags, slot)))
+            else:
+                raise ValueError(f"unknown engine request {op!r}")
+        except ModelFileError as exc:
+            send(("failed", request, "model", exc.problem))
+        except Exception as exc:  # noqa: BLE001 - reported to the waiting caller
+            send(("failed", request, type(exc).__name__, str(exc)))
+        else:
+            send(("done", request, value))
+    runner.free()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
