@@ -115,6 +115,10 @@ class _Child:
 
     def request(self, op: str, payload: Any, future: Future, *, cancel=None,
                 progress: Callable[[float], None] | None = None) -> None:
+        if not future.set_running_or_notify_cancel():
+            return  # cancelled before it was sent
+        # Running from now on: an asyncio task awaiting it can no longer cancel it (its CancelFlag stops
+        # the work), so the result, "cancelled" included, always arrives.
         with self._lock:
             if self.dead:
                 future.set_exception(EngineCrashed("the engine process is not running"))
@@ -172,7 +176,10 @@ class _Child:
                 log.error("unreadable message from the engine process: %s", exc)
                 self.process.kill()
                 break
-            self._dispatch(message)
+            try:
+                self._dispatch(message)
+            except Exception:  # noqa: BLE001 - the reader must outlive any one bad message
+                log.exception("engine message %r could not be handled", message[:2])
         if not self._wait(STOP_TIMEOUT_S):  # it closed its pipe but lives on: it cannot serve us any more
             self.process.kill()
             self._wait(STOP_TIMEOUT_S)
