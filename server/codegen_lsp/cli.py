@@ -17,12 +17,13 @@ class CliError(Exception):
 def _user_errors() -> tuple[type[BaseException], ...]:
     from .bench.mtpb_data import MtpbDataError
     from .convert.errors import ConversionError
-    from .headless import ServerModelError
+    from .headless import ServerModelError, ServerRequestError
     from .modelfile import ModelFileError
     from .models.pull import PullError
     from .models.registry import RegistryError
 
-    return (CliError, ConversionError, ModelFileError, PullError, RegistryError, MtpbDataError, ServerModelError)
+    return (CliError, ConversionError, ModelFileError, PullError, RegistryError, MtpbDataError, ServerModelError,
+            ServerRequestError)
 
 
 # -- convert ---------------------------------------------------------------------------------------
@@ -183,7 +184,7 @@ def cmd_bench_latency(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_make_trace(args: argparse.Namespace) -> int:
-    from .bench.trace import DEFAULT_TRACE_FILE, TraceError, make_trace, stdlib_path, write_trace
+    from .bench.trace import TraceError, default_trace_path, make_trace, stdlib_path, write_trace
 
     try:
         source = Path(args.source) if args.source else None
@@ -192,7 +193,7 @@ def cmd_bench_make_trace(args: argparse.Namespace) -> int:
         trace = make_trace(source, args.function or None, args.keystrokes, args.seed)
     except (TraceError, SyntaxError, OSError) as exc:
         raise SystemExit(f"codegen-lsp: error: {exc}") from None
-    out = Path(__file__).parent / "bench" / DEFAULT_TRACE_FILE if args.default else Path(args.out)
+    out = default_trace_path() if args.default else Path(args.out)
     write_trace(trace, out)
     print(f"wrote {out}: {len(trace['events'])} keys of {trace['name']} ({trace['function']})")
     return 0
@@ -240,6 +241,12 @@ def cmd_bench_quality(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import run_doctor
+
+    return run_doctor(args.model, args.json)
+
+
 def cmd_settings_schema(args: argparse.Namespace) -> int:
     import json
 
@@ -278,6 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="a .gguf path or registry name (default: settings/default model)")
     p.add_argument("--max-tokens", type=int, default=None, help="token budget per turn")
     p.set_defaults(func=cmd_synthesize)
+
+    p = sub.add_parser("doctor", help="versions, llama.cpp build and a test evaluation in a child process, "
+                                      "the model and cache folders: what a bug report needs; non-zero exit if broken")
+    p.add_argument("--model", default=None, help="a .gguf path or registry name (default: the embedded default model)")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("settings-schema", help="print the settings' JSON Schema (for editor clients)")
     p.set_defaults(func=cmd_settings_schema)

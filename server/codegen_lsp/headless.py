@@ -4,13 +4,19 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+import re
+import signal
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Awaitable, Callable, TypeVar
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException
 from pygls.lsp.client import LanguageClient
+
+T = TypeVar("T")
 
 LANGUAGE_BY_SUFFIX = {".py": "python", ".js": "javascript", ".jsx": "javascriptreact", ".ts": "typescript",
                       ".tsx": "typescriptreact", ".go": "go", ".rs": "rust", ".java": "java", ".c": "c",
@@ -30,16 +36,32 @@ def client_capabilities() -> types.ClientCapabilities:
 
 
 MODEL_OUTCOMES = ("model ready", "cannot load the model", "no model configured")
+STATUS_NOTIFICATION = "codegenLsp/status"  # the server's status-bar notification: {state, model, detail}
+
+
+class ServerModelError(Exception):
+    """The server could not load its model, or stopped before it did; the server's own message."""
+
+
+class ServerRequestError(Exception):
+    """A request failed: the server answered it with an error, exited, or its model failed while answering."""
 
 
 async def start_session(root: Path, options: dict, log_level: str = "warning",
                         echo_log: Callable[[str], bool] | None = None, show_messages: bool = True) -> LanguageClient:
-    """A started, initialized server. Its window/logMessage texts collect in `client.server_log`;
-    those `echo_log` accepts are also printed to stderr, and so are showMessage texts if `show_messages`."""
+    """A started, initialized server. Its window/logMessage texts collect in `client.server_log`,
+    its `codegenLsp/status` notifications in `client.statuses` and the last lines of its stderr in
+    `client.server_stderr`; log texts that `echo_log` accepts are also printed to stderr, and so are
+    showMessage texts if `show_messages`."""
     logging.getLogger("pygls").setLevel(logging.ERROR)  # the client logs every notification it ignores
     client = LanguageClient("codegen-lsp-headless", "1")
     server_log: list[str] = []
+    statuses: list[dict] = []
     client.server_log = server_log  # type: ignore[attr-defined]
+    client.statuses = statuses  # type: ignore[attr-defined]
+    client.show_messages = show_messages  # type: ignore[attr-defined]
+    client.held_messages = None  # type: ignore[attr-defined]  # a list while they are held back (ready_session)
+    client.server_stderr = collections.deque(maxlen=40)  # type: ignore[attr-defined]
 
     @client.feature(types.WINDOW_LOG_MESSAGE)
     def _log(params: types.LogMessageParams):
@@ -53,55 +75,201 @@ async def start_session(root: Path, options: dict, log_level: str = "warning",
 
     @client.feature(types.WINDOW_SHOW_MESSAGE)
     def _show(params: types.ShowMessageParams):
-        if show_messages:
+        if client.held_messages is not None:  # type: ignore[attr-defined]
+            client.held_messages.append((params.type, params.message))  # type: ignore[attr-defined]
+        elif client.show_messages:  # type: ignore[attr-defined]
             print(params.message, file=sys.stderr)
 
+    @client.feature(STATUS_NOTIFICATION)
+    def _status(params):
+        statuses.append({"state": getattr(params, "state", None), "model": getattr(params, "model", None),
+                         "detail": getattr(params, "detail", None)})
+
     await client.start_io(sys.executable, "-m", "codegen_lsp", "serve", "--log-level", log_level)
-    await client.initialize_async(types.InitializeParams(
-        capabilities=client_capabilities(), root_uri=root.resolve().as_uri(), initialization_options=options))
+    client.stderr_task = asyncio.create_task(_drain_stderr(client))  # type: ignore[attr-defined]
+    try:
+        await client.initialize_async(types.InitializeParams(
+            capabilities=client_capabilities(), root_uri=root.resolve().as_uri(), initialization_options=options))
+    except (JsonRpcException, RuntimeError) as exc:
+        await _abandon(client)
+        raise ServerModelError(f"the server did not start: {_failure(client, exc)}") from None
     client.initialized(types.InitializedParams())
     return client
 
 
+async def _drain_stderr(client: LanguageClient) -> None:
+    """Read the server's stderr (a pipe nobody else reads: a full one would block the server) and
+    keep its last lines for error messages."""
+    stream = client._server.stderr if client._server is not None else None  # type: ignore[attr-defined]
+    if stream is None:
+        return
+    while line := await stream.readline():
+        text = line.decode("utf-8", "replace").rstrip()
+        if text:
+            client.server_stderr.append(text)  # type: ignore[attr-defined]
+
+
+def _server_exit_status(client: LanguageClient) -> int | None:
+    server = getattr(client, "_server", None)
+    return None if server is None else server.returncode
+
+
+def _describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit status {returncode}"
+
+
+def _last_error_line(client: LanguageClient) -> str | None:
+    """The server's last stderr line that reads like an exception (`Name: message`) or a fatal error."""
+    for text in reversed([line.strip() for line in client.server_stderr]):  # type: ignore[attr-defined]
+        if re.match(r"[A-Za-z_][\w.]*: \S", text) or "GGML_ASSERT" in text or "Fatal Python error" in text:
+            return text  # log lines start with their date: never taken for an exception
+    return None
+
+
+def _failure(client: LanguageClient, exc: BaseException | None = None) -> str:
+    """One line saying why the server could not answer."""
+    returncode = _server_exit_status(client)
+    if returncode is not None:
+        last = _last_error_line(client)
+        return f"the server exited ({_describe_exit(returncode)})" + (f": {last}" if last else "")
+    if isinstance(exc, JsonRpcException):
+        message = str(exc.message or exc).strip().splitlines()
+        return f"the server answered with an error: {message[0] if message else type(exc).__name__}"
+    return str(exc) if exc is not None else "no answer from the server"
+
+
 async def model_outcome(client: LanguageClient, timeout: float = 300) -> str:
-    """Wait until the server says whether its model loaded; the message."""
+    """Wait until the server says whether its model loaded; its message ("model ready: ..." when it did).
+    Raises ServerModelError if the server exits first or says nothing within `timeout` seconds."""
     async def poll() -> str:
         while True:
             for message in client.server_log:  # type: ignore[attr-defined]
                 if message.startswith(MODEL_OUTCOMES):
                     return message
+            for status in client.statuses:  # type: ignore[attr-defined]
+                if status["state"] == "error":
+                    detail = str(status["detail"] or "unknown reason")
+                    return detail if detail.startswith(MODEL_OUTCOMES) else f"cannot load the model: {detail}"
+            if _server_exit_status(client) is not None:
+                raise ServerModelError(f"{_failure(client)} before its model was ready")
             await asyncio.sleep(0.05)
 
-    return await asyncio.wait_for(poll(), timeout)
+    try:
+        return await asyncio.wait_for(poll(), timeout)
+    except asyncio.TimeoutError:
+        raise ServerModelError(f"the server did not load its model within {timeout:.0f} s") from None
 
 
-class ServerModelError(Exception):
-    """The server could not load its model; the server's own message."""
-
-
-async def ready_session(root: Path, options: dict, **session_options) -> LanguageClient:
-    """start_session, then wait for the model: raises ServerModelError (server stopped) if it failed."""
+async def ready_session(root: Path, options: dict, hold_messages: bool = False, **session_options) -> LanguageClient:
+    """start_session, then wait for the model: raises ServerModelError (server stopped) if it failed.
+    The server's showMessages are held back meanwhile, and the ones that restate the failure dropped: the
+    error says it once. With `hold_messages` they stay held until `release_messages`."""
     client = await start_session(root, options, **session_options)
-    outcome = await model_outcome(client)
+    client.held_messages = []  # type: ignore[attr-defined]
+    try:
+        outcome = await model_outcome(client)
+    except ServerModelError as exc:
+        await _abandon(client)
+        release_messages(client, str(exc))
+        raise
     if not outcome.startswith("model ready"):
         await stop_session(client)
+        release_messages(client, outcome)
         raise ServerModelError(outcome)
+    if not hold_messages:
+        release_messages(client)
     return client
+
+
+def release_messages(client: LanguageClient, failure: str | None = None) -> None:
+    """Print the held showMessages (if the session shows them), except, when the command failed with
+    `failure`, errors and messages that say the same: the command's own error line says it once."""
+    held = client.held_messages or []  # type: ignore[attr-defined]
+    client.held_messages = None  # type: ignore[attr-defined]
+    if not client.show_messages:  # type: ignore[attr-defined]
+        return
+    for kind, message in held:
+        if failure is not None and (kind == types.MessageType.Error or _same_failure(message, failure)):
+            continue
+        print(message, file=sys.stderr)
+
+
+def _same_failure(message: str, failure: str) -> bool:
+    core = message.removeprefix("codegen-lsp: ").removeprefix("cannot load the model: ").strip()
+    return core in failure or failure.removeprefix("cannot load the model: ") in message
+
+
+async def answer(client: LanguageClient, request: Awaitable[T], what: str) -> T:
+    """The server's answer to `request`; ServerRequestError (one line) when it answered with an error,
+    exited, or reported its model failed (`codegenLsp/status` error) while answering."""
+    since = len(client.statuses)  # type: ignore[attr-defined]
+    try:
+        result = await request
+    except (JsonRpcException, RuntimeError) as exc:  # RuntimeError: pygls fails pending requests when the server exits
+        if isinstance(exc, RuntimeError) and _server_exit_status(client) is None:
+            raise
+        raise ServerRequestError(f"{what} failed: {_failure(client, exc)}") from None
+    raise_if_model_failed(client, since, what)
+    return result
+
+
+def raise_if_model_failed(client: LanguageClient, since: int, what: str) -> None:
+    """ServerRequestError if the server reported its model failed (a `codegenLsp/status` error) after
+    its first `since` statuses (and, once the session is stopped, before its shutdown answer)."""
+    statuses = client.statuses[since:getattr(client, "statuses_at_stop", None)]  # type: ignore[attr-defined]
+    failed = next((s for s in statuses if s["state"] == "error"), None)
+    if failed is not None:
+        raise ServerRequestError(f"{what} failed: the model failed while answering: "
+                                 f"{failed['detail'] or 'unknown reason'}")
 
 
 async def inline_at(client: LanguageClient, uri: str, line: int, character: int) -> str:
     """The first inline suggestion at a position of an open document ("" when none)."""
-    result = await client.text_document_inline_completion_async(types.InlineCompletionParams(
+    result = await answer(client, client.text_document_inline_completion_async(types.InlineCompletionParams(
         text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=line, character=character),
-        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked)))
+        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked))),
+        "the inline completion request")
     items = result.items if isinstance(result, types.InlineCompletionList) else (result or [])
     return str(items[0].insert_text) if items else ""
 
 
 async def stop_session(client: LanguageClient) -> None:
-    await client.shutdown_async(None)
-    client.exit(None)
+    """shutdown + exit, then wait for the server (and its stderr) to end; a server that already exited,
+    or a session already stopped, is fine."""
+    if getattr(client, "statuses_at_stop", None) is not None:
+        return
+    if _server_exit_status(client) is None:
+        try:
+            await asyncio.wait_for(client.shutdown_async(None), 30)
+            client.exit(None)
+        except (JsonRpcException, RuntimeError, asyncio.TimeoutError):
+            pass
+    # What the server reported before it answered shutdown (a model that failed during the last request
+    # is reported by then), not what it says while shutting its engine down.
+    client.statuses_at_stop = len(client.statuses)  # type: ignore[attr-defined]
+    await _abandon(client, grace=30)
+
+
+async def _abandon(client: LanguageClient, grace: float = 0) -> None:
+    """Stop the client; kill a server still running after `grace` seconds (0: at once)."""
+    server = getattr(client, "_server", None)
+    if server is not None and server.returncode is None:
+        try:
+            await asyncio.wait_for(server.wait(), grace)
+        except asyncio.TimeoutError:
+            server.kill()
     await client.stop()
+    task = getattr(client, "stderr_task", None)
+    if task is not None:
+        try:
+            await asyncio.wait_for(task, 2)
+        except asyncio.TimeoutError:  # a grandchild still holds the pipe
+            pass
 
 
 def open_file(client: LanguageClient, path: Path, announce: bool = True) -> tuple[str, str]:
@@ -119,12 +287,21 @@ def open_file(client: LanguageClient, path: Path, announce: bool = True) -> tupl
 
 
 async def complete(path: Path, line: int, character: int, options: dict) -> str:
-    client = await start_session(path.parent, options)
+    client = await ready_session(path.parent, options, hold_messages=True)
+    since = len(client.statuses)  # type: ignore[attr-defined]
+    failure: str | None = None
     try:
         uri, _ = open_file(client, path)
-        return await inline_at(client, uri, line, character)
+        suggestion = await inline_at(client, uri, line, character)
+        await stop_session(client)
+        raise_if_model_failed(client, since, "the inline completion request")  # reported after the answer
+        return suggestion
+    except ServerRequestError as exc:
+        failure = str(exc)
+        raise
     finally:
         await stop_session(client)
+        release_messages(client, failure)
 
 
 def run_complete(path: Path, line: int, character: int, options: dict) -> int:
@@ -168,13 +345,13 @@ async def synthesize_in_session(client: LanguageClient, uri: str, text: str, lan
     client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
         uri=uri, language_id=language, version=1, text=text)))
     try:
-        actions = await client.text_document_code_action_async(types.CodeActionParams(
+        actions = await answer(client, client.text_document_code_action_async(types.CodeActionParams(
             text_document=types.TextDocumentIdentifier(uri=uri), range=selection or whole_lines(text),
-            context=types.CodeActionContext(diagnostics=[], only=[SYNTHESIZE_KIND])))
+            context=types.CodeActionContext(diagnostics=[], only=[SYNTHESIZE_KIND]))), "the code action request")
         action = next((a for a in actions or [] if isinstance(a, types.CodeAction) and a.title == SYNTHESIZE), None)
         if action is None:
             return None
-        resolved = await client.code_action_resolve_async(action)
+        resolved = await answer(client, client.code_action_resolve_async(action), "synthesis (codeAction/resolve)")
         if resolved.edit is None or not resolved.edit.document_changes:
             return None
         change = resolved.edit.document_changes[0]
@@ -185,14 +362,24 @@ async def synthesize_in_session(client: LanguageClient, uri: str, text: str, lan
 
 
 async def synthesize(path: Path, line_range: tuple[int, int] | None, options: dict) -> str | None:
-    client = await start_session(path.parent, options, echo_log=lambda m: m.startswith("synthesis turn"))
+    client = await ready_session(path.parent, options, hold_messages=True,
+                                 echo_log=lambda m: m.startswith("synthesis turn"))
+    since = len(client.statuses)  # type: ignore[attr-defined]
+    failure: str | None = None
     try:
         uri, text = open_file(client, path, announce=False)
         selection = whole_lines(text, *line_range) if line_range else None
-        return await synthesize_in_session(client, uri, text, LANGUAGE_BY_SUFFIX.get(path.suffix, "plaintext"),
-                                           selection)
+        result = await synthesize_in_session(client, uri, text, LANGUAGE_BY_SUFFIX.get(path.suffix, "plaintext"),
+                                             selection)
+        await stop_session(client)
+        raise_if_model_failed(client, since, "synthesis")  # reported after the answer
+        return result
+    except ServerRequestError as exc:
+        failure = str(exc)
+        raise
     finally:
         await stop_session(client)
+        release_messages(client, failure)
 
 
 def parse_line_range(spec: str | None) -> tuple[int, int] | None:
@@ -213,7 +400,10 @@ def run_synthesize(path: Path, line_range: str | None, write: bool, options: dic
 
     if not path.is_file():
         raise SystemExit(f"codegen-lsp: error: {path}: file not found")
-    result = asyncio.run(synthesize(path, parse_line_range(line_range), options))
+    lines = parse_line_range(line_range)
+    if lines is not None and lines[0] > (count := len(path.read_bytes().splitlines())):
+        raise SystemExit(f"codegen-lsp: error: --range {line_range!r}: {path} ends at line {count}")
+    result = asyncio.run(synthesize(path, lines, options))
     if result is None:
         print("codegen-lsp: nothing synthesized (no comment without code in the range, or every turn failed)",
               file=sys.stderr)

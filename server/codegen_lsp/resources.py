@@ -1,6 +1,15 @@
-"""Where the project's data folders (grammars/, models/) are, in a checkout or an installed wheel.
+"""The one place that knows where codegen-lsp's files are, the same way in a checkout and in an installed wheel.
 
-`_resources/` holds links to the top-level folders; building a wheel copies what they point to.
+- `resource_dir("grammars")`, `resource_dir("models")`: the data folders. In a checkout
+  `codegen_lsp/_resources/` holds links to the top-level `grammars/` and `models/`; building a wheel
+  copies what they point to into `codegen_lsp/_resources/` (package-data in pyproject.toml), so the
+  same path works in both.
+- `package_path(...)`: a file that lives inside the package itself (`bench/default_trace.json`).
+- `checkout_root()`: the source checkout this code runs from, or None in an installed wheel (only for
+  things that are never shipped, such as `../shared/` data beside a checkout).
+- `cache_dir()`: the per-user cache (platformdirs).
+
+Nothing else in the package finds a file by its own `__file__`, `parents[...]` or importlib.resources.
 """
 
 from __future__ import annotations
@@ -10,11 +19,34 @@ from pathlib import Path
 
 import platformdirs
 
-_RESOURCES = Path(__file__).resolve().parent / "_resources"
+PACKAGE_DIR = Path(__file__).resolve().parent
+_RESOURCES = PACKAGE_DIR / "_resources"
+RESOURCE_NAMES = ("grammars", "models")
 
 
 def resource_dir(name: str) -> Path:
+    """A shipped data folder (`grammars` or `models`)."""
+    if name not in RESOURCE_NAMES:
+        raise ValueError(f"unknown resource folder {name!r} (known: {', '.join(RESOURCE_NAMES)})")
     return (_RESOURCES / name).resolve()
+
+
+def resource_path(name: str, *parts: str) -> Path:
+    """A file inside a shipped data folder, e.g. `resource_path("grammars", "python", "comments.scm")`."""
+    return resource_dir(name).joinpath(*parts)
+
+
+def package_path(*parts: str) -> Path:
+    """A file inside the package itself, e.g. `package_path("bench", "default_trace.json")`."""
+    return PACKAGE_DIR.joinpath(*parts)
+
+
+def checkout_root() -> Path | None:
+    """The repository this code runs from (an editable install or PYTHONPATH=server), else None."""
+    root = PACKAGE_DIR.parents[1]
+    if PACKAGE_DIR == root / "server" / "codegen_lsp" and (root / "pyproject.toml").is_file():
+        return root
+    return None
 
 
 def cache_dir() -> Path:

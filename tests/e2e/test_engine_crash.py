@@ -140,3 +140,17 @@ async def test_shutdown_while_generating_leaves_no_process_behind(slow_model, tm
         await asyncio.sleep(0.05)
     assert not Path(f"/proc/{engine}").exists(), "the engine process outlived the server (or is a zombie)"
     assert not Path(f"/proc/{server}").exists()
+
+
+def native_libraries(pid: int) -> set[str]:
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return {Path(line.split()[-1]).name for line in maps.splitlines() if "libllama" in line or "libggml" in line}
+
+
+async def test_only_the_engine_process_loads_llama_cpp(client: LanguageClient, memorizing_codegen1, tmp_path: Path):
+    await start(client, memorizing_codegen1.gguf_path, tmp_path, maxTokens=24)
+    uri = (tmp_path / "a.py").as_uri()
+    open_doc(client, uri, SOURCE)
+    assert [item.insert_text for item in await inline(client, uri, 5, 8)] == [EXPECTED]
+    assert native_libraries(await wait_for_engine(client))  # the check sees the libraries where they are
+    assert not native_libraries(server_pid(client))

@@ -52,6 +52,9 @@ def test_synthesize_bad_input(synthesizing_codegen1, tmp_path: Path):
     assert source.read_text() == "x = 1\n"
     bad_range = cli("synthesize", str(source), "--range", "3:1", "--model", model)
     assert bad_range.returncode == 1 and "--range" in bad_range.stderr
+    past_end = cli("synthesize", str(source), "--range", "5:9", "--model", model)
+    assert past_end.returncode == 1 and past_end.stdout == ""
+    assert past_end.stderr.strip() == f"codegen-lsp: error: --range '5:9': {source} ends at line 1"
 
 
 def write_problems(path: Path) -> None:

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tree_sitter import Query, QueryCursor
 
+from codegen_lsp.resources import resource_path
 from codegen_lsp.syntax.comments import CommentBlock, comment_blocks
 from codegen_lsp.syntax.languages import (
     SUPPORTED_LANGUAGES,
@@ -15,7 +16,7 @@ from codegen_lsp.syntax.languages import (
     language_name_for,
     make_parser,
 )
-from codegen_lsp.syntax.queries import QUERY_KINDS, QueryNotFound, grammars_dir, load_query
+from codegen_lsp.syntax.queries import QUERY_KINDS, QueryNotFound, load_query
 
 
 @pytest.mark.parametrize(
@@ -51,7 +52,7 @@ def test_languages_load_and_parse() -> None:
 @pytest.mark.parametrize("kind", QUERY_KINDS)
 @pytest.mark.parametrize("language", SUPPORTED_LANGUAGES)
 def test_query_files_compile(language: str, kind: str) -> None:
-    assert (grammars_dir() / language / f"{kind}.scm").is_file()
+    assert resource_path("grammars", language, f"{kind}.scm").is_file()
     query = load_query(language, kind)  # type: ignore[arg-type]
     assert isinstance(query, Query)
     names = {query.capture_name(i) for i in range(query.capture_count)}

@@ -43,6 +43,7 @@ from pathlib import Path
 
 from lsprotocol import types
 
+from ..resources import package_path
 from . import trace as tr
 
 BACKENDS = {"a": "codegen-lsp (LSP, in-process llama.cpp)", "b": "llama-cpp-python raw (no reuse)",
@@ -66,7 +67,7 @@ class Sample:
 # -- the prompt codegen-lsp builds -------------------------------------------------------------------
 
 class PromptBuilder:
-    """The token ids LlamaEngine evaluates for a cursor (same segments, same fitting, same tokenizer),
+    """The token ids the engine (LlamaRunner) evaluates for a cursor (same segments, same fitting, same tokenizer),
     and the stop strings suggest.py passes."""
 
     def __init__(self, model: Path, n_ctx: int, max_tokens: int) -> None:
@@ -184,14 +185,14 @@ def machine_info() -> dict:
 
 
 def engine_version() -> dict:
-    """Which LlamaEngine was measured (others change it): file hashes and the reuse features present."""
-    engine_dir = Path(__file__).resolve().parent.parent / "engine"
+    """Which engine was measured (others change it): file hashes and the reuse features present."""
+    engine_dir = package_path("engine")
     out = {}
-    for name in ("llama_backend.py", "kv_reuse.py"):
+    for name in ("llama_runner.py", "kv_reuse.py", "process.py"):
         path = engine_dir / name
         if path.exists():
             out[name] = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    source = (engine_dir / "llama_backend.py").read_text() if (engine_dir / "llama_backend.py").exists() else ""
+    source = (engine_dir / "llama_runner.py").read_text() if (engine_dir / "llama_runner.py").exists() else ""
     out["chunk_reuse"] = "plan_reuse" in source
     return out
 
@@ -248,7 +249,7 @@ def server_debounce_ms(keys: list[tr.Keystroke]) -> float:
 
 async def _replay(model: Path, trace: dict, points: list[int], backends: list[str], prompts: PromptBuilder,
                   threads: int, max_tokens: int, raw: RawBackend | None, llama_server, echo) -> tuple[list[Sample], dict]:
-    from ..headless import ready_session, stop_session
+    from ..headless import answer, ready_session, stop_session
 
     language = trace.get("language", "python")
     samples: list[Sample] = []
@@ -284,9 +285,10 @@ async def _replay(model: Path, trace: dict, points: list[int], backends: list[st
             version = n + 1
             n_logs = len(client.server_log)
             started = time.perf_counter()
-            await client.text_document_inline_completion_async(types.InlineCompletionParams(
+            await answer(client, client.text_document_inline_completion_async(types.InlineCompletionParams(
                 text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=line, character=col),
-                context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic)))
+                context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic))),
+                f"the inline completion request after key {n}")
             ms = (time.perf_counter() - started) * 1000
             await asyncio.sleep(0)
             logs = [m for m in client.server_log[n_logs:] if m.startswith("suggestion for")]

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..resources import checkout_root
+
 ENV_VAR = "CODEGEN_LSP_MTPB"
 HEADER = "# Import libraries.\n\nimport numpy as np\n\n"
 DEFAULT_MAX_GEN_LENGTH = 256  # problems 39-45 have no max_gen_length; the paper's harness uses 256
@@ -46,10 +48,6 @@ class Problem:
         return len(self.inputs)
 
 
-def _repo_root() -> Path:
-    return Path(__file__).resolve().parents[3]
-
-
 def default_data_path() -> Path:
     """$CODEGEN_LSP_MTPB, else `../shared/mtpb/mtpb.jsonl` beside the checkout or the working directory."""
     override = os.environ.get(ENV_VAR)
@@ -58,7 +56,8 @@ def default_data_path() -> Path:
         if not path.is_file():
             raise MtpbDataError(f"{ENV_VAR} points to {path}, which is not a file")
         return path
-    candidates = [_repo_root() / _RELATIVE, Path.cwd() / _RELATIVE]
+    root = checkout_root()
+    candidates = ([root / _RELATIVE] if root is not None else []) + [Path.cwd() / _RELATIVE]
     for candidate in candidates:
         if candidate.is_file():
             return candidate.resolve()

@@ -111,6 +111,9 @@ def _collect(proc: subprocess.Popen, result_fd: int, deadline: float) -> tuple[b
 
 def run_program(program: str, timeout_s: float = 20.0, memory_mb: int = 2048) -> Execution:
     """Execute `program` in a fresh sandboxed process and return what it printed last (see module doc)."""
+    from ..resources import package_path  # here: the runner (this file run with -I) imports nothing of ours
+
+    runner = package_path("bench", "sandbox.py")
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mtpb-run-", ignore_cleanup_errors=True) as tmp_name:
         tmp = Path(tmp_name)
@@ -121,7 +124,7 @@ def run_program(program: str, timeout_s: float = 20.0, memory_mb: int = 2048) ->
         read_fd, write_fd = os.pipe()
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-I", str(Path(__file__).resolve()), str(program_path), str(write_fd),
+                [sys.executable, "-I", str(runner), str(program_path), str(write_fd),
                  repr(float(timeout_s)), str(int(memory_mb))],
                 cwd=work, env=_minimal_env(tmp), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, pass_fds=(write_fd,), start_new_session=True,

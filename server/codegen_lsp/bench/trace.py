@@ -23,8 +23,9 @@ import json
 import random
 import re
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
+
+from ..resources import package_path
 
 TRACE_VERSION = 1
 DEFAULT_SOURCE_MODULE = "textwrap"
@@ -119,8 +120,12 @@ def write_trace(trace: dict, out: Path) -> None:
     out.write_text(json.dumps(trace, indent=0) + "\n", encoding="utf-8")
 
 
+def default_trace_path() -> Path:
+    return package_path("bench", DEFAULT_TRACE_FILE)
+
+
 def default_trace() -> dict:
-    return json.loads(resources.files(__package__).joinpath(DEFAULT_TRACE_FILE).read_text(encoding="utf-8"))
+    return json.loads(default_trace_path().read_text(encoding="utf-8"))
 
 
 def load_trace(path: Path | None) -> dict:

@@ -79,6 +79,7 @@ def main(argv: list[str]) -> None:
     from .llama_runner import LlamaRunner
 
     runner = LlamaRunner()
+    vocab: Any = None  # Llama(vocab_only=True): a remote backend's token counts
     send(("ready",))
     while True:
         try:
@@ -92,6 +93,17 @@ def main(argv: list[str]) -> None:
             if op == "load":
                 config = message[2]
                 value: Any = runner.load(config, lambda fraction: send(("progress", request, fraction)))
+            elif op == "vocab":
+                import llama_cpp
+
+                try:
+                    vocab = llama_cpp.Llama(model_path=message[2], vocab_only=True, n_ctx=64, verbose=False)
+                except (ValueError, RuntimeError, OSError) as exc:
+                    raise ModelFileError(message[2], f"llama.cpp could not read its vocabulary ({exc})") from None
+                value = None
+            elif op == "count":
+                text = message[2]
+                value = len(vocab.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=False)) if text else 0
             elif op == "generate":
                 job, slot = message[2], message[3]
                 value = runner.generate(replace(job, cancel=SharedCancel(flags, slot)))

@@ -1,22 +1,26 @@
-"""Prove a GGUF loads and evaluates in llama.cpp (used after `models pull` and by `convert --check`)."""
+"""Prove a GGUF loads and evaluates in llama.cpp (used after `models pull` and by `convert --check`).
+
+It runs in an engine process, like the server's model: a file that makes llama.cpp abort is reported,
+not fatal to the command."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from ..context.prompt import Token
 from ..modelfile import ModelFileError, inspect_model_file
+from .jobs import EngineConfig, GenerationJob
+from .process import EngineCrashed, ProcessEngine
 
 
-def check_model_loads(path: Path) -> None:
+def check_model_loads(path: Path, timeout: float = 300.0) -> None:
     info = inspect_model_file(path)
-    import llama_cpp
-
+    engine = ProcessEngine()
     try:
-        llm = llama_cpp.Llama(str(path), n_ctx=min(64, info.context_length), n_threads=1, verbose=False)
-    except (ValueError, RuntimeError) as exc:
-        raise ModelFileError(path, f"llama.cpp could not load it ({exc})") from None
-    try:
-        first = info.token_ids.get("eos", 0)
-        llm.eval([first])
+        engine.load(EngineConfig(path, n_ctx=min(64, info.context_length), n_threads=1)).result(timeout)
+        first = Token(info.token_ids.get("eos", 0))
+        engine.submit(GenerationJob([first], max_tokens=1)).result(timeout)
+    except EngineCrashed as exc:
+        raise ModelFileError(path, f"llama.cpp crashed on it ({exc.reason})") from None
     finally:
-        llm.close()
+        engine.close()

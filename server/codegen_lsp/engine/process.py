@@ -218,6 +218,36 @@ class _Child:
             future.set_exception(_RemoteError(message[2], message[3]))
 
 
+class VocabProcess:
+    """A model's tokenizer (vocabulary only: no weights, no compute) in an engine process, for a backend
+    that generates elsewhere (engine/remote.py) but counts prompt tokens exactly."""
+
+    def __init__(self, path: Path, timeout: float = 30.0) -> None:
+        self._path, self._timeout = path, timeout
+        self._child = _Child(self._on_exit)
+        self._call("vocab", str(path))
+
+    def count(self, text: str) -> int:
+        return self._call("count", text)
+
+    def close(self) -> None:
+        self._child.stop()
+
+    def _call(self, op: str, payload: Any) -> Any:
+        future: Future = Future()
+        self._child.request(op, payload, future)
+        try:
+            return future.result(self._timeout)
+        except _RemoteError as exc:
+            raise ModelFileError(self._path, exc.text if exc.kind == "model" else str(exc)) from None
+
+    @staticmethod
+    def _on_exit(child: _Child, exitcode: int | None, pending: list[Future]) -> None:
+        for future in pending:
+            if not future.done():
+                future.set_exception(EngineCrashed(describe_exit(exitcode), exitcode))
+
+
 def _shared_memory_fd(size: int) -> int:
     """An anonymous file both processes map: the cancel bytes."""
     if hasattr(os, "memfd_create"):

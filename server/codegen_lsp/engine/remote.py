@@ -33,6 +33,7 @@ from ..context.prompt import Text, Token, fit_segments
 from ..modelfile import ModelFileError, ModelFileInfo, inspect_model_file
 from ..modelmeta import PromptFormat
 from .jobs import EngineConfig, GenerationJob, GenerationResult
+from .process import EngineCrashed, VocabProcess
 from .worker import ThreadedEngine
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ class RemoteEngine(ThreadedEngine):
     def __init__(self, report: Callable[[str], None] | None = None) -> None:
         self._report = report or (lambda message: None)
         self._token_texts: list[str] = []
-        self._vocab: Any = None  # llama_cpp.Llama(vocab_only=True) when a local GGUF is given
+        self._vocab: VocabProcess | None = None  # the local GGUF's tokenizer, when one is given
         super().__init__("remote-worker")
 
     def _free(self) -> None:
@@ -80,14 +81,12 @@ class RemoteEngine(ThreadedEngine):
         server_model = self._check_server(config)
         if config.model_path is not None:
             info = inspect_model_file(config.model_path)
-            import llama_cpp
             from gguf import GGUFReader
 
             tokens = GGUFReader(str(config.model_path)).fields["tokenizer.ggml.tokens"].contents()
-            try:  # the tokenizer alone (no weights): exact token counts for fitting the prompt
-                self._vocab = llama_cpp.Llama(model_path=str(config.model_path), vocab_only=True, n_ctx=64,
-                                              verbose=False)
-            except (ValueError, RuntimeError, OSError) as exc:
+            try:  # the tokenizer alone (no weights), in an engine process: exact token counts for fitting
+                self._vocab = VocabProcess(config.model_path)
+            except EngineCrashed as exc:
                 raise ModelFileError(config.model_path, f"llama.cpp could not read its vocabulary ({exc})") from None
             self._token_texts = [str(t) for t in tokens]
         else:
@@ -121,7 +120,11 @@ class RemoteEngine(ThreadedEngine):
 
     def _count_tokens(self, text: str) -> int:
         if self._vocab is not None:
-            return len(self._vocab.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=False)) if text else 0
+            try:
+                return self._vocab.count(text)
+            except (EngineCrashed, TimeoutError) as exc:  # estimate rather than fail the request
+                log.warning("token count unavailable (%s); estimating", exc)
+                self._vocab = None
         return -(-len(text) // CHARS_PER_TOKEN_ESTIMATE)
 
     def _prompt(self, job: GenerationJob, n_ctx: int, max_tokens: int) -> str:

@@ -1,14 +1,14 @@
-"""Loading the tree-sitter query files under grammars/<language>/<kind>.scm."""
+"""Loading the tree-sitter query files under grammars/<language>/<kind>.scm (found through resources.py)."""
 
 from __future__ import annotations
 
-import importlib.resources
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from tree_sitter import Query
 
+from ..resources import resource_path
 from .languages import get_language
 
 QueryKind = Literal["comments", "scopes"]
@@ -19,24 +19,8 @@ class QueryNotFound(FileNotFoundError):
     """No query file of this kind exists for the language."""
 
 
-def grammars_dir() -> Path:
-    """Directory holding the .scm files.
-
-    An installed package may ship them as `codegen_lsp/grammars`; in a source
-    checkout they live at the repository root (server/codegen_lsp/syntax/ ->
-    parents[3]).
-    """
-    try:
-        packaged = importlib.resources.files("codegen_lsp") / "grammars"
-        if packaged.is_dir():
-            return Path(str(packaged))
-    except (ModuleNotFoundError, TypeError, NotADirectoryError):
-        pass
-    return Path(__file__).resolve().parents[3] / "grammars"
-
-
 def query_path(language_name: str, kind: QueryKind) -> Path:
-    return grammars_dir() / language_name / f"{kind}.scm"
+    return resource_path("grammars", language_name, f"{kind}.scm")
 
 
 @lru_cache(maxsize=None)

@@ -1,0 +1,183 @@
+"""A user install: the project's wheel, installed into a fresh venv, serves completion and synthesis.
+
+Every other test runs on the editable install, where data files could be found through the checkout.
+Here the wheel is built from a copy of the source tree, installed with pip into a new venv (not
+--system-site-packages) together with the portable llama-cpp-python wheel `make llama-wheel` built
+(never compiled again: `--only-binary`), and the installed `codegen-lsp` runs with its working
+directory outside the checkout and no PYTHONPATH, so anything the wheel lacks makes it fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from support import REPO_ROOT
+from support.snippets import JAVASCRIPT_PROGRAM, MTPB_STYLE_PROGRAM, comments_only
+
+pytestmark = pytest.mark.packaging
+
+INSTALL_TIMEOUT_S = 7 * 60  # a compiled llama-cpp-python takes about that long on 2 cores; ours is a copy
+LLAMA_HINT = "run `make llama-wheel` (or `make test`) to build the portable llama-cpp-python wheel"
+
+
+def llama_wheel() -> Path:
+    """The portable llama-cpp-python wheel: $CODEGEN_LSP_LLAMA_WHEELS (set by the Makefile), else the newest
+    one under .cache/wheels/llama-*/."""
+    folder = os.environ.get("CODEGEN_LSP_LLAMA_WHEELS")
+    if folder:
+        found = sorted(Path(folder).glob("llama_cpp_python-*.whl"))
+        where = f"CODEGEN_LSP_LLAMA_WHEELS={folder}"
+    else:
+        found = sorted(REPO_ROOT.glob(".cache/wheels/llama-*/llama_cpp_python-*.whl"), key=lambda p: p.stat().st_mtime)
+        where = f"{REPO_ROOT / '.cache/wheels'}/llama-*/"
+    if not found:
+        pytest.fail(f"no llama_cpp_python-*.whl in {where}: {LLAMA_HINT}")
+    return found[-1]
+
+
+def source_copy(target: Path) -> Path:
+    """The files git knows (tracked, or new and not ignored) copied to `target`: a build that cannot pick
+    up stale build/ or egg-info folders, caches or virtual environments. Links stay links."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO_ROOT,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source, copy = REPO_ROOT / name, target / name
+        if not source.is_symlink() and not source.is_file():
+            continue  # deleted in the working tree, or a submodule
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_symlink():
+            copy.symlink_to(os.readlink(source))
+        else:
+            shutil.copy2(source, copy)
+    return target
+
+
+def run(command: list, timeout: float, **kwargs) -> subprocess.CompletedProcess:
+    done = subprocess.run([str(c) for c in command], capture_output=True, text=True, timeout=timeout, **kwargs)
+    assert done.returncode == 0, f"{command} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+class Installed:
+    def __init__(self, root: Path, wheel: Path, source: Path) -> None:
+        self.root, self.wheel, self.source = root, wheel, source
+        self.venv = root / "venv"
+        self.bin = self.venv / "bin"
+        self.work = root / "work"  # the working directory of every installed command
+        self.work.mkdir()
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV") and not k.startswith("CODEGEN_LSP_")}
+        env["PATH"] = f"{self.bin}{os.pathsep}{env.get('PATH', '')}"
+        env["CODEGEN_LSP_CACHE"] = str(root / "user-cache")  # not the person's own cache
+        self.env = env
+
+    def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run([str(self.bin / "codegen-lsp"), *args], capture_output=True, text=True,
+                              timeout=timeout, cwd=self.work, env=self.env)
+
+    def python(self, code: str) -> str:
+        return run([self.bin / "python", "-c", code], 60, cwd=self.work, env=self.env).stdout
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Iterator[Installed]:
+    """Build the wheel, make a fresh venv, install the wheel and the portable llama-cpp-python wheel."""
+    llama = llama_wheel()
+    root = tmp_path_factory.mktemp("user-install")
+    source = source_copy(root / "src")
+    dist = root / "dist"
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", dist, source], 300)
+    wheels = sorted(dist.glob("codegen_lsp-*.whl"))
+    assert len(wheels) == 1, wheels
+    target = Installed(root, wheels[0], source)
+    run([sys.executable, "-m", "venv", target.venv], 120)
+    try:
+        run([target.bin / "python", "-m", "pip", "install", "--only-binary", "llama-cpp-python",
+             "--find-links", llama.parent, target.wheel, llama], INSTALL_TIMEOUT_S, cwd=target.work, env=target.env)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"installing the wheel took over {INSTALL_TIMEOUT_S} s: was llama-cpp-python compiled? {LLAMA_HINT}")
+    yield target
+    shutil.rmtree(root, ignore_errors=True)  # a few hundred MB
+
+
+def test_the_wheel_holds_every_file_of_the_package_and_its_data(installed: Installed):
+    """Every file under server/codegen_lsp (through the _resources links to grammars/ and models/) is in
+    the wheel: package-data in pyproject.toml covers what the runtime reads."""
+    package = installed.source / "server" / "codegen_lsp"
+    expected = set()
+    for folder, dirs, files in os.walk(package, followlinks=True):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        expected.update(f"codegen_lsp/{(Path(folder) / f).relative_to(package).as_posix()}" for f in files)
+    with zipfile.ZipFile(installed.wheel) as wheel:
+        shipped = {name for name in wheel.namelist() if name.startswith("codegen_lsp/")}
+    assert expected - shipped == set(), "files the wheel lacks"
+    assert any(n.startswith("codegen_lsp/_resources/grammars/python/") for n in expected)
+    assert any(n.endswith(".gguf") and n.startswith("codegen_lsp/_resources/models/") for n in expected)
+
+
+def test_the_installed_package_finds_its_files_in_the_venv(installed: Installed):
+    found = json.loads(installed.python(
+        "import json, codegen_lsp, llama_cpp\n"
+        "from importlib.metadata import distribution\n"
+        "from codegen_lsp.resources import checkout_root, resource_dir\n"
+        "from codegen_lsp.model_resolution import default_model_path\n"
+        "from codegen_lsp.syntax.queries import query_path\n"
+        "print(json.dumps({'package': codegen_lsp.__file__, 'llama': llama_cpp.__file__,\n"
+        "                  'llama_from': json.loads(distribution('llama_cpp_python').read_text('direct_url.json'))['url'],\n"
+        "                  'checkout': str(checkout_root()), 'grammars': str(resource_dir('grammars')),\n"
+        "                  'query': str(query_path('python', 'comments')), 'model': str(default_model_path())}))"))
+    venv = str(installed.venv.resolve())
+    for key in ("package", "llama", "grammars", "query", "model"):
+        assert found[key].startswith(venv), (key, found[key])
+    assert found["checkout"] == "None"
+    assert Path(found["query"]).is_file()
+    assert found["llama_from"].endswith("/" + llama_wheel().name), found["llama_from"]  # ours, not a fresh build
+
+
+def test_installed_complete_prints_the_memorized_suggestion(installed: Installed, memorizing_codegen1):
+    source = installed.work / "calc.py"
+    source.write_text("def add(a, b):\n    \n")
+    done = installed.cli("complete", str(source), "--line", "1", "--character", "4",
+                         "--model", str(memorizing_codegen1.gguf_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "return a + b\n"
+    assert "Traceback" not in done.stderr and "error" not in done.stderr.lower(), done.stderr
+
+
+@pytest.mark.parametrize(("name", "program", "marker", "turns"),
+                         [("steps.py", MTPB_STYLE_PROGRAM, "#", 3), ("steps.js", JAVASCRIPT_PROGRAM, "//", 1)])
+def test_installed_synthesize_writes_the_program(installed: Installed, synthesizing_codegen1, name, program, marker,
+                                                 turns):
+    """The comments (and scopes) queries of each language come from the wheel."""
+    source = installed.work / name
+    comments = comments_only(program, marker)
+    source.write_text(comments)
+    done = installed.cli("synthesize", str(source), "--model", str(synthesizing_codegen1.gguf_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == program
+    assert f"synthesis turn {turns}/{turns}" in done.stderr
+    assert "Traceback" not in done.stderr and "error" not in done.stderr.lower(), done.stderr
+    assert source.read_text() == comments
+
+
+def test_installed_complete_uses_the_embedded_default_model(installed: Installed):
+    """No --model: the model shipped in the wheel answers, exactly as it does from the checkout."""
+    source = installed.work / "steps.py"
+    shutil.copyfile(REPO_ROOT / "docs" / "demo" / "steps.py", source)
+    args = ["complete", str(source), "--line", "9", "--character", "12"]
+    done = installed.cli(*args)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "error" not in done.stderr.lower(), done.stderr
+    from_checkout = subprocess.run([sys.executable, "-m", "codegen_lsp", *args], capture_output=True, text=True,
+                                   timeout=300, cwd=REPO_ROOT)
+    assert from_checkout.returncode == 0, from_checkout.stderr
+    assert done.stdout == from_checkout.stdout
