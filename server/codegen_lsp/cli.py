@@ -152,6 +152,27 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     return run_synthesize(Path(args.file), args.range, args.write, options)
 
 
+def cmd_bench_engine(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+
+    from .bench.engine import print_engine_report, run_engine_bench
+
+    model = Path(args.model)
+    if not model.is_file():
+        raise CliError(f"{model}: model file not found")
+    try:
+        report = asyncio.run(run_engine_bench(model, args.rounds, args.max_tokens))
+    except RuntimeError as exc:
+        raise CliError(str(exc)) from None
+    print_engine_report(report)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_bench_latency(args: argparse.Namespace) -> int:
     from .bench.latency import print_report, run_latency
     from .bench.llama_server import LlamaServerError
@@ -311,6 +332,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="request after pauses at least this long (default: the server's adaptive debounce for the trace)")
     p.add_argument("--out", default="bench-results/latency.json", help="JSON report (Markdown beside it)")
     p.set_defaults(func=cmd_bench_latency)
+
+    p = bench.add_parser("engine", help="the engine process: cancel → answer, kill → first suggestion, RSS per process")
+    p.add_argument("--model", required=True, help="a .gguf that decodes for seconds at --max-tokens")
+    p.add_argument("--rounds", type=int, default=5, help="cancels and kills, each")
+    p.add_argument("--max-tokens", type=int, default=256)
+    p.add_argument("--out", default="bench-results/engine.json", help="JSON report")
+    p.set_defaults(func=cmd_bench_engine)
 
     p = bench.add_parser("make-trace", help="a keystroke trace: typing part of a standard-library function")
     p.add_argument("--source", default=None, help="a .py file or stdlib module name (default: textwrap)")

@@ -46,7 +46,7 @@ from lsprotocol import types
 from ..resources import package_path
 from . import trace as tr
 
-BACKENDS = {"a": "codegen-lsp (LSP, in-process llama.cpp)", "b": "llama-cpp-python raw (no reuse)",
+BACKENDS = {"a": "codegen-lsp (LSP, llama.cpp in its engine process)", "b": "llama-cpp-python raw (no reuse)",
             "c": "llama-server /completion (cache_prompt, --cache-reuse 256)"}
 SUMMARY_RE = re.compile(r"v(\d+): (\d+) prompt tokens \((\d+) evaluated\), (\d+) generated, (\d+)\+(\d+) ms")
 
@@ -337,7 +337,12 @@ async def _replay(model: Path, trace: dict, points: list[int], backends: list[st
             rss["cancel_answer_ms"] = await _cancel_check(client, uri, tr.text_after(trace, len(keys)),
                                                           trace["cursor"] + sum(len(k.text) for k in keys))
             pid = client._server.pid  # type: ignore[attr-defined]
-            rss["a"] = _peak_rss_kib(pid)
+            from .engine import engine_pids
+
+            # The server and its engine process, each on its own; the table shows their sum.
+            rss["a_server"] = _peak_rss_kib(pid)
+            rss["a_engine"] = sum(_peak_rss_kib(child) or 0 for child in engine_pids(pid)) or None
+            rss["a"] = (rss["a_server"] or 0) + (rss["a_engine"] or 0) or None
             await stop_session(client)
     if raw is not None:
         rss["b"] = raw.peak_rss_kib()
@@ -421,6 +426,8 @@ def run_latency(model: Path, trace: dict, threads: int | None = None, max_tokens
                          "endpoint": "/completion, prompt as token ids, cache_prompt: true"} if "c" in chosen else None,
         "wall_seconds": round(time.perf_counter() - started, 1),
         "cancel_answer_ms": rss.pop("cancel_answer_ms", None),
+        "codegen_lsp_peak_rss_mib": {part: round(rss[f"a_{part}"] / 1024, 1) if rss.get(f"a_{part}") else None
+                                     for part in ("server", "engine")},
         "backends": {b: {"label": BACKENDS[b], **summarize(samples, b),
                          "peak_rss_mib": round(rss[b] / 1024, 1) if rss.get(b) else None} for b in chosen},
         "samples": [asdict(s) for s in samples],
@@ -488,3 +495,6 @@ def print_report(report: dict) -> None:
             f"{b} {s['p50_ms'] / base:.2f}" for b, s in report["backends"].items() if s["p50_ms"]))
     if report.get("cancel_answer_ms") is not None:
         print(f"codegen-lsp: cancelled request answered {report['cancel_answer_ms']:.1f} ms after $/cancelRequest")
+    if (parts := report.get("codegen_lsp_peak_rss_mib")) and parts.get("server"):
+        print(f"codegen-lsp peak RSS: server process {parts['server']:.0f} MiB, engine process "
+              f"{_fmt(parts.get('engine'))} MiB")

@@ -54,7 +54,7 @@ class EngineCrashed(Exception):
 class RestartPolicy:
     max_crashes: int = 3  # this many crashes within window_s: give up
     window_s: float = 120.0
-    first_backoff_s: float = 0.5  # doubled after each crash in the window
+    first_backoff_s: float = 0.25  # doubled after each crash in the window
     max_backoff_s: float = 8.0
 
     def backoff(self, crashes: int) -> float:
