@@ -13,6 +13,7 @@ import pytest
 from pytest_lsp import LanguageClient
 from pytest_lsp.client import make_test_lsp_client
 
+from codegen_lsp.bench import engine as bench_engine
 from support.files import shown
 from support.lsp import SERVER, inline, open_doc, start
 from test_editor_api import record_status
@@ -26,17 +27,7 @@ def server_pid(client: LanguageClient) -> int:
 
 
 def engine_pids(client: LanguageClient) -> list[int]:
-    """The server's engine processes (children running codegen_lsp.engine.child)."""
-    pid, found = server_pid(client), []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            try:
-                cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-            except FileNotFoundError:
-                continue
-            if b"codegen_lsp.engine.child" in cmdline:
-                found.append(int(child))
-    return found
+    return bench_engine.engine_pids(server_pid(client))
 
 
 async def wait_for_engine(client: LanguageClient, timeout: float = 20, poll: float = 0.02) -> int:
