@@ -16,7 +16,9 @@ LLAMA_CMAKE_ARGS ?= -DCMAKE_C_FLAGS='$(NO_AMX)' -DCMAKE_CXX_FLAGS='$(NO_AMX)'
 LLAMA_KEY := $(shell printf '%s|%s|%s|%s' "$(LLAMA_VERSION)" "$(LLAMA_CMAKE_ARGS)" \
 	"$$(grep -m1 '^model name' /proc/cpuinfo; grep -m1 '^flags' /proc/cpuinfo)" \
 	"$$($(PYTHON) -c 'import sys; print(sys.version_info[:2])')" | sha256sum | cut -c1-12)
-LLAMA_WHEELS := .cache/wheels/llama-$(LLAMA_KEY)
+# Outside the checkout, so every clone on this machine (CI's included) builds it once.
+WHEEL_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/codegen-lsp/wheels
+LLAMA_WHEELS := $(WHEEL_CACHE)/llama-$(LLAMA_KEY)
 LLAMA_STAMP := $(VENV)/.llama-$(LLAMA_KEY)
 export CODEGEN_LSP_LLAMA_WHEELS := $(abspath $(LLAMA_WHEELS))
 

@@ -31,14 +31,15 @@ LLAMA_HINT = "run `make llama-wheel` (or `make test`) to build the portable llam
 
 def llama_wheel() -> Path:
     """The portable llama-cpp-python wheel: $CODEGEN_LSP_LLAMA_WHEELS (set by the Makefile), else the newest
-    one under .cache/wheels/llama-*/."""
+    one in the Makefile's default wheel cache ($XDG_CACHE_HOME or ~/.cache, codegen-lsp/wheels/llama-*/)."""
     folder = os.environ.get("CODEGEN_LSP_LLAMA_WHEELS")
     if folder:
         found = sorted(Path(folder).glob("llama_cpp_python-*.whl"))
         where = f"CODEGEN_LSP_LLAMA_WHEELS={folder}"
     else:
-        found = sorted(REPO_ROOT.glob(".cache/wheels/llama-*/llama_cpp_python-*.whl"), key=lambda p: p.stat().st_mtime)
-        where = f"{REPO_ROOT / '.cache/wheels'}/llama-*/"
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "codegen-lsp" / "wheels"
+        found = sorted(cache.glob("llama-*/llama_cpp_python-*.whl"), key=lambda p: p.stat().st_mtime)
+        where = f"{cache}/llama-*/"
     if not found:
         pytest.fail(f"no llama_cpp_python-*.whl in {where}: {LLAMA_HINT}")
     return found[-1]
