@@ -21,6 +21,7 @@ import logging
 import mmap
 import os
 import queue
+import signal
 import socket
 import subprocess
 import sys
@@ -84,7 +85,8 @@ class _Child:
         flags_fd = _shared_memory_fd(SLOTS)
         self._flags = mmap.mmap(flags_fd, SLOTS)
         ours, theirs = socket.socketpair()
-        self._conn = Connection(ours.detach())
+        self._socket = ours  # kept to shut down: a leftover fork of the child may hold the other end open
+        self._conn = Connection(os.dup(ours.fileno()))
         # Sends go through a writer thread: a full pipe (the child busy) must not block the caller.
         self._outbox: queue.SimpleQueue[tuple | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -96,18 +98,23 @@ class _Child:
         self.dead = False
         self.stopping = False  # we asked it to go: its exit is no crash
         package_root = str(Path(__file__).resolve().parents[2])  # importable however the server was started
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
+                   # On a GGML_ASSERT every worker thread forks a backtrace printer (gdb); those forks can
+                   # deadlock each other and keep the child from dying. An abort is all we need.
+                   GGML_NO_BACKTRACE="1")
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "codegen_lsp.engine.child", str(theirs.fileno()), str(flags_fd), str(os.getpid()),
                  str(logging.getLogger().getEffectiveLevel())],
-                pass_fds=(theirs.fileno(), flags_fd), stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(), env=env)
+                pass_fds=(theirs.fileno(), flags_fd), stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(), env=env,
+                start_new_session=True)  # its own process group: whatever it forked goes with it
         finally:
             theirs.close()  # ours is then the only other end: EOF when the child dies
             os.close(flags_fd)
         self._reader = threading.Thread(target=self._read, name=f"engine-reader-{self.process.pid}", daemon=True)
         self._reader.start()
         threading.Thread(target=self._write, name=f"engine-writer-{self.process.pid}", daemon=True).start()
+        threading.Thread(target=self._watch, name=f"engine-watch-{self.process.pid}", daemon=True).start()
 
     @property
     def pid(self) -> int | None:
@@ -159,6 +166,14 @@ class _Child:
         except subprocess.TimeoutExpired:
             return False
 
+    def _watch(self) -> None:
+        """The pipe closing is not proof enough of death (a fork may hold it): the exit itself ends reading."""
+        self.process.wait()
+        try:
+            self._socket.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
     def _write(self) -> None:
         while (message := self._outbox.get()) is not None:
             try:
@@ -183,6 +198,10 @@ class _Child:
         if not self._wait(STOP_TIMEOUT_S):  # it closed its pipe but lives on: it cannot serve us any more
             self.process.kill()
             self._wait(STOP_TIMEOUT_S)
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # anything it left behind
+        except (ProcessLookupError, PermissionError):
+            pass
         with self._lock:
             self.dead = True
             pending = list(self._pending.values())
@@ -191,6 +210,7 @@ class _Child:
             self._progress.clear()
         self._outbox.put(None)
         self._conn.close()
+        self._socket.close()
         self._on_exit(self, self.process.returncode, pending)
 
     def _dispatch(self, message: tuple) -> None:

@@ -1,0 +1,177 @@
+"""A GGUF that passes our inspection but makes llama.cpp abort (a GGML_ASSERT): the engine process dies with
+SIGABRT, the language server does not. Requests are answered (empty), the user is told once, the supervisor
+gives up after RestartPolicy.max_crashes crashes instead of looping, and a good model then serves the same
+open document (issue 13 part 5)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+
+from codegen_lsp.engine.process import RestartPolicy
+from codegen_lsp.modelfile import inspect_model_file
+
+from support.bad_gguf import abort_at_first_eval, abort_at_load
+from support.files import logs, shown, wait_until
+from support.lsp import inline, open_doc, start, wait_for_log
+
+STATUS = "codegenLsp/status"
+SOURCE = "import os\n\n\ndef read_config(path):\n    with open(path) as fh:\n        \n"
+EXPECTED = "return fh.read()"  # what memorizing_codegen1 writes at (5, 8) with maxTokens=24
+MAX_CRASHES = 3  # RestartPolicy().max_crashes: the supervisor gives up at this many crashes within its window
+# Longer than a further restart would wait: no engine starts again after giving up.
+AFTER_GIVING_UP_S = RestartPolicy().backoff(MAX_CRASHES) + 1.5
+ANSWER_S = 5  # an inline request is answered within this, crash or not
+
+
+def record_status(client: LanguageClient) -> list[dict]:
+    seen: list[dict] = []
+
+    @client.feature(STATUS)
+    def status(params):
+        seen.append({"state": params.state, "model": params.model, "detail": params.detail})
+
+    return seen
+
+
+async def wait_for_status(seen: list[dict], state: str, after: int = 0, needle: str = "",
+                          timeout: float = 30) -> int:
+    """The index of the first `state` status at or after index `after` whose detail contains `needle`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for index in range(after, len(seen)):
+            if seen[index]["state"] == state and needle in seen[index]["detail"]:
+                return index
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no {state!r} status containing {needle!r} after #{after}: {seen}")
+
+
+def alive(client: LanguageClient) -> bool:
+    return client._server.returncode is None  # pygls' client keeps the subprocess it started
+
+
+def abort_reports(client: LanguageClient) -> list[str]:
+    """One error logMessage per engine crash (the first comes with the showMessage)."""
+    return [m.message for m in client.log_messages
+            if m.type == types.MessageType.Error and "died with SIGABRT" in m.message]
+
+
+def restarts(client: LanguageClient) -> int:
+    return sum("the engine process was restarted" in m for m in logs(client))
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            continue
+    return found
+
+
+def is_engine(pid: int) -> bool:
+    try:
+        return b"codegen_lsp.engine.child" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return False
+
+
+def engine_processes(client: LanguageClient) -> list[int]:
+    """The server's live engine processes (children running codegen_lsp.engine.child)."""
+    return [pid for pid in children(client._server.pid) if is_engine(pid)]
+
+
+def backtrace_forks(client: LanguageClient) -> list[int]:
+    """Forks of an engine process that never exec'd: ggml_print_backtrace's, before it runs gdb. When two
+    threads abort at once, each fork inherits the other's handshake pipe and both wait forever."""
+    return [pid for engine in engine_processes(client) for pid in children(engine) if is_engine(pid)]
+
+
+async def answer(client: LanguageClient, uri: str, line: int = 5, character: int = 8) -> list:
+    """An inline request that must be answered within ANSWER_S (shielded: a late answer is not an error)."""
+    request = asyncio.ensure_future(inline(client, uri, line, character))
+    try:
+        return await asyncio.wait_for(asyncio.shield(request), ANSWER_S)
+    except asyncio.TimeoutError:
+        request.add_done_callback(lambda done: done.cancelled() or done.exception())  # a late outcome is fine
+        stuck = backtrace_forks(client)
+        for pid in stuck:  # or they outlive the server holding its stderr open, and the teardown hangs
+            os.kill(pid, signal.SIGKILL)
+        hint = (f"; the engine is stuck in ggml_print_backtrace (forks {stuck} deadlocked): the engine process "
+                f"needs GGML_NO_BACKTRACE=1 in its environment" if stuck else "")
+        raise AssertionError(f"no answer within {ANSWER_S} s{hint}") from None
+
+
+async def test_model_that_aborts_at_its_first_evaluation(client: LanguageClient, memorizing_codegen1,
+                                                         tmp_path: Path):
+    bad = abort_at_first_eval(memorizing_codegen1.gguf_path, tmp_path / "odd-rope.gguf")
+    assert inspect_model_file(bad).architecture == "phi2"  # our own inspection lets it through
+    seen = record_status(client)
+    await start(client, bad, tmp_path, maxTokens=24, threads=1)  # llama.cpp loads it: only computing aborts
+    assert any(m.startswith(f"model ready: {bad}") for m in logs(client)), logs(client)
+    uri = (tmp_path / "a.py").as_uri()
+    open_doc(client, uri, SOURCE)
+
+    after = 0
+    for crash in range(1, MAX_CRASHES + 1):
+        ready = await wait_for_status(seen, "ready", after)  # loaded (crash 1) or restarted (the others)
+        assert await answer(client, uri) == []  # answered, never left hanging
+        error = await wait_for_status(seen, "error", ready, needle="SIGABRT", timeout=10)
+        assert alive(client)
+        # The logMessage follows the status notification: wait for it, then count.
+        await wait_until(lambda: len(abort_reports(client)) >= crash, 5, f"the report of crash {crash}")
+        assert len(abort_reports(client)) == crash, (crash, logs(client))
+        after = error + 1
+    assert "gave up" in seen[error]["detail"], seen[error]
+
+    # Given up: no further restart, no further crash, and requests are still answered at once.
+    await asyncio.sleep(AFTER_GIVING_UP_S)
+    assert not [s for s in seen[after:] if s["state"] in ("ready", "loading")], seen[after:]
+    assert len(abort_reports(client)) == MAX_CRASHES and restarts(client) == MAX_CRASHES - 1, logs(client)
+    assert engine_processes(client) == []
+    assert await answer(client, uri) == []
+    messages = shown(client)
+    assert len(messages) == 1 and "SIGABRT" in messages[0], messages  # one showMessage for the whole streak
+    assert alive(client)
+
+    # A good model serves the document opened before the crashes (not reopened): nothing else was lost.
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+        settings={"codegenLsp": {"model": str(memorizing_codegen1.gguf_path)}}))
+    await wait_for_log(client, (f"model ready: {memorizing_codegen1.gguf_path}",), timeout=30)
+    items = await asyncio.wait_for(inline(client, uri, 5, 8), 20)
+    assert [item.insert_text for item in items] == [EXPECTED], logs(client)
+    assert seen[-1]["state"] == "ready" and seen[-1]["model"] == memorizing_codegen1.gguf_path.name, seen[-3:]
+    assert len(shown(client)) == 1, shown(client)
+    assert alive(client)
+
+
+async def test_model_that_aborts_while_loading(client: LanguageClient, memorizing_codegen1, tmp_path: Path):
+    bad = abort_at_load(memorizing_codegen1.gguf_path, tmp_path / "bogus-rope-scaling.gguf")
+    assert inspect_model_file(bad).architecture == "phi2"
+    seen = record_status(client)
+    # No "model ready" or "cannot load" ever comes: the engine dies inside llama.cpp's loader.
+    await start(client, bad, tmp_path, wait_ready=False, maxTokens=24, threads=1)
+    first = await wait_for_status(seen, "error", needle="SIGABRT")
+    assert alive(client)
+    gave_up = await wait_for_status(seen, "error", first, needle="gave up")
+    assert "SIGABRT" in seen[gave_up]["detail"], seen[gave_up]
+    assert not [s for s in seen if s["state"] == "ready"], seen
+
+    await asyncio.sleep(AFTER_GIVING_UP_S)  # no busy loop: no engine starts again after giving up
+    assert len(abort_reports(client)) == MAX_CRASHES, logs(client)
+    assert restarts(client) == 0 and engine_processes(client) == []
+    assert not [s for s in seen[gave_up + 1:] if s["state"] != "error"], seen[gave_up + 1:]
+    messages = shown(client)
+    assert len(messages) == 1 and "SIGABRT" in messages[0], messages
+
+    uri = (tmp_path / "a.py").as_uri()
+    open_doc(client, uri, SOURCE)
+    assert await answer(client, uri) == []
+    assert alive(client) and len(shown(client)) == 1, shown(client)
