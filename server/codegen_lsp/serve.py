@@ -26,8 +26,14 @@ def protect_stdout():
     return protocol_out
 
 
+# Engine results reach the event loop through a reader thread; by default a thread waits up to 5 ms for
+# the GIL while the loop runs Python code (parsing, post-processing), which showed on short suggestions.
+SWITCH_INTERVAL_S = 0.001
+
+
 def serve(tcp: str | None = None, log_level: str = "info", log_file: Path | None = None) -> int:
     setup_logging(log_level, log_file)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     from .server import create_server
 
     server = create_server()

@@ -4,7 +4,7 @@ of the installed version (so it is the same llama.cpp as the server's), for `ben
 Build (once; cached in `.cache/llama-server/`, rebuilt only when the binary is missing):
 `pip download --no-deps --no-binary :all: llama-cpp-python==VERSION`, unpack, then
 `cmake -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF
--DGGML_NATIVE=ON` and `cmake --build --target llama-server -j2`, under `nice`.
+-DGGML_NATIVE=ON` plus the AMX-free C/C++ flags and `cmake --build --target llama-server -j2`, under `nice`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..engine.crash import NO_AMX_FLAGS
 
 DEFAULT_DIR = Path(".cache") / "llama-server"
 
@@ -51,8 +53,11 @@ def ensure_built(cache_dir: Path = DEFAULT_DIR, jobs: int = 2, echo=print) -> tu
     """The llama-server binary and what is known about its build (version, seconds, flags)."""
     cache_dir = cache_dir.resolve()
     binary, info_file = binary_path(cache_dir), cache_dir / "build-info.json"
-    if binary.exists():
-        info = json.loads(info_file.read_text()) if info_file.exists() else {}
+    flags = ["-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF", "-DLLAMA_BUILD_TESTS=OFF",
+             "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_TOOLS=ON", "-DLLAMA_BUILD_SERVER=ON", "-DGGML_NATIVE=ON",
+             f"-DCMAKE_C_FLAGS={NO_AMX_FLAGS}", f"-DCMAKE_CXX_FLAGS={NO_AMX_FLAGS}"]  # runs where AMX is refused
+    info = json.loads(info_file.read_text()) if info_file.exists() else {}
+    if binary.exists() and info.get("cmake_flags") == flags:  # a build with other flags is built again
         return binary, {**info, "cached": True}
     if not shutil.which("cmake"):
         raise LlamaServerError("cmake is needed to build llama-server")
@@ -72,8 +77,6 @@ def ensure_built(cache_dir: Path = DEFAULT_DIR, jobs: int = 2, echo=print) -> tu
     if not (source / "CMakeLists.txt").exists():
         with tarfile.open(sdists[0]) as tar:
             tar.extractall(src_dir, filter="data")
-    flags = ["-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF", "-DLLAMA_BUILD_TESTS=OFF",
-             "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_TOOLS=ON", "-DLLAMA_BUILD_SERVER=ON", "-DGGML_NATIVE=ON"]
     generator = ["-G", "Ninja"] if shutil.which("ninja") else []
     nice = ["nice", "-n", "10"] if shutil.which("nice") else []
     echo(f"building llama-server from {source} (several minutes)...")

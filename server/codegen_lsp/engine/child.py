@@ -25,9 +25,6 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 PARENT_POLL_S = 1.0
-# Decoding keeps every core busy (OpenMP workers spin between ops). A lower priority than the server's
-# lets its event loop (cancels, edits, answers from the cache) run the moment it wakes.
-NICENESS = 5
 
 
 class SharedCancel:
@@ -67,10 +64,6 @@ def main(argv: list[str]) -> None:
     conn, flags = Connection(conn_fd), mmap.mmap(flags_fd, 0)
     # Nothing of ours may reach fd 1: in a stdio server it can be the protocol stream.
     os.dup2(2, 1)
-    try:
-        os.nice(NICENESS)
-    except OSError:  # not permitted here: run at the server's priority
-        pass
     lock = threading.Lock()  # the log handler and the main loop both send
 
     def send(message: tuple) -> None:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import signal
 
+# ggml's AMX kernels die with SIGILL where the CPU reports AMX but the VM or container does not grant it;
+# every llama.cpp build the project makes leaves them out (the Makefile has the same flags).
+NO_AMX_FLAGS = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+
 # What a person can do about a build that this CPU refuses (README "Installing with plain pip").
 REBUILD_HINT = ("rebuild llama-cpp-python for this machine: `make llama-wheel` in a checkout, or "
-                "CMAKE_ARGS=\"-DCMAKE_C_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16' "
-                "-DCMAKE_CXX_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16'\" "
+                f"CMAKE_ARGS=\"-DCMAKE_C_FLAGS='{NO_AMX_FLAGS}' -DCMAKE_CXX_FLAGS='{NO_AMX_FLAGS}'\" "
                 "pip install --no-cache-dir --force-reinstall llama-cpp-python==0.3.36")
 
 

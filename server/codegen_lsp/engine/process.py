@@ -20,7 +20,6 @@ import itertools
 import logging
 import mmap
 import os
-import queue
 import signal
 import socket
 import subprocess
@@ -39,7 +38,8 @@ from .crash import describe_exit
 from .jobs import EngineConfig, GenerationJob, GenerationResult
 
 log = logging.getLogger(__name__)
-SLOTS = 4096  # cancel bytes; a slot is reused only after 4096 later requests
+SLOTS = 4096
+SEND_BUFFER_BYTES = 8 << 20  # cancel bytes; a slot is reused only after 4096 later requests
 STOP_TIMEOUT_S = 3.0  # a child that does not exit after "close" (busy in native code) is killed
 
 
@@ -86,10 +86,13 @@ class _Child:
         self._flags = mmap.mmap(flags_fd, SLOTS)
         ours, theirs = socket.socketpair()
         self._socket = ours  # kept to shut down: a leftover fork of the child may hold the other end open
+        # Requests are sent from the caller's thread (the event loop): a hand-off to a writer thread
+        # costs up to a GIL switch interval per request. A large buffer keeps a busy child from ever
+        # blocking the sender: a request is a few KiB and newest-wins keeps few queued.
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
         self._conn = Connection(os.dup(ours.fileno()))
-        # Sends go through a writer thread: a full pipe (the child busy) must not block the caller.
-        self._outbox: queue.SimpleQueue[tuple | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
         self._pending: dict[int, Future] = {}
         self._slots: dict[int, int] = {}
         self._progress: dict[int, Callable[[float], None]] = {}
@@ -113,7 +116,6 @@ class _Child:
             os.close(flags_fd)
         self._reader = threading.Thread(target=self._read, name=f"engine-reader-{self.process.pid}", daemon=True)
         self._reader.start()
-        threading.Thread(target=self._write, name=f"engine-writer-{self.process.pid}", daemon=True).start()
         threading.Thread(target=self._watch, name=f"engine-watch-{self.process.pid}", daemon=True).start()
 
     @property
@@ -136,7 +138,7 @@ class _Child:
             self._pending[request], self._slots[request] = future, slot
             if progress is not None:
                 self._progress[request] = progress
-            self._outbox.put((op, request, payload) + ((slot,) if op == "generate" else ()))
+        self._send((op, request, payload) + ((slot,) if op == "generate" else ()))
         if cancel is not None:
             cancel.add_hook(lambda: self._cancel(request))
 
@@ -152,7 +154,7 @@ class _Child:
             self.stopping = True
             for slot in self._slots.values():
                 self._flags[slot] = 1
-            self._outbox.put(("close",))
+        self._send(("close",))
         if not self._wait(timeout):
             self.process.kill()
             self._wait(timeout)
@@ -174,12 +176,12 @@ class _Child:
         except OSError:
             pass
 
-    def _write(self) -> None:
-        while (message := self._outbox.get()) is not None:
+    def _send(self, message: tuple) -> None:
+        with self._send_lock:
             try:
                 self._conn.send(message)
-            except Exception:  # noqa: BLE001 - the child (or our pipe end) is gone: the reader fails what is pending
-                return
+            except (OSError, ValueError, TypeError):
+                pass  # the child is gone (our end may be closed): the reader fails what is pending
 
     def _read(self) -> None:
         while True:
@@ -208,8 +210,8 @@ class _Child:
             self._pending.clear()
             self._slots.clear()
             self._progress.clear()
-        self._outbox.put(None)
-        self._conn.close()
+        with self._send_lock:
+            self._conn.close()
         self._socket.close()
         self._on_exit(self, self.process.returncode, pending)
 
