@@ -65,10 +65,10 @@ e2e-vscode: dev
 run: install
 	$(BIN)/codegen-lsp serve
 
-# The server with its embedded default model, headless: prints the inline suggestion for line 10 of
-# docs/demo/steps.py (a blank line inside a loop).
+# The server with its embedded default model, headless: prints the inline suggestion at the end of line 9
+# of docs/demo/steps.py (a blank line inside a loop; `complete` counts lines and characters from 0).
 demo: install
-	$(BIN)/codegen-lsp complete docs/demo/steps.py --line 9 --character 12
+	$(BIN)/codegen-lsp complete docs/demo/steps.py --line 8 --character 12
 
 # What a bug report needs: versions, the build's CPU features, whether this machine can run it.
 doctor: install

@@ -37,15 +37,47 @@ function samePosition(a: LspPosition, b: LspPosition): boolean {
   return a.line === b.line && a.character === b.character;
 }
 
-/** The server applies the edit itself; the client only shows its `message`, if any. */
-export function synthesisMessage(result: unknown): string | undefined {
-  if (typeof result === 'object' && result !== null) {
-    const message = (result as { message?: unknown }).message;
-    if (typeof message === 'string' && message.length > 0) {
-      return message;
-    }
+/** A turn of the synthesize reply: status is inserted | kept | empty | parse-error | timeout | cancelled. */
+export interface SynthesisTurnReport {
+  title: string;
+  status: string;
+  detail: string;
+  generatedTokens: number;
+}
+
+/**
+ * The reply of `codegen-lsp.synthesize` (server/codegen_lsp/features/synthesize.py, `_report` and the
+ * refusal in `synthesize_command`). test/fixtures/synthesize-reply.json holds replies captured from the
+ * server (tests/e2e/test_synthesis_reply.py checks that they still have this shape).
+ */
+export interface SynthesisReply {
+  applied: boolean;
+  /** Why it ended early ("cancelled", "document changed") or why it did not run; null when it ran to the end. */
+  stopped: string | null;
+  /** Turns counted by status, e.g. "2 inserted, 1 empty"; "; stopped: …" when it ended early. */
+  summary: string;
+  turns: SynthesisTurnReport[];
+}
+
+function isSynthesisReply(result: unknown): result is SynthesisReply {
+  if (typeof result !== 'object' || result === null) {
+    return false;
   }
-  return undefined;
+  const { applied, stopped, summary, turns } = result as Record<string, unknown>;
+  return typeof applied === 'boolean' && (stopped === null || typeof stopped === 'string')
+    && typeof summary === 'string' && Array.isArray(turns);
+}
+
+/**
+ * The server applies the edit itself (workspace/applyEdit). When it applied one, the client says what
+ * was done (the reply's summary). When it applied nothing, the server has already said why
+ * (window/showMessage), so the client adds nothing; nor for a reply it does not recognize.
+ */
+export function synthesisMessage(result: unknown): string | undefined {
+  if (!isSynthesisReply(result) || !result.applied || result.summary.length === 0) {
+    return undefined;
+  }
+  return `codegen-lsp: Synthesize from comments: ${result.summary}`;
 }
 
 export interface ModelItem {

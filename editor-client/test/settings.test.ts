@@ -3,6 +3,9 @@ import { test } from 'node:test';
 import { gaveUpMessage, restartingMessage, startFailedMessage } from '../src/messages';
 import { LIST_MODELS_COMMAND, modelItems, synthesisMessage, synthesizeArguments, SYNTHESIZE_COMMAND } from '../src/requests';
 import { CLIENT_DEFAULTS, modelSettingValue, needsRestart, readClientSettings } from '../src/settings';
+// Replies of codegen-lsp.synthesize captured from the real server by tests/e2e/test_synthesis_reply.py,
+// which also fails when the server's reply no longer has this shape.
+import captured from './fixtures/synthesize-reply.json';
 
 test('client settings: defaults and sanitizing', () => {
   assert.deepEqual(readClientSettings(() => undefined), CLIENT_DEFAULTS);
@@ -36,9 +39,26 @@ test('synthesize arguments: the range only for a non-empty selection', () => {
   assert.deepEqual(synthesizeArguments('file:///a.py', 7, empty), [{ uri: 'file:///a.py', version: 7 }]);
   const sel = { start: { line: 1, character: 0 }, end: { line: 4, character: 2 } };
   assert.deepEqual(synthesizeArguments('file:///a.py', 7, sel), [{ uri: 'file:///a.py', version: 7, range: sel }]);
-  assert.equal(synthesisMessage({ turns: [], applied: false, message: 'no comments found' }), 'no comments found');
-  assert.equal(synthesisMessage({ turns: [], applied: true }), undefined);
+});
+
+test('synthesis message from replies the server sent', () => {
+  const { allInserted, oneTurnEmpty, nothingToSynthesize } = captured.replies;
+  // Applied: say what was done, in the server's own summary.
+  assert.equal(allInserted.applied, true);
+  assert.equal(synthesisMessage(allInserted), `codegen-lsp: Synthesize from comments: ${allInserted.summary}`);
+  assert.match(allInserted.summary, /inserted/);
+  assert.equal(oneTurnEmpty.applied, true);
+  assert.equal(synthesisMessage(oneTurnEmpty), `codegen-lsp: Synthesize from comments: ${oneTurnEmpty.summary}`);
+  assert.match(oneTurnEmpty.summary, /empty/);
+  // Nothing applied: the server has already shown why (window/showMessage); no second message.
+  assert.equal(nothingToSynthesize.applied, false);
+  assert.equal(typeof nothingToSynthesize.stopped, 'string');
+  assert.equal(synthesisMessage(nothingToSynthesize), undefined);
+  // Not a reply of this server.
   assert.equal(synthesisMessage(null), undefined);
+  assert.equal(synthesisMessage('done'), undefined);
+  assert.equal(synthesisMessage({ ...allInserted, summary: 3 }), undefined);
+  assert.equal(synthesisMessage({ message: 'no comments found' }), undefined);
 });
 
 test('model items mark the current model and drop malformed entries', () => {

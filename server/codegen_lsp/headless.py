@@ -16,6 +16,8 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pygls.lsp.client import LanguageClient
 
+from .events import STATS_NOTIFICATION, STATUS_FIELDS, STATUS_NOTIFICATION, SuggestionStats
+
 T = TypeVar("T")
 
 LANGUAGE_BY_SUFFIX = {".py": "python", ".js": "javascript", ".jsx": "javascriptreact", ".ts": "typescript",
@@ -35,10 +37,6 @@ def client_capabilities() -> types.ClientCapabilities:
     )
 
 
-MODEL_OUTCOMES = ("model ready", "cannot load the model", "no model configured")
-STATUS_NOTIFICATION = "codegenLsp/status"  # the server's status-bar notification: {state, model, detail}
-
-
 class ServerModelError(Exception):
     """The server could not load its model, or stopped before it did; the server's own message."""
 
@@ -49,16 +47,19 @@ class ServerRequestError(Exception):
 
 async def start_session(root: Path, options: dict, log_level: str = "warning",
                         echo_log: Callable[[str], bool] | None = None, show_messages: bool = True) -> LanguageClient:
-    """A started, initialized server. Its window/logMessage texts collect in `client.server_log`,
-    its `codegenLsp/status` notifications in `client.statuses` and the last lines of its stderr in
+    """A started, initialized server. Its `codegenLsp/status` notifications collect in `client.statuses`
+    (dicts), its `codegenLsp/stats` in `client.stats` (events.SuggestionStats), its window/logMessage texts in
+    `client.server_log` (for people: nothing parses them) and the last lines of its stderr in
     `client.server_stderr`; log texts that `echo_log` accepts are also printed to stderr, and so are
     showMessage texts if `show_messages`."""
     logging.getLogger("pygls").setLevel(logging.ERROR)  # the client logs every notification it ignores
     client = LanguageClient("codegen-lsp-headless", "1")
     server_log: list[str] = []
     statuses: list[dict] = []
+    stats: list[SuggestionStats] = []
     client.server_log = server_log  # type: ignore[attr-defined]
     client.statuses = statuses  # type: ignore[attr-defined]
+    client.stats = stats  # type: ignore[attr-defined]
     client.show_messages = show_messages  # type: ignore[attr-defined]
     client.held_messages = None  # type: ignore[attr-defined]  # a list while they are held back (ready_session)
     client.server_stderr = collections.deque(maxlen=40)  # type: ignore[attr-defined]
@@ -82,8 +83,11 @@ async def start_session(root: Path, options: dict, log_level: str = "warning",
 
     @client.feature(STATUS_NOTIFICATION)
     def _status(params):
-        statuses.append({"state": getattr(params, "state", None), "model": getattr(params, "model", None),
-                         "detail": getattr(params, "detail", None)})
+        statuses.append({key: getattr(params, key, None) for key in STATUS_FIELDS})
+
+    @client.feature(STATS_NOTIFICATION)
+    def _stats(params):
+        stats.append(SuggestionStats.from_json(params))
 
     await client.start_io(sys.executable, "-m", "codegen_lsp", "serve", "--log-level", log_level)
     client.stderr_task = asyncio.create_task(_drain_stderr(client))  # type: ignore[attr-defined]
@@ -143,18 +147,15 @@ def _failure(client: LanguageClient, exc: BaseException | None = None) -> str:
     return str(exc) if exc is not None else "no answer from the server"
 
 
-async def model_outcome(client: LanguageClient, timeout: float = 300) -> str:
-    """Wait until the server says whether its model loaded; its message ("model ready: ..." when it did).
-    Raises ServerModelError if the server exits first or says nothing within `timeout` seconds."""
-    async def poll() -> str:
+async def model_outcome(client: LanguageClient, timeout: float = 300) -> dict:
+    """Wait until the server says whether its model loaded: its first `codegenLsp/status` whose state is
+    "ready" or "error". Raises ServerModelError if the server exits first or says nothing within `timeout`
+    seconds."""
+    async def poll() -> dict:
         while True:
-            for message in client.server_log:  # type: ignore[attr-defined]
-                if message.startswith(MODEL_OUTCOMES):
-                    return message
             for status in client.statuses:  # type: ignore[attr-defined]
-                if status["state"] == "error":
-                    detail = str(status["detail"] or "unknown reason")
-                    return detail if detail.startswith(MODEL_OUTCOMES) else f"cannot load the model: {detail}"
+                if status["state"] in ("ready", "error"):
+                    return status
             if _server_exit_status(client) is not None:
                 raise ServerModelError(f"{_failure(client)} before its model was ready")
             await asyncio.sleep(0.05)
@@ -177,10 +178,11 @@ async def ready_session(root: Path, options: dict, hold_messages: bool = False, 
         await _abandon(client)
         release_messages(client, str(exc))
         raise
-    if not outcome.startswith("model ready"):
+    if outcome["state"] != "ready":
+        failure = f"cannot load the model: {outcome['detail'] or 'unknown reason'}"
         await stop_session(client)
-        release_messages(client, outcome)
-        raise ServerModelError(outcome)
+        release_messages(client, failure)
+        raise ServerModelError(failure)
     if not hold_messages:
         release_messages(client)
     return client

@@ -34,7 +34,7 @@ SWITCH_INTERVAL_S = 0.001
 def serve(tcp: str | None = None, log_level: str = "info", log_file: Path | None = None) -> int:
     setup_logging(log_level, log_file)
     sys.setswitchinterval(SWITCH_INTERVAL_S)
-    from .server import create_server
+    from .app import create_server
 
     server = create_server()
     if tcp:

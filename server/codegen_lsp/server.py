@@ -1,7 +1,7 @@
 """The language server: owns settings, the document store and the engine; features/ registers handlers.
 
-`create_server()` builds a fresh server (no import-time singleton), so tests and `serve` each get
-their own.
+`app.create_server()` builds a fresh server with its handlers (no import-time singleton), so tests and
+`serve` each get their own. This module imports nothing from features/ (they import it).
 """
 
 from __future__ import annotations
@@ -27,14 +27,12 @@ from .documents.positions import PositionEncoding
 from .documents.store import DocumentStore
 from .engine.jobs import CancelFlag, Engine
 from .engine.process import EngineEvent, ProcessEngine
+from .events import STATS_NOTIFICATION, STATUS_NOTIFICATION, Status, SuggestionStats
 from .scheduling import TypingRhythm
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-
-# Server → client notification driving editor status bars: {state, model, detail}.
-STATUS_NOTIFICATION = "codegenLsp/status"
 
 # The id of the request whose handler is running; tasks started for it inherit it (contextvars).
 _REQUEST_ID: ContextVar[Any] = ContextVar("codegen_lsp_request_id", default=None)
@@ -123,6 +121,7 @@ class ModelState:
     status: str = "none"  # none | loading | ready | error
     detail: str = ""
     path: Path | None = None
+    remote: str | None = None  # remoteUrl of the engine that loaded it
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -161,7 +160,7 @@ class CodegenLanguageServer(LanguageServer):
         if event.kind == "crashed":
             outcome = (f"gave up after {event.crashes} crashes; fix the cause, then change a setting or "
                        f"restart the server" if event.gave_up else "restarting it")
-            self.set_model_status("error", f"{event.reason}; {outcome}")
+            self.set_model_status("error", f"{event.reason}; {outcome}", crashes=event.crashes)
             if event.first_in_streak:
                 self.tell_user(f"{event.reason}. {outcome[0].upper()}{outcome[1:]} (open documents and settings "
                                f"are kept).")
@@ -174,17 +173,26 @@ class CodegenLanguageServer(LanguageServer):
             self.set_model_status("error", event.reason)
             self.tell_user(f"cannot load the model again after the engine crashed: {event.reason}")
 
-    def set_model_status(self, status: str, detail: str, path: Path | None = None) -> None:
-        """Change what the server knows of its model and tell the client's status bar."""
+    def set_model_status(self, status: str, detail: str, path: Path | None = None,
+                         crashes: int | None = None) -> None:
+        """Change what the server knows of its model and tell the client's status bar (`crashes`: this
+        reports an engine crash, the streak's count; only this notification carries it)."""
         self.model.status, self.model.detail = status, detail
         if path is not None:
             self.model.path = path
-        self.publish_status()
+        self.publish_status(crashes)
 
-    def publish_status(self) -> None:
+    def publish_status(self, crashes: int | None = None) -> None:
         state = "generating" if self.generating and self.model.status == "ready" else self.model.status
-        model = self.model.path.name if self.model.path else None
-        self.protocol.notify(STATUS_NOTIFICATION, {"state": state, "model": model, "detail": self.model.detail})
+        path = self.model.path
+        status: Status = {"state": state, "model": path.name if path else None, "detail": self.model.detail,
+                          "path": str(path) if path else None, "remote": self.model.remote,
+                          "crashes": crashes}
+        self.protocol.notify(STATUS_NOTIFICATION, status)
+
+    def publish_stats(self, stats: SuggestionStats) -> None:
+        """One `codegenLsp/stats` notification per suggestion computed (events.py)."""
+        self.protocol.notify(STATS_NOTIFICATION, stats.to_json())
 
     @contextlib.contextmanager
     def generating_status(self) -> Iterator[None]:
@@ -220,11 +228,3 @@ class CodegenLanguageServer(LanguageServer):
         """For what a person must act on: showMessage plus the log."""
         self.log_to_client(message, kind)
         self.window_show_message(types.ShowMessageParams(type=kind, message=f"codegen-lsp: {message}"))
-
-
-def create_server(engine: Engine | None = None) -> CodegenLanguageServer:
-    from .features import register_all
-
-    server = CodegenLanguageServer(engine)
-    register_all(server)
-    return server

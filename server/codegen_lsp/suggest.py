@@ -18,6 +18,7 @@ from .context.prompt import PromptFormatError, build_segments
 from .documents.store import Document
 from .engine.jobs import GenerationJob, GenerationResult
 from .engine.process import EngineCrashed
+from .events import Kind, SuggestionStats
 from .modelmeta import PromptFormat
 from .postprocess.pipeline import CompletionContext, postprocess, suggestion_mode
 
@@ -35,12 +36,26 @@ class Suggestion:
     result: GenerationResult | None = None
 
 
-def _report_cancelled(ls: "CodegenLanguageServer", loop: asyncio.AbstractEventLoop, future) -> None:
+def _stats(uri: str, version: int, kind: Kind, reason: str, result: GenerationResult | None = None,
+           job: GenerationJob | None = None, source: str | None = None) -> SuggestionStats:
+    """The `codegenLsp/stats` payload of one suggestion: from the cache (`source`), the model (`result`),
+    or nothing that could run (neither)."""
+    if result is None:
+        return SuggestionStats(uri, version, kind, source or "none", reason)  # type: ignore[arg-type]
+    return SuggestionStats(uri, version, kind, "model", reason, result.finish_reason, result.prompt_tokens,
+                           result.evaluated_prompt_tokens, result.generated_tokens,
+                           job.max_tokens if job is not None else 0, round(result.prompt_seconds * 1000, 1),
+                           round(result.generate_seconds * 1000, 1))
+
+
+def _report_cancelled(ls: "CodegenLanguageServer", loop: asyncio.AbstractEventLoop, future, stats) -> None:
+    """$/cancelRequest: the engine's result arrives after the handler was cancelled."""
     if future.cancelled() or future.exception() is not None:
         return
     result = future.result()
+    loop.call_soon_threadsafe(ls.publish_stats, stats(result))
     loop.call_soon_threadsafe(ls.log_to_client, f"generation cancelled after {result.generated_tokens} tokens "
-                                                   f"({result.finish_reason})")
+                                                   f"({result.finish_reason})", types.MessageType.Log)
 
 
 async def suggest(ls: "CodegenLanguageServer", doc: Document, start: int, end: int) -> Suggestion:
@@ -54,6 +69,7 @@ async def suggest(ls: "CodegenLanguageServer", doc: Document, start: int, end: i
         if previous is not None:
             previous.set()  # this answer supersedes a request still generating
         ls.suggestion_cache.remember(doc.uri, prefix, suffix, hit[0])  # shown now: typing through it works too
+        ls.publish_stats(_stats(doc.uri, doc.version, "request", "ok", source=f"{hit[1].replace(' ', '-')} cache"))
         ls.log_to_client(f"suggestion for {doc.uri} v{doc.version}: from the {hit[1]} cache, no model call",
                          types.MessageType.Log)
         return Suggestion(hit[0], "ok", doc.version)
@@ -74,20 +90,26 @@ async def suggest(ls: "CodegenLanguageServer", doc: Document, start: int, end: i
         delay = ls.rhythm.delay(doc.uri, floor, settings.debounce_max_ms / 1000) if settings.adaptive_debounce else floor
         if delay:
             await asyncio.sleep(delay)
-        result = await _generate(ls, job, prefix, suffix, doc.version)
+        result = await _generate(ls, job, prefix, suffix, doc.uri, doc.version)
         if isinstance(result, Suggestion):
+            ls.publish_stats(_stats(doc.uri, doc.version, "request", result.reason))
             return result
     finally:
         if ls.inflight.get(job_cancel_key) is job.cancel:
             del ls.inflight[job_cancel_key]
 
     if result.cancelled:
+        ls.publish_stats(_stats(doc.uri, doc.version, "request", "superseded by a newer request", result, job))
         return Suggestion("", "superseded by a newer request", doc.version, result)
     ls.rhythm.answered(result.prompt_seconds + result.generate_seconds)
     current = ls.store.get(doc.uri) if doc.uri in ls.store else None
     if current is None or current.version != doc.version:
-        return Suggestion("", f"document changed during generation (version {doc.version})", doc.version, result)
+        reason = f"document changed during generation (version {doc.version})"
+        ls.publish_stats(_stats(doc.uri, doc.version, "request", reason, result, job))
+        return Suggestion("", reason, doc.version, result)
     processed = postprocess(context, result.text, mode)
+    reason = result.error or processed.reason if not processed.text else "ok"
+    ls.publish_stats(_stats(doc.uri, doc.version, "request", reason, result, job))
     ls.log_to_client(f"suggestion for {doc.uri} v{doc.version}: {result.prompt_tokens} prompt tokens "
                      f"({result.evaluated_prompt_tokens} evaluated), {result.generated_tokens} generated, "
                      f"{result.prompt_seconds * 1000:.0f}+{result.generate_seconds * 1000:.0f} ms, {processed.reason}",
@@ -96,7 +118,7 @@ async def suggest(ls: "CodegenLanguageServer", doc: Document, start: int, end: i
         ls.suggestion_cache.remember(doc.uri, prefix, suffix, processed.text)
         if processed.text and settings.speculative_suggestions:
             ls.spawn(speculate_next(ls, doc, prefix + processed.text, suffix))
-    return Suggestion(processed.text, processed.reason if not processed.text else "ok", doc.version, result)
+    return Suggestion(processed.text, reason, doc.version, result)
 
 
 def completion_context(ls: "CodegenLanguageServer", doc: Document, prefix: str, suffix: str,
@@ -113,9 +135,9 @@ def stop_strings(extra: list[str], mode: str) -> tuple[str, ...]:
 
 
 async def _generate(ls: "CodegenLanguageServer", job: GenerationJob, prefix: str, suffix: str,
-                    version: int, asked: bool = True) -> GenerationResult | Suggestion:
+                    uri: str, version: int, kind: Kind = "request") -> GenerationResult | Suggestion:
     """Prompt the engine with the loaded model's format; a Suggestion when there is nothing to run.
-    Only generations someone `asked` for show as "generating" in the editor's status bar."""
+    Only generations someone asked for (`kind` "request") show as "generating" in the editor's status bar."""
     await ls.model.ready.wait()
     info = ls.engine.info
     if ls.model.status != "ready" or info is None:
@@ -130,19 +152,22 @@ async def _generate(ls: "CodegenLanguageServer", job: GenerationJob, prefix: str
         return Suggestion("", str(exc), version)
     future = ls.engine.submit(job)
     try:
-        with ls.generating_status() if asked else contextlib.nullcontext():
+        with ls.generating_status() if kind == "request" else contextlib.nullcontext():
             return await asyncio.wrap_future(future)
     except EngineCrashed as exc:  # the supervisor reports the crash itself, once
         return Suggestion("", f"no model available ({exc.reason})", version)
     except asyncio.CancelledError:
         job.cancel.set()  # $/cancelRequest: stop decoding at the next token
         loop = asyncio.get_running_loop()
-        future.add_done_callback(lambda f: _report_cancelled(ls, loop, f))
+        # $/cancelRequest for a request; a newer request or an edit for a warm-up (its task is cancelled)
+        why = "request cancelled" if kind == "request" else "superseded by a newer request"
+        future.add_done_callback(lambda f: _report_cancelled(
+            ls, loop, f, lambda result: _stats(uri, version, kind, why, result, job)))
         raise
 
 
 async def speculate_next(ls: "CodegenLanguageServer", doc: Document, prefix: str, suffix: str,
-                         why: str = "speculative next suggestion") -> None:
+                         kind: Kind = "speculative") -> None:
     """Compute a suggestion nobody asked for yet while the engine is idle and keep it in the recent-context
     cache: the one after a suggestion just given (as if accepted, like llama.vim), or the one at an edit
     that settled without a request (which also warms the KV cache). Any request for the document cancels
@@ -157,14 +182,21 @@ async def speculate_next(ls: "CodegenLanguageServer", doc: Document, prefix: str
                         prefix_share=settings.prefix_share)
     ls.inflight[doc.uri] = job.cancel
     try:
-        result = await _generate(ls, job, prefix, suffix, doc.version, asked=False)
+        result = await _generate(ls, job, prefix, suffix, doc.uri, doc.version, kind)
     finally:
         if ls.inflight.get(doc.uri) is job.cancel:
             del ls.inflight[doc.uri]
-    if isinstance(result, Suggestion) or result.cancelled:
+    if isinstance(result, Suggestion):
+        ls.publish_stats(_stats(doc.uri, doc.version, kind, result.reason))
+        return
+    if result.cancelled:
+        ls.publish_stats(_stats(doc.uri, doc.version, kind, "superseded by a newer request", result, job))
         return
     processed = postprocess(context, result.text, mode)
     ls.suggestion_cache.remember_context(doc.uri, prefix, suffix, processed.text)
+    reason = result.error or processed.reason if not processed.text else "ok"
+    ls.publish_stats(_stats(doc.uri, doc.version, kind, reason, result, job))
+    why = "speculative next suggestion" if kind == "speculative" else "warmed suggestion"
     ls.log_to_client(f"{why} for {doc.uri} ready ({result.evaluated_prompt_tokens} evaluated, "
                      f"{result.generated_tokens} decoded, {processed.reason})", types.MessageType.Log)
 
@@ -175,4 +207,4 @@ async def warm_after_edit(ls: "CodegenLanguageServer", uri: str, version: int, o
     doc = ls.store.get(uri) if uri in ls.store else None
     if doc is None or doc.version != version or offset > len(doc.text):
         return
-    await speculate_next(ls, doc, doc.text[:offset], doc.text[offset:], why="warmed suggestion")
+    await speculate_next(ls, doc, doc.text[:offset], doc.text[offset:], kind="warm")

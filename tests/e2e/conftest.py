@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest_lsp
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from support.lsp import SERVER
+from support.lsp import SERVER, record_events
+
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER))
 async def client(lsp_client: LanguageClient):
-    """A started server; each test does its own initialize (model and options differ per test)."""
-
+    """A started server; each test does its own initialize (model and options differ per test). Its
+    `codegenLsp/status` and `codegenLsp/stats` notifications collect in `client.statuses` / `client.stats`."""
+    record_events(lsp_client)
     yield
     await lsp_client.shutdown_session()

@@ -11,7 +11,8 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import LanguageClient
 
-from support.lsp import open_doc, start, wait_for_log
+from support.files import requests
+from support.lsp import open_doc, start, wait_for_stats
 
 
 def inline_params(uri: str, line: int, character: int) -> types.InlineCompletionParams:
@@ -35,9 +36,10 @@ async def test_cancel_answers_fast_and_stops_decoding(client: LanguageClient, sl
     answered_in = time.perf_counter() - cancelled_at
     print(f"cancelled request answered {answered_in * 1000:.1f} ms after the cancel")
     assert answered_in < 0.2
-    message = await wait_for_log(client, ("generation cancelled after",), timeout=5)
-    generated = int(message.split("after ")[1].split()[0])
-    assert 0 < generated < 1000  # decoding stopped early, not after the full budget
+    stats = await wait_for_stats(client, lambda s: s.uri == uri and s.kind == "request", timeout=5,
+                                 what="the cancelled request's stats")
+    assert (stats.finish, stats.reason, stats.max_tokens) == ("cancelled", "request cancelled", 1000), stats
+    assert 0 < stats.generated_tokens < 1000  # decoding stopped early, not after the full budget
 
 
 async def test_newer_request_supersedes_older(client: LanguageClient, slow_model, tmp_path: Path):
@@ -54,4 +56,7 @@ async def test_newer_request_supersedes_older(client: LanguageClient, slow_model
     assert time.perf_counter() - started < 1.0
     assert list(old_result.items) == []
     await asyncio.wait_for(newer, 30)
-    await wait_for_log(client, ("superseded by a newer request",), timeout=5)
+    older_stats, newer_stats = requests(client, uri)
+    assert (older_stats.finish, older_stats.reason) == ("cancelled", "superseded by a newer request"), older_stats
+    assert older_stats.generated_tokens < older_stats.max_tokens == 1000, older_stats
+    assert newer_stats.max_tokens == 4 and newer_stats.finish != "cancelled", newer_stats

@@ -14,7 +14,7 @@ from pytest_lsp import LanguageClient
 from codegen_lsp.modelfile import inspect_model_file
 from codegen_lsp.modelmeta import PromptFormat
 from support import REPO_ROOT
-from support.lsp import inline, open_doc, start, wait_for_log
+from support.lsp import inline, open_doc, start, wait_for_status
 
 MODELS = REPO_ROOT / "models"
 
@@ -36,19 +36,75 @@ def test_the_shipped_model_is_small_documented_and_an_infill_model():
     assert re.search(r"exact match", card, re.IGNORECASE) and re.search(r"perplexity", card, re.IGNORECASE)
 
 
+ADD = "def add(a, b):\n    "  # the cursor at its end: (1, 4)
+
+
+async def assert_embedded_model_ready(client: LanguageClient) -> None:
+    status = await wait_for_status(client, ("ready", "error"))  # how the first model load ended
+    assert status["state"] == "ready" and status["model"] == shipped_model().name, status
+
+
 async def test_server_uses_the_embedded_model_when_none_is_configured(client: LanguageClient, tmp_path: Path):
     await start(client, None, tmp_path)
-    ready = await wait_for_log(client, ("model ready",))
-    assert shipped_model().name in ready
+    await assert_embedded_model_ready(client)
     uri = (tmp_path / "a.py").as_uri()
-    open_doc(client, uri, "def add(a, b):\n    ")
+    open_doc(client, uri, ADD)
     items = await inline(client, uri, 1, 4)
-    assert all(isinstance(item, types.InlineCompletionItem) for item in items)
-    await wait_for_log(client, ("suggestion for",))
+    # The model is weak (models/README.md), but here it writes something (greedy: always the same).
+    assert items, "no suggestion from the embedded model after \"def add(a, b):\""
+    assert all(isinstance(item, types.InlineCompletionItem) and str(item.insert_text).strip() for item in items)
 
 
-def test_demo_command_prints_a_suggestion_from_the_embedded_model():
-    done = subprocess.run([sys.executable, "-m", "codegen_lsp", "complete", str(REPO_ROOT / "docs/demo/steps.py"),
-                           "--line", "9", "--character", "12"], capture_output=True, text=True, timeout=300)
+def demo_command() -> list[str]:
+    """The arguments of `codegen-lsp complete` in the Makefile's demo target."""
+    makefile = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
+    found = re.search(r"^demo:.*\n\t\$\(BIN\)/codegen-lsp (complete .*)$", makefile, re.MULTILINE)
+    assert found, "the Makefile's demo target runs codegen-lsp complete"
+    return found.group(1).split()
+
+
+def cursor(args: list[str]) -> tuple[int, int]:
+    return int(args[args.index("--line") + 1]), int(args[args.index("--character") + 1])
+
+
+def test_the_demo_cursor_ends_its_line():
+    """The demo asks where an editor would: nothing after the cursor on its line (0-based line and
+    character, as `complete` takes them), not inside a word."""
+    args = demo_command()
+    line, character = cursor(args)
+    text = (REPO_ROOT / args[1]).read_text(encoding="utf-8").split("\n")[line]
+    assert character <= len(text) and text[character:].strip() == "", (line, character, text)
+
+
+async def complete_and_ask_over_lsp(client: LanguageClient, args: list[str], cwd: Path) -> tuple[str, str]:
+    """(what `codegen-lsp <args>` prints, the suggestion the server answers over LSP for the same file and
+    cursor). The server here starts as `complete` starts it: the file's folder as the workspace root, no
+    settings (the embedded model), the file opened as it is on disk."""
+    done = subprocess.run([sys.executable, "-m", "codegen_lsp", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
     assert done.returncode == 0, done.stderr
     assert "no model" not in done.stderr
+    path = (cwd / args[1]).resolve()
+    await start(client, None, path.parent)
+    await assert_embedded_model_ready(client)
+    uri = path.as_uri()
+    open_doc(client, uri, path.read_bytes().decode("utf-8"))
+    items = await inline(client, uri, *cursor(args))
+    assert len(items) <= 1
+    return done.stdout, str(items[0].insert_text) if items else ""
+
+
+async def test_demo_command_prints_what_the_server_answers_over_lsp(client: LanguageClient):
+    """`make demo` prints a suggestion when, and only when, the server gives one there over LSP."""
+    printed, suggestion = await complete_and_ask_over_lsp(client, demo_command(), REPO_ROOT)
+    assert printed == suggestion + "\n", (printed, suggestion)
+
+
+async def test_complete_prints_a_suggestion_the_model_gives(client: LanguageClient, tmp_path: Path):
+    """The same comparison where the model does suggest something (as the test above asserts over LSP),
+    so a `complete` that prints nothing fails here."""
+    (tmp_path / "a.py").write_text(ADD, encoding="utf-8")
+    printed, suggestion = await complete_and_ask_over_lsp(
+        client, ["complete", "a.py", "--line", "1", "--character", "4"], tmp_path)
+    assert suggestion.strip(), "the server gave no suggestion after \"def add(a, b):\""
+    assert printed == suggestion + "\n", (printed, suggestion)

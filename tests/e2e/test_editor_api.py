@@ -13,19 +13,7 @@ from pytest_lsp import LanguageClient
 
 from codegen_lsp.model_resolution import default_model_path
 from support.files import generated_counts, logs, shown, wait_until
-from support.lsp import capabilities, inline, open_doc, start, wait_for_log
-
-STATUS = "codegenLsp/status"
-
-
-def record_status(client: LanguageClient) -> list[dict]:
-    seen: list[dict] = []
-
-    @client.feature(STATUS)
-    def status(params):
-        seen.append({"state": params.state, "model": params.model, "detail": params.detail})
-
-    return seen
+from support.lsp import capabilities, inline, loads, open_doc, record_status, start, wait_for_status
 
 
 async def wait_for_state(seen: list[dict], state: str, timeout: float = 20) -> dict:
@@ -45,6 +33,7 @@ async def test_status_goes_loading_ready_generating_ready(client: LanguageClient
     ready = await wait_for_state(seen, "ready")
     assert [s["state"] for s in seen][:2] == ["loading", "ready"], seen
     assert ready["model"] == memorizing_codegen1.gguf_path.name
+    assert ready["path"] == str(memorizing_codegen1.gguf_path) and ready["remote"] is None
     before = len(seen)
     uri = (tmp_path / "a.py").as_uri()
     open_doc(client, uri, "def add(a, b):\n")
@@ -61,7 +50,9 @@ async def test_status_reports_a_model_that_fails_to_load_with_the_reason(client:
     await start(client, bad, tmp_path)
     error = await wait_for_state(seen, "error")
     assert error["model"] == "bad.gguf"
-    assert error["detail"] and any(error["detail"] in m for m in shown(client)), (error, shown(client))
+    assert error["detail"]
+    # The showMessage follows the status: a person is told the same reason.
+    await wait_until(lambda: any(error["detail"] in m for m in shown(client)), 5, f"a showMessage with {error}")
 
 
 async def test_list_models_offers_default_workspace_and_registry(client: LanguageClient, tiny_codegen1,
@@ -106,6 +97,7 @@ async def test_settings_sent_while_initialized_fetches_them_load_the_model_once(
     # The push below is in the server's input before the answer to its workspace/configuration request.
     await start(client, None, tmp_path, wait_ready=False, caps=capabilities(configuration=True))
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"codegenLsp": section}))
-    await wait_for_log(client, ("model ready",))
+    await wait_for_status(client, ("ready",))
     await asyncio.sleep(1.0)
-    assert sum(m.startswith("model ready") for m in logs(client)) == 1, logs(client)
+    assert len(loads(client)) == 1 and not loads(client, "error"), record_status(client)
+    assert [s["state"] for s in record_status(client)] == ["loading", "ready"], record_status(client)

@@ -17,27 +17,17 @@ from pytest_lsp import LanguageClient
 from codegen_lsp.engine.process import RestartPolicy
 from codegen_lsp.modelfile import inspect_model_file
 
+from support import lsp
 from support.bad_gguf import abort_at_first_eval, abort_at_load
-from support.files import logs, shown, wait_until
-from support.lsp import inline, open_doc, start, wait_for_log
+from support.files import logs, shown
+from support.lsp import inline, open_doc, record_status, start
 
-STATUS = "codegenLsp/status"
 SOURCE = "import os\n\n\ndef read_config(path):\n    with open(path) as fh:\n        \n"
 EXPECTED = "return fh.read()"  # what memorizing_codegen1 writes at (5, 8) with maxTokens=24
 MAX_CRASHES = 3  # RestartPolicy().max_crashes: the supervisor gives up at this many crashes within its window
 # Longer than a further restart would wait: no engine starts again after giving up.
 AFTER_GIVING_UP_S = RestartPolicy().backoff(MAX_CRASHES) + 1.5
 ANSWER_S = 5  # an inline request is answered within this, crash or not
-
-
-def record_status(client: LanguageClient) -> list[dict]:
-    seen: list[dict] = []
-
-    @client.feature(STATUS)
-    def status(params):
-        seen.append({"state": params.state, "model": params.model, "detail": params.detail})
-
-    return seen
 
 
 async def wait_for_status(seen: list[dict], state: str, after: int = 0, needle: str = "",
@@ -56,14 +46,13 @@ def alive(client: LanguageClient) -> bool:
     return client._server.returncode is None  # pygls' client keeps the subprocess it started
 
 
-def abort_reports(client: LanguageClient) -> list[str]:
-    """One error logMessage per engine crash (the first comes with the showMessage)."""
-    return [m.message for m in client.log_messages
-            if m.type == types.MessageType.Error and "died with SIGABRT" in m.message]
+def abort_reports(client: LanguageClient) -> list[int]:
+    """One `codegenLsp/status` error per engine crash (its detail names the signal): the crash counts."""
+    return [s["crashes"] for s in record_status(client) if s["state"] == "error" and s["crashes"]]
 
 
 def restarts(client: LanguageClient) -> int:
-    return sum("the engine process was restarted" in m for m in logs(client))
+    return lsp.restarts(client)
 
 
 def children(pid: int) -> list[int]:
@@ -115,7 +104,7 @@ async def test_model_that_aborts_at_its_first_evaluation(client: LanguageClient,
     assert inspect_model_file(bad).architecture == "phi2"  # our own inspection lets it through
     seen = record_status(client)
     await start(client, bad, tmp_path, maxTokens=24, threads=1)  # llama.cpp loads it: only computing aborts
-    assert any(m.startswith(f"model ready: {bad}") for m in logs(client)), logs(client)
+    assert [(s["state"], s["path"]) for s in seen] == [("loading", str(bad)), ("ready", str(bad))], seen
     uri = (tmp_path / "a.py").as_uri()
     open_doc(client, uri, SOURCE)
 
@@ -125,16 +114,14 @@ async def test_model_that_aborts_at_its_first_evaluation(client: LanguageClient,
         assert await answer(client, uri) == []  # answered, never left hanging
         error = await wait_for_status(seen, "error", ready, needle="SIGABRT", timeout=10)
         assert alive(client)
-        # The logMessage follows the status notification: wait for it, then count.
-        await wait_until(lambda: len(abort_reports(client)) >= crash, 5, f"the report of crash {crash}")
-        assert len(abort_reports(client)) == crash, (crash, logs(client))
+        assert abort_reports(client) == list(range(1, crash + 1)), (crash, seen)
         after = error + 1
     assert "gave up" in seen[error]["detail"], seen[error]
 
     # Given up: no further restart, no further crash, and requests are still answered at once.
     await asyncio.sleep(AFTER_GIVING_UP_S)
     assert not [s for s in seen[after:] if s["state"] in ("ready", "loading")], seen[after:]
-    assert len(abort_reports(client)) == MAX_CRASHES and restarts(client) == MAX_CRASHES - 1, logs(client)
+    assert len(abort_reports(client)) == MAX_CRASHES and restarts(client) == MAX_CRASHES - 1, seen
     assert engine_processes(client) == []
     assert await answer(client, uri) == []
     messages = shown(client)
@@ -144,7 +131,8 @@ async def test_model_that_aborts_at_its_first_evaluation(client: LanguageClient,
     # A good model serves the document opened before the crashes (not reopened): nothing else was lost.
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
         settings={"codegenLsp": {"model": str(memorizing_codegen1.gguf_path)}}))
-    await wait_for_log(client, (f"model ready: {memorizing_codegen1.gguf_path}",), timeout=30)
+    await wait_for_status(seen, "ready", after)
+    assert lsp.loads(client)[-1]["path"] == str(memorizing_codegen1.gguf_path), seen[after:]
     items = await asyncio.wait_for(inline(client, uri, 5, 8), 20)
     assert [item.insert_text for item in items] == [EXPECTED], logs(client)
     assert seen[-1]["state"] == "ready" and seen[-1]["model"] == memorizing_codegen1.gguf_path.name, seen[-3:]
@@ -165,7 +153,7 @@ async def test_model_that_aborts_while_loading(client: LanguageClient, memorizin
     assert not [s for s in seen if s["state"] == "ready"], seen
 
     await asyncio.sleep(AFTER_GIVING_UP_S)  # no busy loop: no engine starts again after giving up
-    assert len(abort_reports(client)) == MAX_CRASHES, logs(client)
+    assert len(abort_reports(client)) == MAX_CRASHES, seen
     assert restarts(client) == 0 and engine_processes(client) == []
     assert not [s for s in seen[gave_up + 1:] if s["state"] != "error"], seen[gave_up + 1:]
     messages = shown(client)

@@ -15,8 +15,7 @@ from pytest_lsp.client import make_test_lsp_client
 
 from codegen_lsp.bench import engine as bench_engine
 from support.files import shown
-from support.lsp import SERVER, inline, open_doc, start
-from test_editor_api import record_status
+from support.lsp import SERVER, inline, open_doc, record_status, start
 
 SOURCE = "import os\n\n\ndef read_config(path):\n    with open(path) as fh:\n        \n"
 EXPECTED = "return fh.read()"  # what memorizing_codegen1 writes at (5, 8)

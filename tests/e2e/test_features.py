@@ -7,6 +7,7 @@ from pathlib import Path
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
+from support.files import model_answers, requests
 from support.lsp import capabilities, change_doc, code_actions_at, inline, open_doc, start
 
 SOURCE = "import os\n\n\ndef read_config(path):\n    with open(path) as fh:\n        \n"
@@ -104,12 +105,15 @@ async def test_typed_through_suggestion_is_answered_without_the_model(client: La
     open_doc(client, uri, "def add(a, b):\n    \n")
     first = await inline(client, uri, 1, 4)
     assert [i.insert_text for i in first] == ["return a + b"]
-    model_calls = sum("prompt tokens" in m.message for m in client.log_messages)
+    model_calls = len(model_answers(client, uri))
+    assert model_calls == 1, requests(client, uri)
     change_doc(client, uri, 2, (1, 4), (1, 4), "ret")  # the user types what the suggestion begins with
     typed = await inline(client, uri, 1, 7)
     assert [i.insert_text for i in typed] == ["urn a + b"]
-    assert any("from the typed-through cache, no model call" in m.message for m in client.log_messages)
-    assert sum("prompt tokens" in m.message for m in client.log_messages) == model_calls
+    cached = requests(client, uri)[-1]
+    assert (cached.version, cached.source, cached.finish) == (2, "typed-through cache", None), cached
+    assert len(model_answers(client, uri)) == model_calls
     change_doc(client, uri, 3, (1, 7), (1, 7), "x")  # typed something else: the model is asked again
     await inline(client, uri, 1, 8)
-    assert sum("prompt tokens" in m.message for m in client.log_messages) == model_calls + 1
+    assert len(model_answers(client, uri)) == model_calls + 1
+    assert requests(client, uri)[-1].version == 3

@@ -61,7 +61,7 @@ def lua_table(values: dict) -> str:
 DRIVER = r"""
 local cg = require('codegen_lsp')
 local api = vim.api
-local report = { logs = {}, messages = {} }
+local report = { logs = {}, messages = {}, statuses = {} }
 
 local function emit(line) io.stderr:write(line .. '\n') end
 
@@ -73,6 +73,17 @@ for _, method in ipairs({ 'window/logMessage', 'window/showMessage' }) do
     if method == 'window/logMessage' then
       return builtin(err, result, ctx, cfg)
     end
+  end
+end
+
+-- What the server says of its model (readiness comes from here, never from log text).
+vim.lsp.handlers['codegenLsp/status'] = function(_, result)
+  table.insert(report.statuses, result)
+end
+
+local function model_state()
+  for _, s in ipairs(report.statuses) do
+    if s.state == 'ready' or s.state == 'error' then return s end
   end
 end
 
@@ -88,22 +99,14 @@ local function wait_for(what, timeout_ms, condition)
   end
 end
 
-local function logged(needle)
-  for _, m in ipairs(report.logs) do
-    if m:find(needle, 1, true) then return m end
-  end
-end
-
 -- Open the file and wait for the server: attached, initialized, model loaded.
 local function open_and_wait(path)
   vim.cmd('edit ' .. vim.fn.fnameescape(path))
   local bufnr = api.nvim_get_current_buf()
   wait_for('the codegen-lsp client to attach', 30000, function() return cg.client(bufnr) ~= nil end)
-  wait_for('the model to load', 60000, function()
-    return logged('model ready') or logged('cannot load the model') or logged('no model')
-  end)
-  if not logged('model ready') then
-    error('the server has no model: ' .. vim.inspect(report.logs), 0)
+  wait_for('the model to load', 60000, function() return model_state() ~= nil end)
+  if model_state().state ~= 'ready' then
+    error('the server has no model: ' .. vim.inspect(model_state()), 0)
   end
   return bufnr, cg.client(bufnr)
 end

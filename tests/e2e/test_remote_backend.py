@@ -25,8 +25,8 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import LanguageClient
 
-from support.files import logs, shown, wait_until
-from support.lsp import inline, open_doc, start
+from support.files import requests, shown, wait_until
+from support.lsp import inline, loads, open_doc, record_status, start, wait_for_stats
 
 pytest.importorskip("llama_cpp.server.app", reason="needs llama-cpp-python[server] (the dev extra)")
 
@@ -106,17 +106,13 @@ def inline_params(uri: str, line: int, character: int) -> types.InlineCompletion
         context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked))
 
 
-def count_logs(client: LanguageClient, needle: str) -> int:
-    return sum(needle in text for text in logs(client))
-
-
 async def test_left_to_right_remote_matches_in_process(client: LanguageClient, memorizing_codegen1,
                                                        inference_server, tmp_path: Path):
     server = inference_server(memorizing_codegen1.gguf_path)
     # No local GGUF: left-to-right needs none (the server's model id names it).
     await start(client, None, tmp_path, maxTokens=24, contextTokens=512, remoteUrl=server.url)
-    ready = [text for text in logs(client) if "model ready" in text]
-    assert ready and f"at {server.url}" in ready[0], ready
+    ready = loads(client)
+    assert ready and ready[0]["remote"] == server.url and ready[0]["path"] is None, record_status(client)
     uri = (tmp_path / "a.py").as_uri()
     open_doc(client, uri, "def add(a, b):\n    ")
     served = server.completions_served()
@@ -127,8 +123,8 @@ async def test_left_to_right_remote_matches_in_process(client: LanguageClient, m
     # The same editor switches to the in-process engine (the engine is swapped): the same answer.
     client.protocol.notify(types.WORKSPACE_DID_CHANGE_CONFIGURATION, types.DidChangeConfigurationParams(
         settings={"codegenLsp": {"remoteUrl": None, "model": str(memorizing_codegen1.gguf_path)}}))
-    await wait_until(lambda: count_logs(client, "model ready") >= 2, 30, "the in-process model")
-    assert "at http" not in [text for text in logs(client) if "model ready" in text][1]
+    await wait_until(lambda: len(loads(client)) >= 2, 30, "the in-process model")
+    assert loads(client)[1]["remote"] is None and loads(client)[1]["path"] == str(memorizing_codegen1.gguf_path)
     local = [i.insert_text for i in await inline(client, uri, 1, 4)]
     assert local == remote
 
@@ -172,7 +168,8 @@ async def test_cancel_closes_the_stream_and_stops_the_server(client: LanguageCli
                      "llama_cpp.server to see the client gone")
     print(f"cancelled request answered in {answered_in * 1000:.0f} ms, server abandoned the generation "
           f"{(time.perf_counter() - cancelled_at) * 1000:.0f} ms after the cancel")
-    assert "did not finish" not in "".join(logs(client))
+    cancelled = await wait_for_stats(client, lambda s: s.uri == uri, timeout=5, what="the cancelled request's stats")
+    assert (cancelled.finish, cancelled.reason) == ("cancelled", "request cancelled"), cancelled  # not a timeout
 
 
 async def test_server_down_is_reported_with_its_url(client: LanguageClient, memorizing_codegen1, tmp_path: Path):
@@ -180,8 +177,10 @@ async def test_server_down_is_reported_with_its_url(client: LanguageClient, memo
     started = time.perf_counter()
     await start(client, memorizing_codegen1.gguf_path, tmp_path, remoteUrl=url)
     assert time.perf_counter() - started < 10
-    messages = shown(client)
-    assert any(f"cannot reach the inference server at {url}" in m for m in messages), messages
+    assert record_status(client)[-1]["state"] == "error", record_status(client)
+    # The showMessage follows the status.
+    await wait_until(lambda: any(f"cannot reach the inference server at {url}" in m for m in shown(client)), 5,
+                     "a showMessage naming the URL")
     uri = (tmp_path / "d.py").as_uri()
     open_doc(client, uri, "def add(a, b):\n    ")
     assert await asyncio.wait_for(inline(client, uri, 1, 4), 5) == []
@@ -199,4 +198,5 @@ async def test_timeout_gives_an_empty_result_and_a_logged_reason(client: Languag
     took = time.perf_counter() - started
     assert items == []
     assert took < 1.5
-    await wait_until(lambda: count_logs(client, "did not finish within 300 ms") == 1, 2, "the timeout reason")
+    [answer] = requests(client, uri)
+    assert answer.finish == "error" and "did not finish within 300 ms" in answer.reason, answer

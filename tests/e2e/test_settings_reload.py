@@ -8,8 +8,8 @@ from pathlib import Path
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from support.files import copy_model, generated_counts, logs, replace_atomically, shown, wait_until
-from support.lsp import inline, open_doc, start
+from support.files import copy_model, generated_counts, replace_atomically, shown, wait_until
+from support.lsp import inline, loads, open_doc, record_status, start
 
 # The babbling tiny model never ends this prompt early, so "N generated" is exactly maxTokens.
 SOURCE = "import os\n\n\ndef read_config(path):\n    with open(path) as fh:\n        \n"
@@ -23,7 +23,7 @@ async def boot(client: LanguageClient, model, root: Path, **options):
 
 async def suggest_once(client: LanguageClient, root: Path, name: str, text: str = SOURCE) -> list:
     """Open `name` with `text`, ask for a suggestion at the end of its last non-empty line, and wait for the
-    server's "suggestion for" log of it."""
+    server's `codegenLsp/stats` of the model's answer."""
     uri = (root / name).as_uri()
     open_doc(client, uri, text)
     lines = text.rstrip("\n").split("\n")
@@ -38,7 +38,13 @@ def configure(client: LanguageClient, **section) -> None:
 
 
 def model_ready_count(client: LanguageClient) -> int:
-    return sum(m.startswith("model ready") for m in logs(client))
+    return len(loads(client))
+
+
+def ready_path(client: LanguageClient) -> str | None:
+    """The model file of the last load that succeeded."""
+    ready = loads(client)
+    return ready[-1]["path"] if ready else None
 
 
 async def test_bad_initialization_option_is_named_and_the_rest_applies(client: LanguageClient, tiny_codegen1,
@@ -47,7 +53,7 @@ async def test_bad_initialization_option_is_named_and_the_rest_applies(client: L
     assert any("'maxTokens'" in m and "greater than or equal to 1" in m and "-5" in m for m in shown(client)), \
         shown(client)
     # The valid options of the same source still apply: the model loads, maxTokens keeps its default (64).
-    assert any(m.startswith(f"model ready: {tiny_codegen1.gguf_path}") for m in logs(client)), logs(client)
+    assert ready_path(client) == str(tiny_codegen1.gguf_path), record_status(client)
     await suggest_once(client, tmp_path, "a.py")
     assert generated_counts(client) == [64]
 
@@ -76,9 +82,8 @@ async def test_changing_the_model_setting_reloads(client: LanguageClient, tiny_c
                                                   tmp_path: Path):
     await boot(client, tiny_codegen1.gguf_path, tmp_path, maxTokens=8)
     configure(client, model=str(memorizing_codegen1.gguf_path))
-    await wait_until(lambda: model_ready_count(client) == 2, 20, "a second 'model ready'")
-    assert [m for m in logs(client) if m.startswith("model ready")][-1].startswith(
-        f"model ready: {memorizing_codegen1.gguf_path}")
+    await wait_until(lambda: model_ready_count(client) == 2, 20, "a second load")
+    assert ready_path(client) == str(memorizing_codegen1.gguf_path), record_status(client)
     items = await suggest_once(client, tmp_path, "m.py", MEMORIZED)
     assert [i.insert_text for i in items] == ["return fh.read()"]  # the memorizing model answers now
 
@@ -87,7 +92,7 @@ async def test_workspace_file_is_read_and_configuration_changes_override_it(clie
                                                                             tmp_path: Path):
     (tmp_path / "codegen-lsp.toml").write_text(f'[codegenLsp]\nmaxTokens = 3\nmodel = "{tiny_codegen1.gguf_path}"\n')
     await boot(client, None, tmp_path, debounceMs=0)  # the model comes from the file
-    assert any(m.startswith(f"model ready: {tiny_codegen1.gguf_path}") for m in logs(client)), logs(client)
+    assert ready_path(client) == str(tiny_codegen1.gguf_path), record_status(client)
     await suggest_once(client, tmp_path, "a.py")
     configure(client, maxTokens=5)
     await suggest_once(client, tmp_path, "b.py")
@@ -118,13 +123,13 @@ async def test_model_file_replaced_reloads_and_deleted_is_reported(client: Langu
     path = copy_model(tiny_codegen1.gguf_path, models / "model.gguf")
     await boot(client, path, tmp_path, maxTokens=8)
     assert model_ready_count(client) == 1
-    await asyncio.sleep(0.5)  # the watcher starts right after "model ready"; let it set up its inotify watch
+    await asyncio.sleep(0.5)  # the watcher starts right after the "ready" status; let it set up its inotify watch
 
     replace_atomically(memorizing_codegen1.gguf_path, path)
-    await wait_until(lambda: any(f"model file changed, reloading: {path}" in m for m in logs(client)), 10,
-                     "the reload log")
-    await wait_until(lambda: model_ready_count(client) == 2, 20, "a second 'model ready'")
-    assert [m for m in logs(client) if m.startswith("model ready")][-1].startswith(f"model ready: {path}")
+    await wait_until(lambda: [s["state"] for s in record_status(client)].count("loading") == 2, 10,
+                     "the reload (a second 'loading' status)")
+    await wait_until(lambda: model_ready_count(client) == 2, 20, "a second 'ready' after loading")
+    assert ready_path(client) == str(path), record_status(client)
     items = await suggest_once(client, tmp_path, "m.py", MEMORIZED)
     assert [i.insert_text for i in items] == ["return fh.read()"]  # the new weights are in use
 

@@ -1,18 +1,17 @@
-"""Helpers for tests that need odd files on disk, read server logs, or speak raw JSON-RPC to the server."""
+"""Helpers for tests that need odd files on disk, read the server's events, or speak raw JSON-RPC to the server."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 from pytest_lsp import LanguageClient
 
-GENERATED = re.compile(r"suggestion for \S+ v\d+: \d+ prompt tokens \(\d+ evaluated\), (\d+) generated")
+from codegen_lsp.events import SuggestionStats
 
 
 def truncated_copy(source: Path, target: Path, keep: float = 0.5) -> Path:
@@ -49,6 +48,8 @@ def clip_gguf(target: Path) -> Path:
 
 
 def logs(client: LanguageClient) -> list[str]:
+    """The server's log texts: for assertion messages only (a person reads them; tests learn facts from
+    `stats`, `requests` and the statuses in support.lsp)."""
     return [m.message for m in client.log_messages]
 
 
@@ -56,9 +57,26 @@ def shown(client: LanguageClient) -> list[str]:
     return [m.message for m in client.messages]
 
 
+def stats(client: LanguageClient, uri: str | None = None, kind: str | None = None) -> list[SuggestionStats]:
+    """The server's `codegenLsp/stats` notifications (support.lsp.record_events), in order; only those for
+    `uri` and of `kind` ("request", "speculative", "warm") when given."""
+    return [s for s in client.stats  # type: ignore[attr-defined]
+            if (uri is None or s.uri == uri) and (kind is None or s.kind == kind)]
+
+
+def requests(client: LanguageClient, uri: str | None = None) -> list[SuggestionStats]:
+    """The stats of suggestions computed for requests (inline, completion, "Complete here")."""
+    return stats(client, uri, "request")
+
+
+def model_answers(client: LanguageClient, uri: str | None = None) -> list[SuggestionStats]:
+    """Requests the model answered: generated to the end (not cancelled), whatever post-processing kept."""
+    return [s for s in requests(client, uri) if s.model_call]
+
+
 def generated_counts(client: LanguageClient) -> list[int]:
-    """Tokens generated per suggestion, from the server's "suggestion for ..." log lines, in order."""
-    return [int(m.group(1)) for text in logs(client) if (m := GENERATED.search(text))]
+    """Tokens generated per request the model answered, in order."""
+    return [s.generated_tokens for s in model_answers(client)]
 
 
 async def wait_until(predicate, timeout: float = 10, what: str = "condition") -> None:

@@ -9,6 +9,8 @@ from pathlib import Path
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
+from codegen_lsp.events import STATS_NOTIFICATION, STATUS_FIELDS, STATUS_NOTIFICATION, SuggestionStats
+
 SERVER = [sys.executable, "-m", "codegen_lsp", "serve", "--log-level", "info"]
 
 
@@ -26,27 +28,100 @@ def capabilities(encodings=("utf-16",), resolve_edits=True, inline=True, configu
     )
 
 
+def record_events(client: LanguageClient) -> None:
+    """Collect the server's structured notifications on `client` (once; tests/e2e/conftest.py does it for
+    the `client` fixture): `codegenLsp/status` as dicts in `client.statuses`, `codegenLsp/stats` as
+    `SuggestionStats` in `client.stats`. Tests learn what the server did from these, never from its log."""
+    if hasattr(client, "statuses"):
+        return
+    client.statuses = []  # type: ignore[attr-defined]
+    client.stats = []  # type: ignore[attr-defined]
+
+    @client.feature(STATUS_NOTIFICATION)
+    def _status(params):
+        client.statuses.append({key: getattr(params, key, None) for key in STATUS_FIELDS})  # type: ignore[attr-defined]
+
+    @client.feature(STATS_NOTIFICATION)
+    def _stats(params):
+        client.stats.append(SuggestionStats.from_json(params))  # type: ignore[attr-defined]
+
+
+def record_status(client: LanguageClient) -> list[dict]:
+    """The `codegenLsp/status` notifications the server sent `client`, in order (a live list)."""
+    record_events(client)
+    return client.statuses  # type: ignore[attr-defined]
+
+
+def loads(client: LanguageClient, state: str = "ready") -> list[dict]:
+    """The statuses that ended a model load (`state` "ready", or "error"): the ones right after a "loading"."""
+    seen = record_status(client)
+    return [s for before, s in zip(seen, seen[1:]) if before["state"] == "loading" and s["state"] == state]
+
+
+def restarts(client: LanguageClient) -> int:
+    """Engine restarts after a crash: "ready" right after an "error" (a load always goes through "loading")."""
+    seen = record_status(client)
+    return sum(before["state"] == "error" and s["state"] == "ready" for before, s in zip(seen, seen[1:]))
+
+
+async def wait_for_status(client: LanguageClient, states: tuple[str, ...], after: int = 0,
+                          timeout: float = 60) -> dict:
+    """The first `codegenLsp/status` at or after index `after` whose state is one of `states`."""
+    seen = record_status(client)
+
+    async def poll() -> dict:
+        while True:
+            for status in seen[after:]:
+                if status["state"] in states:
+                    return status
+            await asyncio.sleep(0.02)
+
+    try:
+        return await asyncio.wait_for(poll(), timeout)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"no {'/'.join(states)} status after #{after} within {timeout}s: {seen}") from None
+
+
 async def start(client: LanguageClient, model: Path | str | None, root: Path, wait_ready: bool = True,
                 caps: types.ClientCapabilities | None = None, **options) -> types.InitializeResult:
-    """Handshake; by default wait until the server says the model is ready (or failed)."""
+    """Handshake; by default wait until the server's `codegenLsp/status` says the model is ready (or failed)."""
     if model is not None:
         options["model"] = str(model)
+    since = len(record_status(client))
     result = await client.initialize_session(types.InitializeParams(
         capabilities=caps or capabilities(), root_uri=root.as_uri(), initialization_options=options))
     if wait_ready:
-        await wait_for_log(client, ("model ready", "cannot load the model", "no model configured"))
+        await wait_for_status(client, ("ready", "error"), since)
     return result
 
 
-async def wait_for_log(client: LanguageClient, needles: tuple[str, ...], timeout: float = 60) -> str:
+async def wait_for_shown(client: LanguageClient, needle: str, timeout: float = 60) -> str:
+    """The first showMessage (what a person reads) containing `needle`."""
     async def poll() -> str:
         while True:
-            for message in client.log_messages + client.messages:
-                if any(n in message.message for n in needles):
+            for message in client.messages:
+                if needle in message.message:
                     return message.message
             await asyncio.sleep(0.02)
 
     return await asyncio.wait_for(poll(), timeout)
+
+
+async def wait_for_stats(client: LanguageClient, predicate, timeout: float = 10, what: str = "stats") -> SuggestionStats:
+    """The first `codegenLsp/stats` (a SuggestionStats) that `predicate` accepts."""
+    record_events(client)
+
+    async def poll() -> SuggestionStats:
+        while True:
+            for stats in client.stats:  # type: ignore[attr-defined]
+                if predicate(stats):
+                    return stats
+            await asyncio.sleep(0.02)
+
+    try:
+        return await asyncio.wait_for(poll(), timeout)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}: {client.stats}") from None  # type: ignore[attr-defined]
 
 
 def open_doc(client: LanguageClient, uri: str, text: str, language: str = "python", version: int = 1) -> None:

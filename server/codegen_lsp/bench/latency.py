@@ -34,7 +34,6 @@ import json
 import multiprocessing
 import os
 import platform
-import re
 import statistics
 import tempfile
 import time
@@ -48,7 +47,6 @@ from . import trace as tr
 
 BACKENDS = {"a": "codegen-lsp (LSP, llama.cpp in its engine process)", "b": "llama-cpp-python raw (no reuse)",
             "c": "llama-server /completion (cache_prompt, --cache-reuse 256)"}
-SUMMARY_RE = re.compile(r"v(\d+): (\d+) prompt tokens \((\d+) evaluated\), (\d+) generated, (\d+)\+(\d+) ms")
 
 
 @dataclass
@@ -283,7 +281,7 @@ async def _replay(model: Path, trace: dict, points: list[int], backends: list[st
             cursor = trace["cursor"] + sum(len(k.text) for k in keys[:n])
             line, col = tr.utf16_position(text, cursor)
             version = n + 1
-            n_logs = len(client.server_log)
+            n_stats = len(client.stats)
             started = time.perf_counter()
             await answer(client, client.text_document_inline_completion_async(types.InlineCompletionParams(
                 text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=line, character=col),
@@ -291,13 +289,13 @@ async def _replay(model: Path, trace: dict, points: list[int], backends: list[st
                 f"the inline completion request after key {n}")
             ms = (time.perf_counter() - started) * 1000
             await asyncio.sleep(0)
-            logs = [m for m in client.server_log[n_logs:] if m.startswith("suggestion for")]
-            for message in logs:
-                m = SUMMARY_RE.search(message)
-                if m and int(m.group(1)) == version:
-                    return Sample("a", n, ms, int(m.group(2)), int(m.group(3)), int(m.group(4)),
-                                  float(m.group(5)), float(m.group(6)))
-            note = logs[-1].split(": ", 1)[-1] if logs else "no summary logged"
+            # The server's codegenLsp/stats for this request (sent before its answer).
+            stats = [s for s in client.stats[n_stats:] if s.kind == "request" and s.uri == uri]
+            for s in stats:
+                if s.version == version and s.model_call:
+                    return Sample("a", n, ms, s.prompt_tokens, s.evaluated_prompt_tokens, s.generated_tokens,
+                                  s.prompt_ms, s.generate_ms)
+            note = f"{stats[-1].source}: {stats[-1].reason}" if stats else "no codegenLsp/stats for the request"
             return Sample("a", n, ms, None, None, None, None, None, note)
 
         def run_b(n: int, tokens: list[int], stop: list[str]) -> Sample:

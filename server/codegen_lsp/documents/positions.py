@@ -277,11 +277,3 @@ def _split_table(text: str | bytes, separator: str | bytes) -> tuple[list[int], 
     step = len(separator)
     starts = list(map(add, accumulate(lengths[:-1], initial=0), range(0, step * len(lengths), step)))
     return starts, list(map(add, starts, lengths))
-
-
-def advance_point(point: tuple[int, int], inserted: bytes) -> tuple[int, int]:
-    """Tree-sitter point reached after inserting `inserted` at `point`."""
-    newlines = inserted.count(b"\n")
-    if newlines == 0:
-        return (point[0], point[1] + len(inserted))
-    return (point[0] + newlines, len(inserted) - inserted.rfind(b"\n") - 1)

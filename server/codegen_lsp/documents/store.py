@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from tree_sitter import Parser, Tree
 
 from ..syntax.languages import language_name_for, make_parser
-from .positions import LineIndex, Pos, PositionEncoding, Span, advance_point, sanitize_text
+from ..syntax.points import advance_point
+from .positions import LineIndex, Pos, PositionEncoding, Span, sanitize_text
 
 DEFAULT_MAX_PARSE_BYTES = 4 * 1024 * 1024
 

@@ -83,6 +83,7 @@ class GenerationResult:
     generated_tokens: int = 0
     prompt_seconds: float = 0.0
     generate_seconds: float = 0.0
+    error: str = ""  # why an "error" finish has no text (remote: timeout, connection, HTTP)
 
     @property
     def cancelled(self) -> bool:

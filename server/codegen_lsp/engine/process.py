@@ -99,6 +99,7 @@ class _Child:
         self._ids = itertools.count(1)
         self._on_exit = on_exit
         self.dead = False
+        self.exit_reason = ""
         self.stopping = False  # we asked it to go: its exit is no crash
         package_root = str(Path(__file__).resolve().parents[2])  # importable however the server was started
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
@@ -129,8 +130,8 @@ class _Child:
         # Running from now on: an asyncio task awaiting it can no longer cancel it (its CancelFlag stops
         # the work), so the result, "cancelled" included, always arrives.
         with self._lock:
-            if self.dead:
-                future.set_exception(EngineCrashed("the engine process is not running"))
+            if self.dead:  # it died before this request was sent: the same reason as for those in flight
+                future.set_exception(EngineCrashed(self.exit_reason, self.process.returncode))
                 return
             request = next(self._ids)
             slot = request % SLOTS
@@ -205,6 +206,7 @@ class _Child:
         except (ProcessLookupError, PermissionError):
             pass
         with self._lock:
+            self.exit_reason = describe_exit(self.process.returncode)
             self.dead = True
             pending = list(self._pending.values())
             self._pending.clear()

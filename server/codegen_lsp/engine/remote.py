@@ -242,7 +242,7 @@ class RemoteEngine(ThreadedEngine):
     def _failed(self, reason: str) -> GenerationResult:
         log.warning("%s", reason)
         self._report(f"remote inference failed: {reason}")
-        return GenerationResult("", "error")
+        return GenerationResult("", "error", error=f"remote inference failed: {reason}")
 
 
 def _guard(conn: http.client.HTTPConnection, cancel: threading.Event, deadline: float, done: threading.Event,

@@ -20,6 +20,7 @@ from ..engine.remote import RemoteConfig, RemoteEngine
 from ..model_resolution import ModelNotConfigured, resolve_model_path
 from ..modelfile import ModelFileError
 from ..settings import SECTION, Settings, SettingsError, parse_settings, read_workspace_file, section_of
+from .watch import stop_watching, watch_model_file
 
 if TYPE_CHECKING:
     from ..server import CodegenLanguageServer
@@ -61,6 +62,7 @@ async def load_model(ls: "CodegenLanguageServer") -> None:
     ls.suggestion_cache.forget()  # a new (or replaced) model answers differently
     _choose_engine(ls)
     remote = ls.settings.remote_url
+    state.remote = remote or None
     try:  # remote: a local GGUF only when `model` names one (its metadata and sentinel texts)
         path = resolve_model_path(ls.settings.model) if ls.settings.model or not remote else None
     except ModelNotConfigured as exc:
@@ -98,10 +100,8 @@ async def load_model(ls: "CodegenLanguageServer") -> None:
         if progress:
             ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=state.status))
         state.ready.set()
-    from .watch import stop_watching, watch_model_file
-
     if path is not None:
-        watch_model_file(ls, path)
+        watch_model_file(ls, path, lambda: load_model(ls))
     else:
         stop_watching(ls)
 
@@ -188,7 +188,5 @@ def register(server: "CodegenLanguageServer") -> None:
     async def shutdown(ls: "CodegenLanguageServer", *args) -> None:
         for event in ls.inflight.values():
             event.set()
-        from .watch import stop_watching
-
         stop_watching(ls)
         await asyncio.get_running_loop().run_in_executor(None, ls.engine.close)

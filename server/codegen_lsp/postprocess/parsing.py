@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from tree_sitter import Tree
 
-from ..documents.positions import advance_point
 from ..syntax.languages import UnknownLanguage, make_parser
+from ..syntax.points import advance_point
 
 
 def parse_text(language: str | None, text: str) -> Tree | None:

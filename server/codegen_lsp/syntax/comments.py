@@ -17,7 +17,7 @@ from typing import Literal
 
 from tree_sitter import Node, QueryCursor, Tree
 
-from ..documents.positions import advance_point
+from .points import advance_point
 from .queries import load_query
 
 CommentKind = Literal["line", "block", "doc"]
