@@ -1,4 +1,5 @@
-"""The language server: owns settings, the document store and the engine; features/ registers handlers.
+"""The language server: owns settings, the document store, the engine and the completion service
+(completion.py); features/ registers handlers.
 
 `app.create_server()` builds a fresh server with its handlers (no import-time singleton), so tests and
 `serve` each get their own. This module imports nothing from features/ (they import it).
@@ -22,13 +23,12 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
 from . import __version__
-from .context.suggestion_cache import SuggestionCache
+from .completion import CompletionPorts, CompletionService
 from .documents.positions import PositionEncoding
 from .documents.store import DocumentStore
 from .engine.jobs import CancelFlag, Engine
 from .engine.process import EngineEvent, ProcessEngine
 from .events import STATS_NOTIFICATION, STATUS_NOTIFICATION, Status, SuggestionStats
-from .scheduling import TypingRhythm
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -135,15 +135,25 @@ class CodegenLanguageServer(LanguageServer):
         self.engine: Engine = engine or self.local_engine()
         self.model = ModelState()
         self.workspace_root: Path | None = None
-        self.inflight: dict[str, CancelFlag] = {}  # uri → cancel event of its newest request
-        self.suggestion_cache = SuggestionCache()
-        self.rhythm = TypingRhythm()
-        self.warming: dict[str, asyncio.Task] = {}  # uri → pending warm-up after its last edit
+        self.inflight: dict[str, CancelFlag] = {}  # "{uri}#synthesis" → cancel flag of its newest synthesis
+        # Completions: their in-flight jobs (newest wins), caches, typing rhythm, warm-ups and speculation.
+        self.completions = CompletionService(CompletionPorts(
+            settings=lambda: self.settings, engine=lambda: self.engine,
+            model_ready=lambda: self.model.ready.wait(),
+            model_status=lambda: (self.model.status, self.model.detail),
+            publish_stats=lambda stats: self.publish_stats(stats),
+            log=lambda text: self.log_to_client(text, types.MessageType.Log),
+            generating=lambda: self.generating_status(), spawn=lambda coro: self.spawn(coro),
+            is_current=self.is_current))
         self.background: set[asyncio.Task] = set()
         self.model_watch_stop: asyncio.Event | None = None
         self.model_watch_path: Path | None = None
         self.generating = 0  # model calls in flight, for the "generating" status
         self.model_load_started = False  # set by `initialized`; settings changes before it never reload
+
+    def is_current(self, uri: str, version: int) -> bool:
+        """Whether `version` of `uri` is the open document's current text."""
+        return uri in self.store and self.store.get(uri).version == version
 
     def local_engine(self) -> ProcessEngine:
         """llama.cpp in a supervised engine process that reports crashes and restarts to us."""

@@ -49,7 +49,7 @@ async def test_accepting_a_suggestion_is_answered_from_the_speculative_one(clien
 # A comment takes any text, so the random-weight slow model's suggestion survives post-processing. Its
 # speculative continuation evaluates ~40 prompt tokens on one thread (about half a second here) before it
 # decodes: a request sent right after the answer finds it running. Left alone it ends at the line's end
-# ("stop"), so only a real cancel gives "cancelled" (checked by disabling newest-wins in suggest.py).
+# ("stop"), so only a real cancel gives "cancelled" (checked by disabling newest-wins in completion.py).
 COMMENT = "# "
 SPECULATION_BUDGET = 200
 

@@ -66,7 +66,7 @@ class Sample:
 
 class PromptBuilder:
     """The token ids the engine (LlamaRunner) evaluates for a cursor (same segments, same fitting, same tokenizer),
-    and the stop strings suggest.py passes."""
+    and the stop strings completion.py passes."""
 
     def __init__(self, model: Path, n_ctx: int, max_tokens: int) -> None:
         import llama_cpp
@@ -96,7 +96,7 @@ class PromptBuilder:
 
     def stops(self, language: str, prefix: str, suffix: str) -> list[str]:
         from ..postprocess.pipeline import CompletionContext, suggestion_mode
-        from ..suggest import stop_strings
+        from ..completion import stop_strings
 
         return list(stop_strings(self.settings.stop, suggestion_mode(CompletionContext(language, prefix, suffix))))
 

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
-from ..suggest import suggest
 from .common import document_or_error, offset_or_error
 from .synthesize import SYNTHESIZE_KIND, offered_actions, resolve_synthesis
 
@@ -39,7 +38,7 @@ async def compute_edit(ls: "CodegenLanguageServer", action: types.CodeAction) ->
         return action
     rng = types.Range(start=types.Position(**data["start"]), end=types.Position(**data["end"]))
     start, end = offset_or_error(ls, doc, rng.start), offset_or_error(ls, doc, rng.end)
-    suggestion = await suggest(ls, doc, start, end)
+    suggestion = await ls.completions.suggest(doc, start, end)
     if not suggestion.text:
         ls.tell_user(f"{COMPLETE_HERE}: nothing to insert ({suggestion.reason})", types.MessageType.Info)
         return action

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
-from ..suggest import suggest
 from .common import document_or_error, lsp_position, offset_or_error
 
 if TYPE_CHECKING:
@@ -21,7 +20,7 @@ def register(server: "CodegenLanguageServer") -> None:
     async def completion(ls: "CodegenLanguageServer", params: types.CompletionParams):
         doc = document_or_error(ls, params.text_document.uri)
         offset = offset_or_error(ls, doc, params.position)
-        suggestion = await suggest(ls, doc, offset, offset)
+        suggestion = await ls.completions.suggest(doc, offset, offset)
         if not suggestion.text:
             return types.CompletionList(is_incomplete=True, items=[])
         # The edit starts at the word being typed so the client's filter keeps the item.

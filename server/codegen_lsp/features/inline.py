@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
-from ..suggest import suggest
 from .common import document_or_error, offset_or_error
 
 if TYPE_CHECKING:
@@ -18,7 +17,7 @@ def register(server: "CodegenLanguageServer") -> None:
     async def inline_completion(ls: "CodegenLanguageServer", params: types.InlineCompletionParams):
         doc = document_or_error(ls, params.text_document.uri)
         offset = offset_or_error(ls, doc, params.position)
-        suggestion = await suggest(ls, doc, offset, offset)
+        suggestion = await ls.completions.suggest(doc, offset, offset)
         if not suggestion.text:
             ls.log_to_client(f"no inline suggestion: {suggestion.reason}", types.MessageType.Log)
             return types.InlineCompletionList(items=[])

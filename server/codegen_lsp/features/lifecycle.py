@@ -59,7 +59,7 @@ async def load_model(ls: "CodegenLanguageServer") -> None:
     """Load (or reload) the configured model in the engine thread, reporting $/progress."""
     state = ls.model
     state.ready.clear()
-    ls.suggestion_cache.forget()  # a new (or replaced) model answers differently
+    ls.completions.forget_cache()  # a new (or replaced) model answers differently
     _choose_engine(ls)
     remote = ls.settings.remote_url
     state.remote = remote or None
@@ -139,7 +139,7 @@ def apply_settings(ls: "CodegenLanguageServer", *overrides: dict[str, Any] | Non
                 del o[exc.key]
     old, ls.settings = ls.settings, new
     if new != old:
-        ls.suggestion_cache.forget()  # answers depend on the settings (and the model they name)
+        ls.completions.forget_cache()  # answers depend on the settings (and the model they name)
     ls.store.max_parse_bytes = new.max_document_bytes
     return old.reload_needed(new)
 
@@ -186,7 +186,8 @@ def register(server: "CodegenLanguageServer") -> None:
 
     @server.feature(types.SHUTDOWN)
     async def shutdown(ls: "CodegenLanguageServer", *args) -> None:
-        for event in ls.inflight.values():
+        ls.completions.cancel_all()
+        for event in ls.inflight.values():  # syntheses
             event.set()
         stop_watching(ls)
         await asyncio.get_running_loop().run_in_executor(None, ls.engine.close)

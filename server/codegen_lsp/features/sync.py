@@ -9,7 +9,6 @@ from lsprotocol import types
 
 from ..documents.positions import Pos, PositionError
 from ..documents.store import Document, StaleVersion, TextChange, UnknownDocument
-from ..suggest import warm_after_edit
 
 if TYPE_CHECKING:
     from ..server import CodegenLanguageServer
@@ -25,18 +24,14 @@ def to_text_change(change: types.TextDocumentContentChangeEvent) -> TextChange:
 def schedule_warm_up(ls: "CodegenLanguageServer", doc: Document,
                      change: types.TextDocumentContentChangeEvent | None) -> None:
     """The cursor is most likely right after the last change's text: warm up there once typing settles."""
-    if (pending := ls.warming.pop(doc.uri, None)) is not None:
-        pending.cancel()
-    if not ls.settings.warm_after_ms or not isinstance(change, types.TextDocumentContentChangePartial):
-        return
-    start = change.range.start
-    try:
-        offset = doc.codepoint_offset_of(Pos(start.line, start.character)) + len(change.text)
-    except PositionError:
-        return
-    task = ls.spawn(warm_after_edit(ls, doc.uri, doc.version, offset))
-    ls.warming[doc.uri] = task
-    task.add_done_callback(lambda t: ls.warming.pop(doc.uri, None) if ls.warming.get(doc.uri) is t else None)
+    offset = None
+    if isinstance(change, types.TextDocumentContentChangePartial):
+        start = change.range.start
+        try:
+            offset = doc.codepoint_offset_of(Pos(start.line, start.character)) + len(change.text)
+        except PositionError:
+            pass
+    ls.completions.schedule_warm_up(doc, offset)
 
 
 def register(server: "CodegenLanguageServer") -> None:
@@ -48,9 +43,7 @@ def register(server: "CodegenLanguageServer") -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: "CodegenLanguageServer", params: types.DidChangeTextDocumentParams) -> None:
         uri, version = params.text_document.uri, params.text_document.version
-        if (event := ls.inflight.get(uri)) is not None:
-            event.set()  # a suggestion for the old text is worthless now
-        ls.rhythm.edited(uri, time.monotonic())
+        ls.completions.edited(uri, time.monotonic())  # a suggestion for the old text is worthless now
         try:
             doc = ls.store.apply_changes(uri, version, [to_text_change(c) for c in params.content_changes])
         except (StaleVersion, UnknownDocument, PositionError) as exc:
@@ -61,10 +54,5 @@ def register(server: "CodegenLanguageServer") -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: "CodegenLanguageServer", params: types.DidCloseTextDocumentParams) -> None:
         uri = params.text_document.uri
-        if (event := ls.inflight.pop(uri, None)) is not None:
-            event.set()
+        ls.completions.closed(uri)
         ls.store.close(uri)
-        ls.suggestion_cache.forget(uri)
-        ls.rhythm.forget(uri)
-        if (pending := ls.warming.pop(uri, None)) is not None:
-            pending.cancel()

@@ -1,0 +1,284 @@
+"""The completion service: one suggestion for a cursor (or a selection to replace), and the state behind it.
+
+`CompletionService` owns what decides when and whether the model runs for completions: the in-flight
+cancel flag of each document's newest request ("newest request for a document wins"), the suggestion
+cache (typed-through and recent contexts), the typing rhythm (adaptive debounce), the warm-ups after an
+edit settles and the speculative next suggestion. Its path: cache → newest wins → debounce → the
+one-line-or-block decision → prompt → engine → version check → post-processing.
+
+It takes plain values (a `Document`, code-point offsets, `Settings`, an `Engine`) and tells the outside
+world through `CompletionPorts`: it imports nothing of pygls, lsprotocol or the server, so tests drive it
+in-process with a scripted engine (tests/unit/test_completion_service.py). The features (inline,
+completion, "Complete here", sync, lifecycle) are thin adapters around the one instance the server holds
+(`CodegenLanguageServer.completions`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, ContextManager, Coroutine
+
+from .context.prompt import PromptFormatError, build_segments
+from .context.suggestion_cache import SuggestionCache
+from .documents.store import Document
+from .engine.jobs import CancelFlag, Engine, GenerationJob, GenerationResult
+from .engine.process import EngineCrashed
+from .events import Kind, SuggestionStats
+from .modelmeta import PromptFormat
+from .postprocess.pipeline import CompletionContext, postprocess, suggestion_mode
+from .scheduling import TypingRhythm
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+SUPERSEDED = "superseded by a newer request"
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    text: str
+    reason: str  # "ok", or why there is no text
+    version: int
+    result: GenerationResult | None = None
+
+
+@dataclass(frozen=True)
+class CompletionPorts:
+    """What the service reads from and tells the outside world; plain callables, no LSP types.
+
+    settings / engine: the current ones (both change while serving). model_ready: waits until no model
+    load is under way; model_status: (status, detail) of the model then ("ready" or why not).
+    publish_stats: one `codegenLsp/stats` per suggestion computed. log: a line for people (the client's
+    log). generating: a context manager around each model call someone asked for (status "generating").
+    spawn: fire-and-forget work whose failures get logged. is_current(uri, version): whether that
+    version of the document is still the open one."""
+
+    settings: Callable[[], Settings]
+    engine: Callable[[], Engine]
+    model_ready: Callable[[], Awaitable[Any]]
+    model_status: Callable[[], tuple[str, str]]
+    publish_stats: Callable[[SuggestionStats], None]
+    log: Callable[[str], None]
+    generating: Callable[[], ContextManager[Any]]
+    spawn: Callable[[Coroutine[Any, Any, Any]], "asyncio.Task[Any]"]
+    is_current: Callable[[str, int], bool]
+
+
+def _stats(uri: str, version: int, kind: Kind, reason: str, result: GenerationResult | None = None,
+           job: GenerationJob | None = None, source: str | None = None) -> SuggestionStats:
+    """The `codegenLsp/stats` payload of one suggestion: from the cache (`source`), the model (`result`),
+    or nothing that could run (neither)."""
+    if result is None:
+        return SuggestionStats(uri, version, kind, source or "none", reason)  # type: ignore[arg-type]
+    return SuggestionStats(uri, version, kind, "model", reason, result.finish_reason, result.prompt_tokens,
+                           result.evaluated_prompt_tokens, result.generated_tokens,
+                           job.max_tokens if job is not None else 0, round(result.prompt_seconds * 1000, 1),
+                           round(result.generate_seconds * 1000, 1))
+
+
+def completion_context(settings: Settings, doc: Document, prefix: str, suffix: str,
+                       tree=None) -> CompletionContext:
+    """`tree` parses prefix+suffix (only when nothing is replaced). Documents too big to parse are
+    post-processed as plain text: parsing megabytes on the event loop would stall every request."""
+    too_big = len(prefix) + len(suffix) > settings.max_document_bytes
+    return CompletionContext(language=None if too_big else doc.language, prefix=prefix, suffix=suffix, tree=tree)
+
+
+def stop_strings(extra: list[str], mode: str) -> tuple[str, ...]:
+    """A single-line suggestion is cut at its first newline anyway: stop decoding there."""
+    return tuple(extra) + (("\n",) if mode == "single-line" else ())
+
+
+def _job(settings: Settings, mode: str) -> GenerationJob:
+    return GenerationJob(segments=[], max_tokens=settings.max_tokens, temperature=settings.temperature,
+                         top_p=settings.top_p, stop_strings=stop_strings(settings.stop, mode),
+                         prefix_share=settings.prefix_share)
+
+
+class CompletionService:
+    def __init__(self, ports: CompletionPorts) -> None:
+        self.ports = ports
+        self.inflight: dict[str, CancelFlag] = {}  # uri → cancel flag of its newest suggestion job
+        self.cache = SuggestionCache()
+        self.rhythm = TypingRhythm()
+        self.warming: dict[str, asyncio.Task] = {}  # uri → pending warm-up after its last edit
+
+    # -- what the document and model lifecycle tell the service ----------------------------------
+
+    def edited(self, uri: str, now: float) -> None:
+        """An edit arrived (before it is applied): a suggestion for the old text is worthless now."""
+        if (flag := self.inflight.get(uri)) is not None:
+            flag.set()
+        self.rhythm.edited(uri, now)
+
+    def closed(self, uri: str) -> None:
+        if (flag := self.inflight.pop(uri, None)) is not None:
+            flag.set()
+        self.cache.forget(uri)
+        self.rhythm.forget(uri)
+        if (pending := self.warming.pop(uri, None)) is not None:
+            pending.cancel()
+
+    def forget_cache(self) -> None:
+        """Settings or the model changed: cached answers no longer hold."""
+        self.cache.forget()
+
+    def cancel_all(self) -> None:
+        """Shutdown: every job in flight stops at its next token."""
+        for flag in self.inflight.values():
+            flag.set()
+
+    def schedule_warm_up(self, doc: Document, offset: int | None) -> None:
+        """After an edit (`doc` is the edited document): drop the pending warm-up, and with `offset` (the
+        edit's end, where the cursor most likely is) precompute the suggestion there once typing settles."""
+        if (pending := self.warming.pop(doc.uri, None)) is not None:
+            pending.cancel()
+        if not self.ports.settings().warm_after_ms or offset is None:
+            return
+        task = self.ports.spawn(self.warm_after_edit(doc, offset))
+        self.warming[doc.uri] = task
+        task.add_done_callback(lambda t: self.warming.pop(doc.uri, None) if self.warming.get(doc.uri) is t else None)
+
+    # -- suggestions --------------------------------------------------------------------------------
+
+    async def suggest(self, doc: Document, start: int, end: int) -> Suggestion:
+        """`start`/`end` are code-point offsets; a non-empty range is the selection the text replaces."""
+        ports, settings = self.ports, self.ports.settings()
+        text = doc.text
+        prefix, suffix = text[:start], text[end:]
+        if start == end and (hit := self.cache.lookup(doc.uri, prefix, suffix)) is not None:
+            previous = self.inflight.get(doc.uri)
+            if previous is not None:
+                previous.set()  # this answer supersedes a request still generating
+            self.cache.remember(doc.uri, prefix, suffix, hit[0])  # shown now: typing through it works too
+            ports.publish_stats(_stats(doc.uri, doc.version, "request", "ok",
+                                       source=f"{hit[1].replace(' ', '-')} cache"))
+            ports.log(f"suggestion for {doc.uri} v{doc.version}: from the {hit[1]} cache, no model call")
+            return Suggestion(hit[0], "ok", doc.version)
+
+        previous = self.inflight.get(doc.uri)
+        if previous is not None:
+            previous.set()  # newest request for a document wins
+        if (warming := self.warming.pop(doc.uri, None)) is not None:
+            warming.cancel()  # the request itself warms the cache
+        context = completion_context(settings, doc, prefix, suffix, doc.tree if start == end else None)
+        mode = suggestion_mode(context)
+        job = _job(settings, mode)
+        self.inflight[doc.uri] = job.cancel
+        try:
+            floor = settings.debounce_ms / 1000
+            delay = (self.rhythm.delay(doc.uri, floor, settings.debounce_max_ms / 1000)
+                     if settings.adaptive_debounce else floor)
+            if delay:
+                await asyncio.sleep(delay)
+            result = await self._generate(job, prefix, suffix, doc.uri, doc.version)
+            if isinstance(result, Suggestion):
+                ports.publish_stats(_stats(doc.uri, doc.version, "request", result.reason))
+                return result
+        finally:
+            if self.inflight.get(doc.uri) is job.cancel:
+                del self.inflight[doc.uri]
+
+        if result.cancelled:
+            ports.publish_stats(_stats(doc.uri, doc.version, "request", SUPERSEDED, result, job))
+            return Suggestion("", SUPERSEDED, doc.version, result)
+        self.rhythm.answered(result.prompt_seconds + result.generate_seconds)
+        if not ports.is_current(doc.uri, doc.version):
+            reason = f"document changed during generation (version {doc.version})"
+            ports.publish_stats(_stats(doc.uri, doc.version, "request", reason, result, job))
+            return Suggestion("", reason, doc.version, result)
+        processed = postprocess(context, result.text, mode)
+        reason = result.error or processed.reason if not processed.text else "ok"
+        ports.publish_stats(_stats(doc.uri, doc.version, "request", reason, result, job))
+        ports.log(f"suggestion for {doc.uri} v{doc.version}: {result.prompt_tokens} prompt tokens "
+                  f"({result.evaluated_prompt_tokens} evaluated), {result.generated_tokens} generated, "
+                  f"{result.prompt_seconds * 1000:.0f}+{result.generate_seconds * 1000:.0f} ms, {processed.reason}")
+        if start == end:
+            self.cache.remember(doc.uri, prefix, suffix, processed.text)
+            if processed.text and settings.speculative_suggestions:
+                ports.spawn(self.speculate_next(doc, prefix + processed.text, suffix))
+        return Suggestion(processed.text, reason, doc.version, result)
+
+    async def _generate(self, job: GenerationJob, prefix: str, suffix: str, uri: str, version: int,
+                        kind: Kind = "request") -> GenerationResult | Suggestion:
+        """Prompt the engine with the loaded model's format; a Suggestion when there is nothing to run.
+        Only generations someone asked for (`kind` "request") show as "generating" in the status."""
+        ports = self.ports
+        await ports.model_ready()
+        engine = ports.engine()
+        info = engine.info
+        status, detail = ports.model_status()
+        if status != "ready" or info is None:
+            return Suggestion("", f"no model available ({detail or status})", version)
+        if job.cancel.is_set():
+            return Suggestion("", SUPERSEDED, version)
+        setting = ports.settings().prompt_format
+        fmt = info.prompt_format if setting == "auto" else PromptFormat(setting)
+        try:
+            job.segments = build_segments(fmt, prefix, suffix, info.token_ids)
+        except PromptFormatError as exc:
+            return Suggestion("", str(exc), version)
+        future = engine.submit(job)
+        try:
+            with ports.generating() if kind == "request" else contextlib.nullcontext():
+                return await asyncio.wrap_future(future)
+        except EngineCrashed as exc:  # the supervisor reports the crash itself, once
+            return Suggestion("", f"no model available ({exc.reason})", version)
+        except asyncio.CancelledError:
+            job.cancel.set()  # $/cancelRequest: stop decoding at the next token
+            loop = asyncio.get_running_loop()
+            # $/cancelRequest for a request; a newer request or an edit for a warm-up (its task is cancelled)
+            why = "request cancelled" if kind == "request" else SUPERSEDED
+            future.add_done_callback(lambda f: self._report_cancelled(
+                loop, f, lambda result: _stats(uri, version, kind, why, result, job)))
+            raise
+
+    def _report_cancelled(self, loop: asyncio.AbstractEventLoop, future, stats) -> None:
+        """The engine's result arrives (in the engine's thread) after the awaiting task was cancelled."""
+        if future.cancelled() or future.exception() is not None:
+            return
+        result = future.result()
+        loop.call_soon_threadsafe(self.ports.publish_stats, stats(result))
+        loop.call_soon_threadsafe(self.ports.log, f"generation cancelled after {result.generated_tokens} tokens "
+                                                  f"({result.finish_reason})")
+
+    async def speculate_next(self, doc: Document, prefix: str, suffix: str, kind: Kind = "speculative") -> None:
+        """Compute a suggestion nobody asked for yet while the engine is idle and keep it in the
+        recent-context cache: the one after a suggestion just given (as if accepted, like llama.vim), or
+        the one at an edit that settled without a request (which also warms the KV cache). Any request
+        for the document cancels this (newest wins), so it never delays one."""
+        if doc.uri in self.inflight or self.cache.lookup(doc.uri, prefix, suffix) is not None:
+            return
+        ports, settings = self.ports, self.ports.settings()
+        context = completion_context(settings, doc, prefix, suffix)
+        mode = suggestion_mode(context)
+        job = _job(settings, mode)
+        self.inflight[doc.uri] = job.cancel
+        try:
+            result = await self._generate(job, prefix, suffix, doc.uri, doc.version, kind)
+        finally:
+            if self.inflight.get(doc.uri) is job.cancel:
+                del self.inflight[doc.uri]
+        if isinstance(result, Suggestion):
+            ports.publish_stats(_stats(doc.uri, doc.version, kind, result.reason))
+            return
+        if result.cancelled:
+            ports.publish_stats(_stats(doc.uri, doc.version, kind, SUPERSEDED, result, job))
+            return
+        processed = postprocess(context, result.text, mode)
+        self.cache.remember_context(doc.uri, prefix, suffix, processed.text)
+        reason = result.error or processed.reason if not processed.text else "ok"
+        ports.publish_stats(_stats(doc.uri, doc.version, kind, reason, result, job))
+        why = "speculative next suggestion" if kind == "speculative" else "warmed suggestion"
+        ports.log(f"{why} for {doc.uri} ready ({result.evaluated_prompt_tokens} evaluated, "
+                  f"{result.generated_tokens} decoded, {processed.reason})")
+
+    async def warm_after_edit(self, doc: Document, offset: int) -> None:
+        """When an edit settles and no request came for it, precompute the suggestion at the edit's end."""
+        await asyncio.sleep(self.ports.settings().warm_after_ms / 1000)
+        if not self.ports.is_current(doc.uri, doc.version) or offset > len(doc.text):
+            return
+        await self.speculate_next(doc, doc.text[:offset], doc.text[offset:], kind="warm")
