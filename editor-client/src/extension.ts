@@ -20,6 +20,7 @@ import {
   type LanguageClientOptions,
   type ServerOptions,
 } from 'vscode-languageclient/node';
+import { LANGUAGES } from './languages';
 import { gaveUpMessage, HOW_TO_INSTALL, INSTALL_HINT, INSTALL_URL, restartingMessage, SHOW_LOGS, startFailedMessage } from './messages';
 import { LIST_MODELS_COMMAND, modelItems, synthesisMessage, synthesizeArguments, SYNTHESIZE_COMMAND } from './requests';
 import { RestartPolicy } from './restartPolicy';
@@ -35,7 +36,7 @@ import {
 import { modelSettingValue, needsRestart, readClientSettings, SECTION, type ClientSettings } from './settings';
 import { fromServerStatus, STATUS_NOTIFICATION, statusView, type ClientStatus } from './status';
 
-export const LANGUAGES = ['python', 'javascript', 'typescript', 'go', 'rust', 'java', 'c', 'cpp'];
+export { LANGUAGES } from './languages';
 
 /** Silences languageclient's own "couldn't create connection" popup while we report the failure ourselves. */
 class CodegenClient extends LanguageClient {

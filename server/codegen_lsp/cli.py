@@ -277,6 +277,15 @@ def cmd_settings_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_languages(args: argparse.Namespace) -> int:
+    import json
+
+    from .syntax.language_table import language_table_json
+
+    print(json.dumps(language_table_json(), indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .convert import OUTTYPES
 
@@ -315,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("settings-schema", help="print the settings' JSON Schema (for editor clients)")
     p.set_defaults(func=cmd_settings_schema)
+
+    p = sub.add_parser("languages", help="print the supported-language table as JSON (for editor clients)")
+    p.set_defaults(func=cmd_languages)
 
     bench = sub.add_parser("bench", help="benchmarks that print numbers").add_subparsers(
         dest="bench_command", required=True)

@@ -17,12 +17,11 @@ from pygls.exceptions import JsonRpcException
 from pygls.lsp.client import LanguageClient
 
 from .events import STATS_NOTIFICATION, STATUS_FIELDS, STATUS_NOTIFICATION, SuggestionStats
+from .syntax import language_table
 
 T = TypeVar("T")
 
-LANGUAGE_BY_SUFFIX = {".py": "python", ".js": "javascript", ".jsx": "javascriptreact", ".ts": "typescript",
-                      ".tsx": "typescriptreact", ".go": "go", ".rs": "rust", ".java": "java", ".c": "c",
-                      ".h": "c", ".cc": "cpp", ".cpp": "cpp", ".hpp": "cpp", ".cxx": "cpp"}
+LANGUAGE_BY_SUFFIX = language_table.LANGUAGE_BY_SUFFIX  # suffix -> LSP languageId
 
 
 def client_capabilities() -> types.ClientCapabilities:

@@ -23,9 +23,9 @@ M.SYNTHESIZE_COMMAND = 'codegen-lsp.synthesize'
 local defaults = {
   name = 'codegen-lsp',
   cmd = { 'codegen-lsp', 'serve' },
-  -- Neovim filetypes whose languageId the server has a grammar for.
-  filetypes = { 'python', 'javascript', 'javascriptreact', 'typescript', 'typescriptreact',
-                'go', 'rust', 'java', 'c', 'cpp', 'cuda' },
+  -- Neovim filetypes whose languageId the server has a grammar for: generated from the server's
+  -- language table into codegen_lsp/languages.lua (`npm run sync-languages` in editor-client/).
+  filetypes = vim.deepcopy(require('codegen_lsp.languages').filetypes),
   -- The first directory upwards holding one of these is the workspace root (else the file's directory).
   root_markers = { 'codegen-lsp.toml', '.git', 'pyproject.toml', 'setup.py', 'package.json', 'go.mod',
                    'Cargo.toml', 'pom.xml', 'build.gradle', 'CMakeLists.txt', 'Makefile' },

@@ -28,10 +28,38 @@ SYNTHESIZE_COMMAND = "codegen-lsp.synthesize"
 
 
 def plan_for(doc: Document, start: int, end: int) -> SynthesisPlan:
-    """`start`/`end` are code-point offsets of the request's range."""
-    index = doc.index
-    return plan_turns(doc.tree, doc.source_bytes, doc.language, index.codepoint_to_byte(start),
-                      index.codepoint_to_byte(end))
+    """`start`/`end` are code-point offsets of the request's range; the plan is in code points too."""
+    return plan_turns(doc.tree, doc.source_bytes, doc.language, start, end)
+
+
+class _CurrentEngine:
+    """The server's engine at each call: a settings change may replace `ls.engine` while a synthesis
+    waits for the model, and its turns must go to the new one (as completions do)."""
+
+    def __init__(self, ls: "CodegenLanguageServer") -> None:
+        self._ls = ls
+
+    @property
+    def info(self):
+        return self._ls.engine.info
+
+    def load(self, config, progress=None):
+        return self._ls.engine.load(config, progress)
+
+    def submit(self, job):
+        return self._ls.engine.submit(job)
+
+    def close(self) -> None:
+        self._ls.engine.close()
+
+
+def _synthesis(ls: "CodegenLanguageServer", doc: Document, plan: SynthesisPlan, options: SynthesisOptions) -> Synthesis:
+    """The core takes plain values: the engine, a document-unchanged check and a log sink."""
+    def is_current() -> bool:
+        return doc.uri in ls.store and ls.store.get(doc.uri).version == doc.version
+
+    return Synthesis(doc, plan, options, None, _CurrentEngine(ls), is_current,
+                     lambda text: ls.log_to_client(text, types.MessageType.Log))
 
 
 def offered_actions(ls: "CodegenLanguageServer", doc: Document, rng: types.Range, resolves: bool) -> list[types.CodeAction]:
@@ -139,7 +167,7 @@ async def resolve_synthesis(ls: "CodegenLanguageServer", action: types.CodeActio
     doc, plan, options, version = _request(ls, action.data)
     if _refusal(ls, doc, plan, options, version):
         return action
-    result = await _run(ls, Synthesis(ls, doc, plan, options))
+    result = await _run(ls, _synthesis(ls, doc, plan, options))
     if _stale(ls, doc, result):
         return action
     if not result.insertions:
@@ -201,7 +229,7 @@ async def synthesize_command(ls: "CodegenLanguageServer", args: Any) -> dict[str
     doc, plan, options, version = _request(ls, args)
     if reason := _refusal(ls, doc, plan, options, version):
         return {"applied": False, "stopped": reason, "summary": reason, "turns": []}
-    synthesis = Synthesis(ls, doc, plan, options)
+    synthesis = _synthesis(ls, doc, plan, options)
     progress = _Progress(ls, synthesis)
     await progress.begin(len(synthesis.todo()))
     try:

@@ -1,4 +1,4 @@
-"""LSP languageId -> tree-sitter grammar."""
+"""LSP languageId -> tree-sitter grammar (the languages themselves: `language_table.py`)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from functools import lru_cache
 from types import MappingProxyType
 
 from tree_sitter import Language, Parser
+
+from .language_table import LANGUAGE_TABLE
 
 # Grammar name -> (python module, function returning the language pointer).
 _GRAMMARS = MappingProxyType(
@@ -25,16 +27,15 @@ _GRAMMARS = MappingProxyType(
 
 SUPPORTED_LANGUAGES: tuple[str, ...] = tuple(_GRAMMARS)
 
-# LSP languageIds (as VS Code and other clients send them) that are not
-# grammar names themselves.
+# LSP languageIds that are not grammar names themselves: the table's, and a few other spellings
+# that clients send (Neovim sends its filetype, e.g. "cuda").
 _ALIASES = MappingProxyType(
     {
-        "javascriptreact": "javascript",
+        **{e.language_id: e.grammar for e in LANGUAGE_TABLE if e.language_id != e.grammar},
+        **{e.neovim_filetype: e.grammar for e in LANGUAGE_TABLE
+           if e.neovim_filetype and e.neovim_filetype != e.grammar},
         "jsx": "javascript",
-        "typescriptreact": "tsx",
         "c++": "cpp",
-        "cuda-cpp": "cpp",
-        "cuda": "cpp",
         "golang": "go",
         "python3": "python",
     }

@@ -4,6 +4,10 @@ The prompt for a turn is the document up to the end of its comment's line, with 
 earlier turns (existing or just generated) in place. The
 completion is cut by `truncate_turn` and inserted under the comment. A turn that ends empty, runs
 out of time or breaks the parse inserts nothing and is reported; cancelling keeps finished turns.
+
+Everything here is in code points of the document's text (the plan's turns come in code points);
+no LSP types and no server: the caller passes the engine, an `is_current()` check (False once the
+document changed) and a `report(text)` sink for the per-turn log lines.
 """
 
 from __future__ import annotations
@@ -11,20 +15,15 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
-
-from lsprotocol import types
+from typing import Callable
 
 from ..context.prompt import Text
 from ..documents.store import Document
-from ..engine.jobs import CancelFlag, GenerationJob, GenerationResult
+from ..engine.jobs import CancelFlag, Engine, GenerationJob, GenerationResult
 from ..engine.process import EngineCrashed
 from ..postprocess.errors import introduces_parse_error
 from .truncate import stop_strings, truncate_turn
 from .turns import SynthesisPlan, Turn
-
-if TYPE_CHECKING:
-    from ..server import CodegenLanguageServer
 
 TurnStatus = str  # inserted | kept | empty | parse-error | timeout | cancelled
 
@@ -78,10 +77,11 @@ class Synthesis:
     """One run over a plan. `result` holds the finished turns at every moment, so a caller whose
     task is cancelled mid-turn can still apply what is done."""
 
-    def __init__(self, ls: "CodegenLanguageServer", doc: Document, plan: SynthesisPlan,
-                 options: SynthesisOptions, cancel: CancelFlag | None = None) -> None:
-        self.ls, self.doc, self.plan, self.options = ls, doc, plan, options
+    def __init__(self, doc: Document, plan: SynthesisPlan, options: SynthesisOptions, cancel: CancelFlag | None,
+                 engine: Engine, is_current: Callable[[], bool], report: Callable[[str], None]) -> None:
+        self.doc, self.plan, self.options = doc, plan, options
         self.cancel = cancel or CancelFlag()
+        self.engine, self.is_current, self.report = engine, is_current, report
         self.result = SynthesisResult(doc.version)
         self._working = doc.text  # the document with the insertions so far
         self._shift = 0  # how far insertions moved text after the last one
@@ -95,7 +95,7 @@ class Synthesis:
             if self.cancel.is_set():
                 self.result.stopped = "cancelled"
                 break
-            if self._document_changed():
+            if not self.is_current():
                 self.result.stopped = "document changed"
                 break
             if on_turn is not None:
@@ -109,21 +109,15 @@ class Synthesis:
                 self.result.stopped = "cancelled"
                 break
             self.result.turns.append(report)
-            self.ls.log_to_client(f"synthesis turn {number}/{len(todo)} \u201c{turn.title}\u201d: {report.status}"
-                                  f"{' (' + report.detail + ')' if report.detail else ''}, "
-                                  f"{report.generated_tokens} tokens, {report.seconds * 1000:.0f} ms",
-                                  types.MessageType.Log)
+            self.report(f"synthesis turn {number}/{len(todo)} \u201c{turn.title}\u201d: {report.status}"
+                        f"{' (' + report.detail + ')' if report.detail else ''}, "
+                        f"{report.generated_tokens} tokens, {report.seconds * 1000:.0f} ms")
         return self.result
-
-    def _document_changed(self) -> bool:
-        store = self.ls.store
-        return self.doc.uri not in store or store.get(self.doc.uri).version != self.doc.version
 
     async def _turn(self, turn: Turn) -> TurnReport:
         started = time.perf_counter()
-        index = self.doc.index
-        start = index.byte_to_codepoint(turn.code_start)
-        end = index.byte_to_codepoint(turn.code_end) if (self.options.regenerate and not turn.pending) else start
+        start = turn.code_start
+        end = turn.code_end if (self.options.regenerate and not turn.pending) else start
         at = start + self._shift
         lead = "" if at == 0 or self._working[at - 1] == "\n" else "\n"  # a comment on the last line
         prompt = self._working[:at] + lead
@@ -158,7 +152,7 @@ class Synthesis:
         job = GenerationJob(segments=[Text(prompt)], max_tokens=options.max_tokens, temperature=temperature,
                             top_p=options.top_p, stop_strings=stop_strings(indent, self.doc.language),
                             prefix_share=0.75, cancel=cancel)
-        future = self.ls.engine.submit(job)
+        future = self.engine.submit(job)
         try:
             result = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), options.turn_timeout_s)
         except asyncio.TimeoutError:

@@ -2,13 +2,14 @@
 
 The region is the selection (whole lines), else the function around the cursor, else the file.
 A turn's code is what stands between its comment and the next turn's comment (or the region's
-end); a turn whose code is blank is pending: synthesis writes its code. Everything here is in
-UTF-8 byte offsets of the document, as tree-sitter gives them.
+end); a turn whose code is blank is pending: synthesis writes its code. Tree-sitter works in UTF-8
+bytes; the plan is built in bytes and its offsets are turned into code points of the document's text
+once, where the plan is returned: every offset a caller gets or gives here is in code points.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from tree_sitter import QueryCursor, Tree
@@ -51,9 +52,16 @@ class SynthesisPlan:
 
 
 def plan_turns(tree: Tree | None, source: bytes, language: str | None, start: int, end: int) -> SynthesisPlan:
-    """The turns in the region chosen by the selection [start, end) (bytes; empty = a cursor).
+    """The turns in the region chosen by the selection [start, end) (code points of the text that
+    `source` encodes; empty = a cursor), with all offsets in code points.
 
     A cursor picks its enclosing function when that has a pending turn, else the whole file."""
+    text = source.decode("utf-8", "replace")
+    start, end = _to_bytes(text, start), _to_bytes(text, end)
+    return _in_codepoints(_plan_bytes(tree, source, language, start, end), source)
+
+
+def _plan_bytes(tree: Tree | None, source: bytes, language: str | None, start: int, end: int) -> SynthesisPlan:
     if start != end:
         return _plan(tree, source, language, "selection", _line_start(source, start),
                      _line_end(source, max(start, end - 1)))
@@ -63,6 +71,23 @@ def plan_turns(tree: Tree | None, source: bytes, language: str | None, start: in
         if plan.pending:
             return plan
     return _plan(tree, source, language, "file", 0, len(source))
+
+
+_CONTINUATION = bytes(range(0x80, 0xC0))  # UTF-8 bytes inside a character
+
+
+def _to_bytes(text: str, offset: int) -> int:
+    return len(text[:max(offset, 0)].encode("utf-8"))
+
+
+def _in_codepoints(plan: SynthesisPlan, source: bytes) -> SynthesisPlan:
+    """The one conversion: byte offsets (tree-sitter's) to code points (a character's bytes count once)."""
+    def cp(offset: int) -> int:
+        return len(source[:offset].translate(None, _CONTINUATION))
+
+    turns = tuple(replace(t, comment_start=cp(t.comment_start), code_start=cp(t.code_start), code_end=cp(t.code_end))
+                  for t in plan.turns)
+    return SynthesisPlan(plan.region, cp(plan.region_start), cp(plan.region_end), turns)
 
 
 def _plan(tree: Tree | None, source: bytes, language: str | None, kind: RegionKind, lo: int, hi: int) -> SynthesisPlan:
