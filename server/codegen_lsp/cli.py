@@ -17,8 +17,8 @@ class CliError(Exception):
 def _user_errors() -> tuple[type[BaseException], ...]:
     from .bench.mtpb_data import MtpbDataError
     from .convert.errors import ConversionError
+    from .gguf.inspect import ModelFileError
     from .headless import ServerModelError, ServerRequestError
-    from .modelfile import ModelFileError
     from .models.pull import PullError
     from .models.registry import RegistryError
 

@@ -27,7 +27,7 @@ from .documents.store import Document
 from .engine.jobs import CancelFlag, Engine, GenerationJob, GenerationResult
 from .engine.process import EngineCrashed
 from .events import Kind, SuggestionStats
-from .modelmeta import PromptFormat
+from .gguf.meta import PromptFormat
 from .postprocess.pipeline import CompletionContext, postprocess, suggestion_mode
 from .scheduling import TypingRhythm
 from .settings import Settings

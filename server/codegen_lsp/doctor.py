@@ -222,8 +222,8 @@ def evaluation_check(model: Path, n_ctx: int, argv: list[str] | None = None, tim
 
 def model_report(setting: str | None) -> dict:
     """The GGUF the `model` setting (or the embedded default) resolves to, and its metadata."""
-    from .model_resolution import ModelNotConfigured, resolve_model_path
-    from .modelfile import ModelFileError, inspect_model_file
+    from .gguf.inspect import ModelFileError, inspect_model_file
+    from .models.resolve import ModelNotConfigured, resolve_model_path
 
     report: dict = {"setting": setting or "(embedded default)"}
     try:

@@ -11,8 +11,8 @@ from pathlib import Path
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from codegen_lsp.modelfile import inspect_model_file
-from codegen_lsp.modelmeta import PromptFormat
+from codegen_lsp.gguf.inspect import inspect_model_file
+from codegen_lsp.gguf.meta import PromptFormat
 from support import REPO_ROOT
 from support.lsp import inline, open_doc, start, wait_for_status
 

@@ -73,7 +73,7 @@ def test_a_model_that_makes_llama_cpp_abort_is_blamed_not_the_build(tmp_path: Pa
     """A GGUF our inspection accepts, with a rotary dimension larger than a head: ggml asserts, the child dies."""
     from gguf import GGUFReader
 
-    from codegen_lsp.model_resolution import default_model_path
+    from codegen_lsp.models.resolve import default_model_path
 
     crafted = tmp_path / "rope.gguf"
     shutil.copyfile(default_model_path(), crafted)

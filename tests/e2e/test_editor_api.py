@@ -11,7 +11,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pytest_lsp import LanguageClient
 
-from codegen_lsp.model_resolution import default_model_path
+from codegen_lsp.models.resolve import default_model_path
 from support.files import generated_counts, logs, shown, wait_until
 from support.lsp import capabilities, inline, loads, open_doc, record_status, start, wait_for_status
 

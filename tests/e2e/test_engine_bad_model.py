@@ -15,7 +15,7 @@ from lsprotocol import types
 from pytest_lsp import LanguageClient
 
 from codegen_lsp.engine.process import RestartPolicy
-from codegen_lsp.modelfile import inspect_model_file
+from codegen_lsp.gguf.inspect import inspect_model_file
 
 from support import lsp
 from support.bad_gguf import abort_at_first_eval, abort_at_load

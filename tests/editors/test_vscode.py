@@ -126,7 +126,7 @@ def test_corrupt_model_file(vscode, tmp_path):
     vscode.start()
     vscode.drive("badModel", "a.py")
     r = vscode.check()
-    # server/codegen_lsp/modelfile.py: ModelFileError(path, "not a GGUF file (convert it with ...)")
+    # server/codegen_lsp/gguf/inspect.py: ModelFileError(path, "not a GGUF file (convert it with ...)")
     assert r["errorLabel"].startswith("codegen-lsp error"), r["errorLabel"]
     assert "not a GGUF file" in r["errorLabel"], r["errorLabel"]
 

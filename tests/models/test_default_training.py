@@ -46,8 +46,8 @@ def test_infill_example_has_codegen2_layout():
 def test_training_resumes_and_converts_to_an_infill_gguf(corpus, tmp_path: Path):
     from codegen_lsp.convert import convert_checkpoint
     from codegen_lsp.engine.loadcheck import check_model_loads
-    from codegen_lsp.modelfile import inspect_model_file
-    from codegen_lsp.modelmeta import PromptFormat
+    from codegen_lsp.gguf.inspect import inspect_model_file
+    from codegen_lsp.gguf.meta import PromptFormat
 
     spec = TrainSpec(n_layer=1, n_embd=64, n_head=4, rotary_dim=8, vocab=600, seq_len=64, batch=4, steps=3,
                      warmup_steps=1, corpus_bytes=2**20, tokenizer_bytes=300_000, checkpoint_every=2)

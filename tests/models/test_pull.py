@@ -51,7 +51,7 @@ def test_pull_downloads_converts_quantizes_and_caches(tmp_path, registry, tiny_c
         n_requests = len(hub.requests)
         again = pull(registry, cache, hub.url)
         assert again.returncode == 0 and len(hub.requests) == n_requests  # served from the cache
-    from codegen_lsp.modelfile import inspect_model_file
+    from codegen_lsp.gguf.inspect import inspect_model_file
 
     info = inspect_model_file(gguf)
     assert info.architecture == "phi2" and info.prompt_format.value == "left-to-right"

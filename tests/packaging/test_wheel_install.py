@@ -130,7 +130,7 @@ def test_the_installed_package_finds_its_files_in_the_venv(installed: Installed)
         "import json, codegen_lsp, llama_cpp\n"
         "from importlib.metadata import distribution\n"
         "from codegen_lsp.resources import checkout_root, resource_dir\n"
-        "from codegen_lsp.model_resolution import default_model_path\n"
+        "from codegen_lsp.models.resolve import default_model_path\n"
         "from codegen_lsp.syntax.queries import query_path\n"
         "print(json.dumps({'package': codegen_lsp.__file__, 'llama': llama_cpp.__file__,\n"
         "                  'llama_from': json.loads(distribution('llama_cpp_python').read_text('direct_url.json'))['url'],\n"

@@ -1,4 +1,4 @@
-"""GGUFs that pass our own inspection (modelfile.inspect_model_file) but make llama.cpp abort.
+"""GGUFs that pass our own inspection (gguf.inspect.inspect_model_file) but make llama.cpp abort.
 
 Each helper copies a working phi2 GGUF (a tiny test model from models.factory) with gguf-py, changing
 one metadata value so that a GGML_ASSERT in llama.cpp (llama-cpp-python 0.3.36's vendored copy) fails:

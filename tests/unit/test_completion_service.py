@@ -24,7 +24,7 @@ from codegen_lsp.documents.positions import PositionEncoding
 from codegen_lsp.documents.store import DocumentStore, TextChange
 from codegen_lsp.engine.jobs import GenerationJob, GenerationResult
 from codegen_lsp.events import SuggestionStats
-from codegen_lsp.modelmeta import PromptFormat
+from codegen_lsp.gguf.meta import PromptFormat
 from codegen_lsp.settings import Settings
 
 URI = "file:///calc.py"

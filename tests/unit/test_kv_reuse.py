@@ -18,7 +18,7 @@ from codegen_lsp.engine import kv_reuse, llama_runner
 from codegen_lsp.engine.jobs import EngineConfig, GenerationJob, GenerationResult
 from codegen_lsp.engine.kv_reuse import ReusePlan, plan_reuse
 from codegen_lsp.engine.llama_runner import LlamaRunner
-from codegen_lsp.modelmeta import PromptFormat
+from codegen_lsp.gguf.meta import PromptFormat
 
 INFILL = PromptFormat.CODEGEN2_INFILL
 TYPED = "total = compute(alpha, beta)"

@@ -71,7 +71,7 @@ class PromptBuilder:
     def __init__(self, model: Path, n_ctx: int, max_tokens: int) -> None:
         import llama_cpp
 
-        from ..modelfile import inspect_model_file
+        from ..gguf.inspect import inspect_model_file
         from ..settings import Settings
 
         self.info = inspect_model_file(model)

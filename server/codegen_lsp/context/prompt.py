@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Callable, Sequence
 
-from ..modelmeta import PromptFormat
+from ..gguf.meta import PromptFormat
 
 TRIM_BLOCK_LINES = 32  # lines dropped at a time; larger = more stable prompt start, less context
 MAX_CHARS_PER_TOKEN = 64  # generous: text longer than budget * this is cut without tokenizing it

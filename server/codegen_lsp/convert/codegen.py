@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..modelmeta import Family, PromptFormat, PromptInfo
+from ..gguf.meta import Family, PromptFormat, PromptInfo
 from .checkpoint import Checkpoint, find_mp_num
 from .errors import ConversionError
 from .plan import ConversionPlan, PlannedTensor

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..modelmeta import Family, PromptFormat, PromptInfo
+from ..gguf.meta import Family, PromptFormat, PromptInfo
 from .checkpoint import Checkpoint
 from .errors import ConversionError
 from .plan import ConversionPlan, PlannedTensor

@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..modelmeta import PromptInfo
+from ..gguf.meta import PromptInfo
 from .vocab import GGUFVocab
 
 

@@ -75,7 +75,7 @@ def main(argv: list[str]) -> None:
     root.setLevel(log_level)
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), name="parent-watch", daemon=True).start()
 
-    from ..modelfile import ModelFileError
+    from ..gguf.inspect import ModelFileError
     from .llama_runner import LlamaRunner
 
     runner = LlamaRunner()

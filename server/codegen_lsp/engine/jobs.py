@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from ..context.prompt import Segment
-from ..modelfile import ModelFileInfo
+from ..gguf.inspect import ModelFileInfo
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import contextlib
 from typing import Any, Callable, Iterator
 
 from ..context.prompt import Text, Token, fit_segments
-from ..modelfile import ModelFileError, ModelFileInfo, inspect_model_file
+from ..gguf.inspect import ModelFileError, ModelFileInfo, inspect_model_file
 from .jobs import EngineConfig, GenerationJob, GenerationResult
 from .kv_reuse import apply_plan, enable_second_sequence, plan_reuse
 

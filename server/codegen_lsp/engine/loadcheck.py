@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..context.prompt import Token
-from ..modelfile import ModelFileError, inspect_model_file
+from ..gguf.inspect import ModelFileError, inspect_model_file
 from .jobs import EngineConfig, GenerationJob
 from .process import EngineCrashed, ProcessEngine
 

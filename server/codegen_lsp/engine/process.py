@@ -33,7 +33,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
-from ..modelfile import ModelFileError, ModelFileInfo
+from ..gguf.inspect import ModelFileError, ModelFileInfo
 from .crash import describe_exit
 from .jobs import EngineConfig, GenerationJob, GenerationResult
 

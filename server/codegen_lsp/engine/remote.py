@@ -30,8 +30,8 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from ..context.prompt import Text, Token, fit_segments
-from ..modelfile import ModelFileError, ModelFileInfo, inspect_model_file
-from ..modelmeta import PromptFormat
+from ..gguf.inspect import ModelFileError, ModelFileInfo, inspect_model_file
+from ..gguf.meta import PromptFormat
 from .jobs import EngineConfig, GenerationJob, GenerationResult
 from .process import EngineCrashed, VocabProcess
 from .worker import ThreadedEngine

@@ -7,7 +7,7 @@ import threading
 from concurrent.futures import Future
 from typing import Any, Callable
 
-from ..modelfile import ModelFileInfo
+from ..gguf.inspect import ModelFileInfo
 from .jobs import EngineConfig, GenerationJob, GenerationResult
 
 

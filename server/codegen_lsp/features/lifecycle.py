@@ -17,8 +17,8 @@ from ..documents.store import DocumentStore
 from ..engine.jobs import EngineConfig
 from ..engine.process import EngineCrashed
 from ..engine.remote import RemoteConfig, RemoteEngine
-from ..model_resolution import ModelNotConfigured, resolve_model_path
-from ..modelfile import ModelFileError
+from ..gguf.inspect import ModelFileError
+from ..models.resolve import ModelNotConfigured, resolve_model_path
 from ..settings import SECTION, Settings, SettingsError, parse_settings, read_workspace_file, section_of
 from .watch import stop_watching, watch_model_file
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from pygls.exceptions import JsonRpcInvalidParams
 
-from ..model_resolution import model_choices
+from ..models.resolve import model_choices
 from ..resources import cache_dir
 
 if TYPE_CHECKING:

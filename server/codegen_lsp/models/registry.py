@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..modelmeta import Family, PromptFormat
+from ..gguf.meta import Family, PromptFormat
 from ..resources import resource_dir
 
 Quantization = Literal["f32", "f16", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0"]

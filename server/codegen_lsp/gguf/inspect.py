@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import modelmeta as mm
+from . import meta as mm
 
 GGUF_MAGIC = b"GGUF"
 TEXT_ARCHITECTURES_WITHOUT_VOCAB = ("clip", "whisper", "encodec")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .resources import cache_dir, resource_dir
+from ..resources import cache_dir, resource_dir
 
 
 class ModelNotConfigured(Exception):
@@ -28,8 +28,8 @@ def resolve_model_path(setting: str | None) -> Path:
     path = Path(setting).expanduser()
     if path.suffix == ".gguf" or path.exists() or "/" in setting:
         return path
-    from .models.pull import model_path
-    from .models.registry import RegistryError, load_registry
+    from .pull import model_path
+    from .registry import RegistryError, load_registry
 
     try:
         entry = load_registry().get(setting)
@@ -66,8 +66,8 @@ def _workspace_ggufs(root: Path | None) -> list[Path]:
 def model_choices(workspace_root: Path | None, cache: Path) -> list[ModelChoice]:
     """What a person can switch to: the embedded model, workspace GGUFs, and registry models (pulled
     ones are ready; the others say how to pull them)."""
-    from .models.pull import model_path
-    from .models.registry import RegistryError, load_registry
+    from .pull import model_path
+    from .registry import RegistryError, load_registry
 
     choices: list[ModelChoice] = []
     default = default_model_path()
