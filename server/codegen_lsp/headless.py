@@ -289,14 +289,24 @@ def open_file(client: LanguageClient, path: Path, announce: bool = True) -> tupl
 
 async def complete(path: Path, line: int, character: int, options: dict) -> str:
     client = await ready_session(path.parent, options, hold_messages=True)
+
+    async def work() -> str:
+        uri, _ = open_file(client, path)
+        return await inline_at(client, uri, line, character)
+
+    return await _one_answer(client, work, "the inline completion request")
+
+
+async def _one_answer(client: LanguageClient, work: Callable[[], Awaitable[T]], what: str) -> T:
+    """Run `work` in a ready session, then stop the server: a model failure while answering is an error
+    (reported after the answer), and the held showMessages are released once, minus the one it restates."""
     since = len(client.statuses)  # type: ignore[attr-defined]
     failure: str | None = None
     try:
-        uri, _ = open_file(client, path)
-        suggestion = await inline_at(client, uri, line, character)
+        result = await work()
         await stop_session(client)
-        raise_if_model_failed(client, since, "the inline completion request")  # reported after the answer
-        return suggestion
+        raise_if_model_failed(client, since, what)
+        return result
     except ServerRequestError as exc:
         failure = str(exc)
         raise
@@ -365,22 +375,14 @@ async def synthesize_in_session(client: LanguageClient, uri: str, text: str, lan
 async def synthesize(path: Path, line_range: tuple[int, int] | None, options: dict) -> str | None:
     client = await ready_session(path.parent, options, hold_messages=True,
                                  echo_log=lambda m: m.startswith("synthesis turn"))
-    since = len(client.statuses)  # type: ignore[attr-defined]
-    failure: str | None = None
-    try:
+
+    async def work() -> str | None:
         uri, text = open_file(client, path, announce=False)
         selection = whole_lines(text, *line_range) if line_range else None
-        result = await synthesize_in_session(client, uri, text, LANGUAGE_BY_SUFFIX.get(path.suffix, "plaintext"),
-                                             selection)
-        await stop_session(client)
-        raise_if_model_failed(client, since, "synthesis")  # reported after the answer
-        return result
-    except ServerRequestError as exc:
-        failure = str(exc)
-        raise
-    finally:
-        await stop_session(client)
-        release_messages(client, failure)
+        return await synthesize_in_session(client, uri, text, LANGUAGE_BY_SUFFIX.get(path.suffix, "plaintext"),
+                                           selection)
+
+    return await _one_answer(client, work, "synthesis")
 
 
 def parse_line_range(spec: str | None) -> tuple[int, int] | None:

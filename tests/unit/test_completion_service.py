@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
-import sys
 from concurrent.futures import Future
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -26,6 +24,7 @@ from codegen_lsp.engine.jobs import GenerationJob, GenerationResult
 from codegen_lsp.events import SuggestionStats
 from codegen_lsp.gguf.meta import PromptFormat
 from codegen_lsp.settings import Settings
+from support.imports import lsp_modules_loaded_by
 
 URI = "file:///calc.py"
 WAIT_S = 5  # a bound on waiting for an event that a working service produces at once
@@ -243,8 +242,5 @@ async def test_a_document_changed_during_generation_gets_no_text():
 
 def test_the_service_knows_nothing_of_lsp():
     """completion.py is the core behind the LSP handlers: importing it loads no pygls, lsprotocol or server."""
-    code = ("import sys, codegen_lsp.completion; "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'pygls', 'lsprotocol'}), "
-            "'codegen_lsp.server' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["[]", "False"], out
+    loaded = lsp_modules_loaded_by("codegen_lsp.completion")
+    assert loaded == ([], False), loaded

@@ -4,8 +4,6 @@ with offsets in code points end to end (multi-byte characters before a comment).
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from concurrent.futures import Future
 
 from codegen_lsp.documents.positions import PositionEncoding
@@ -13,6 +11,7 @@ from codegen_lsp.documents.store import DocumentStore
 from codegen_lsp.engine.jobs import GenerationJob, GenerationResult
 from codegen_lsp.synthesis.run import Synthesis, SynthesisOptions
 from codegen_lsp.synthesis.turns import plan_turns
+from support.imports import lsp_modules_loaded_by
 
 URI = "file:///unicode.py"
 # 'é' is 2 UTF-8 bytes, '😀' 4 (and 2 UTF-16 units): byte, code-point and UTF-16 offsets all differ.
@@ -84,8 +83,6 @@ def test_a_changed_document_stops_before_the_next_turn():
 
 
 def test_synthesis_knows_nothing_of_lsp():
-    code = ("import sys, codegen_lsp.synthesis.run, codegen_lsp.synthesis.turns, codegen_lsp.synthesis.truncate; "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'pygls', 'lsprotocol'}), "
-            "'codegen_lsp.server' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["[]", "False"], out
+    loaded = lsp_modules_loaded_by("codegen_lsp.synthesis.run", "codegen_lsp.synthesis.turns",
+                                   "codegen_lsp.synthesis.truncate")
+    assert loaded == ([], False), loaded
