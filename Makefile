@@ -43,7 +43,10 @@ $(LLAMA_STAMP): $(LLAMA_WHEELS)/.done
 install: $(LLAMA_STAMP)
 	$(BIN)/pip install -e .
 
+# The development tools are their own distribution (devtools/), installed from the checkout first so that
+# the `dev` extra's requirement on codegen-lsp-devtools is already met.
 dev: $(LLAMA_STAMP)
+	$(BIN)/pip install --no-deps -e ./devtools
 	$(BIN)/pip install -e '.[dev]'
 
 # Neovim, the extension's npm packages, code-server and Chromium for the editor tests.

@@ -25,7 +25,7 @@ def python_exe() -> str:
 @pytest.fixture(scope="session")
 def tiny_codegen1():
     """The default tiny left-to-right model: 2 layers, n_embd 128, briefly trained."""
-    from codegen_lsp.models.factory import TinyModelSpec, build_test_model
+    from codegen_lsp_devtools.test_models import TinyModelSpec, build_test_model
 
     return build_test_model(TinyModelSpec(train_steps=150))
 
@@ -33,7 +33,7 @@ def tiny_codegen1():
 @pytest.fixture(scope="session")
 def memorizing_codegen1():
     """A tiny left-to-right model trained until greedy decoding reproduces support.snippets exactly."""
-    from codegen_lsp.models.factory import TinyModelSpec, build_test_model
+    from codegen_lsp_devtools.test_models import TinyModelSpec, build_test_model
     from support.snippets import SNIPPETS
 
     return build_test_model(TinyModelSpec(memorize=SNIPPETS, train_steps=300, seed=3))
@@ -42,7 +42,7 @@ def memorizing_codegen1():
 @pytest.fixture(scope="session")
 def memorizing_codegen2():
     """The CodeGen2-format twin: also memorizes every one-line infill of the snippets."""
-    from codegen_lsp.models.factory import TinyModelSpec, build_test_model
+    from codegen_lsp_devtools.test_models import TinyModelSpec, build_test_model
     from support.snippets import SNIPPETS
 
     return build_test_model(TinyModelSpec(family="codegen2", memorize=SNIPPETS, train_steps=400, seed=4))
@@ -51,7 +51,7 @@ def memorizing_codegen2():
 @pytest.fixture(scope="session")
 def synthesizing_codegen1():
     """A tiny left-to-right model that reproduces support.snippets.SYNTHESIS_SNIPPETS from their comments."""
-    from codegen_lsp.models.factory import TinyModelSpec, build_test_model
+    from codegen_lsp_devtools.test_models import TinyModelSpec, build_test_model
     from support.snippets import SYNTHESIS_SNIPPETS
 
     return build_test_model(TinyModelSpec(memorize=SYNTHESIS_SNIPPETS, train_steps=300, seed=5))
@@ -61,7 +61,7 @@ def synthesizing_codegen1():
 def slow_synthesizing_codegen1():
     """Memorizes support.snippets.MTPB_STYLE_PROGRAM but is big enough (6 layers, n_embd 512) that a
     turn takes a few hundred ms: a cancel sent when turn 2 starts reliably lands inside it."""
-    from codegen_lsp.models.factory import TinyModelSpec, build_test_model
+    from codegen_lsp_devtools.test_models import TinyModelSpec, build_test_model
     from support.snippets import MTPB_STYLE_PROGRAM
 
     return build_test_model(TinyModelSpec(n_embd=512, n_head=8, rotary_dim=32, n_layer=6,
@@ -71,7 +71,7 @@ def slow_synthesizing_codegen1():
 @pytest.fixture(scope="session")
 def slow_model():
     """Random weights (so it rarely emits an end token) and big enough to decode for seconds."""
-    from codegen_lsp.models.factory import TinyModelSpec, build_test_model
+    from codegen_lsp_devtools.test_models import TinyModelSpec, build_test_model
 
     return build_test_model(TinyModelSpec(n_embd=768, n_head=12, rotary_dim=32, n_layer=8, seed=21))
 
@@ -79,7 +79,7 @@ def slow_model():
 @pytest.fixture(scope="session")
 def tiny_codegen2():
     """A tiny CodeGen2-style model with infill sentinels and an mp_num = 8 qkv layout."""
-    from codegen_lsp.models.factory import TinyModelSpec, build_test_model
+    from codegen_lsp_devtools.test_models import TinyModelSpec, build_test_model
 
     return build_test_model(TinyModelSpec(family="codegen2", n_embd=256, n_head=8, rotary_dim=16, mp_num=8,
                                           train_steps=150))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from . import __version__
 
@@ -15,15 +15,13 @@ class CliError(Exception):
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from .bench.mtpb_data import MtpbDataError
     from .convert.errors import ConversionError
     from .gguf.inspect import ModelFileError
     from .headless import ServerModelError, ServerRequestError
     from .models.pull import PullError
     from .models.registry import RegistryError
 
-    return (CliError, ConversionError, ModelFileError, PullError, RegistryError, MtpbDataError, ServerModelError,
-            ServerRequestError)
+    return (CliError, ConversionError, ModelFileError, PullError, RegistryError, ServerModelError, ServerRequestError)
 
 
 # -- convert ---------------------------------------------------------------------------------------
@@ -83,43 +81,6 @@ def cmd_models_path(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- test models -----------------------------------------------------------------------------------
-
-def cmd_test_model(args: argparse.Namespace) -> int:
-    from .models.factory import TinyModelSpec, build_test_model
-
-    spec = TinyModelSpec(family=args.family, n_layer=args.layers, n_embd=args.embd, n_head=args.heads,
-                         rotary_dim=args.rotary_dim, mp_num=args.mp_num, seed=args.seed, outtype=args.outtype)
-    model = build_test_model(spec, Path(args.cache) if args.cache else None)
-    print(model.gguf_path if args.quantize is None else model.quantized(args.quantize))
-    return 0
-
-
-# -- the default model -----------------------------------------------------------------------------
-
-def cmd_train_default(args: argparse.Namespace) -> int:
-    from .convert import convert_checkpoint
-    from .training.corpus import build_corpus
-    from .training.train import TrainSpec, train
-
-    spec = TrainSpec(n_layer=args.layers, n_embd=args.embd, n_head=args.heads, rotary_dim=args.rotary_dim,
-                     vocab=args.vocab, seq_len=args.seq_len, batch=args.batch, steps=args.steps,
-                     learning_rate=args.lr, seed=args.seed, corpus_bytes=args.corpus_mb * 2**20)
-    out = Path(args.out)
-    corpus = build_corpus()
-    out.mkdir(parents=True, exist_ok=True)
-    corpus.write_manifest(out / "corpus_manifest.json")
-    print(f"corpus: {len(corpus.files)} files from {len(corpus.packages)} packages "
-          f"({len(corpus.split(True))} held out); manifest: {out / 'corpus_manifest.json'}")
-    result = train(corpus, spec, out, minutes=args.minutes, progress=not args.quiet)
-    print(f"{'finished' if result.finished else 'stopped'} at step {result.steps_done}/{spec.steps}, "
-          f"loss {result.loss:.3f}, {result.seconds / 60:.1f} min this run; checkpoint: {out}")
-    if args.gguf:
-        report = convert_checkpoint(out, Path(args.gguf), args.outtype, progress=not args.quiet)
-        print(f"wrote {report.out} ({args.outtype}, {report.bytes_written / 2**20:.1f} MiB)")
-    return 0
-
-
 # -- serve / complete ------------------------------------------------------------------------------
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -152,116 +113,6 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     return run_synthesize(Path(args.file), args.range, args.write, options)
 
 
-def cmd_bench_engine(args: argparse.Namespace) -> int:
-    import asyncio
-    import json
-
-    from .bench.engine import print_engine_report, run_engine_bench
-
-    model = Path(args.model)
-    if not model.is_file():
-        raise CliError(f"{model}: model file not found")
-    try:
-        report = asyncio.run(run_engine_bench(model, args.rounds, args.max_tokens))
-    except RuntimeError as exc:
-        raise CliError(str(exc)) from None
-    print_engine_report(report)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {out}")
-    return 0
-
-
-def cmd_bench_latency(args: argparse.Namespace) -> int:
-    from .bench.latency import print_report, run_latency
-    from .bench.llama_server import LlamaServerError
-    from .bench.trace import TraceError, limit_trace, load_trace
-
-    try:
-        trace = limit_trace(load_trace(Path(args.trace) if args.trace else None), args.keystrokes)
-    except TraceError as exc:
-        raise SystemExit(f"codegen-lsp: error: {exc}") from None
-    backends = args.backends
-    if args.no_llama_server:
-        backends = ",".join(b for b in backends.split(",") if b.strip() != "c")
-    if args.model:
-        model = Path(args.model)
-        if not model.is_file():
-            raise SystemExit(f"codegen-lsp: error: {model}: model file not found")
-    else:
-        from .models.factory import build_test_model, codegen_350m_shape
-
-        print("building a random-weight model of CodeGen-350M's shape (cached after the first run)...")
-        model = build_test_model(codegen_350m_shape()).quantized(args.quantization)
-    try:
-        report = run_latency(model, trace, args.threads, args.max_tokens, args.context_tokens, backends,
-                             args.request_pause_ms, Path(args.out))
-    except (LlamaServerError, ValueError) as exc:
-        raise SystemExit(f"codegen-lsp: error: {exc}") from None
-    print_report(report)
-    print(f"wrote {args.out} and {Path(args.out).with_suffix('.md')}")
-    return 0
-
-
-def cmd_bench_make_trace(args: argparse.Namespace) -> int:
-    from .bench.trace import TraceError, default_trace_path, make_trace, stdlib_path, write_trace
-
-    try:
-        source = Path(args.source) if args.source else None
-        if source is not None and not source.is_file():
-            source = stdlib_path(args.source)  # a module name: textwrap, argparse, ...
-        trace = make_trace(source, args.function or None, args.keystrokes, args.seed)
-    except (TraceError, SyntaxError, OSError) as exc:
-        raise SystemExit(f"codegen-lsp: error: {exc}") from None
-    out = default_trace_path() if args.default else Path(args.out)
-    write_trace(trace, out)
-    print(f"wrote {out}: {len(trace['events'])} keys of {trace['name']} ({trace['function']})")
-    return 0
-
-
-def cmd_bench_mtpb(args: argparse.Namespace) -> int:
-    from .bench.mtpb import MtpbOptions, run_mtpb
-    from .bench.mtpb_score import print_summary
-
-    report = run_mtpb(MtpbOptions(
-        model=Path(args.model) if args.model else None, data=Path(args.data) if args.data else None,
-        limit=args.limit, samples=args.samples, greedy=args.greedy, single_turn=args.single_turn,
-        out_dir=Path(args.out), jobs=args.jobs, timeout_s=args.timeout, threads=args.threads,
-        progress=not args.quiet))
-    print_summary(report)
-    return 0
-
-
-def cmd_bench_mtpb_exec(args: argparse.Namespace) -> int:
-    from .bench.mtpb_score import print_summary, run_mtpb_exec
-
-    try:
-        report = run_mtpb_exec(Path(args.samples), Path(args.out), Path(args.data) if args.data else None,
-                               jobs=args.jobs, timeout_s=args.timeout, progress=not args.quiet)
-    except (OSError, ValueError) as exc:
-        raise CliError(str(exc)) from None
-    print_summary(report)
-    return 0
-
-
-def cmd_bench_quality(args: argparse.Namespace) -> int:
-    import json
-
-    from .bench.quality import run_quality
-
-    report = run_quality(Path(args.model), files=args.files, per_file=args.lines_per_file, seed=args.seed,
-                         threads=args.threads)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
-    print(f"single-line infill exact match {report['infill_exact_match']:.2f}% "
-          f"(baseline, repeat the line above: {report['infill_baseline_repeat_line_above']:.2f}%) over "
-          f"{report['infill_cases']} lines of {report['held_out_files']} held-out files")
-    print(f"perplexity {report['perplexity']:.2f} (unigram baseline {report['perplexity_unigram_baseline']:.2f}) "
-          f"over {report['perplexity_tokens']} tokens; wrote {args.out}")
-    return 0
-
-
 def cmd_doctor(args: argparse.Namespace) -> int:
     from .doctor import run_doctor
 
@@ -286,7 +137,44 @@ def cmd_languages(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+# -- development tools -----------------------------------------------------------------------------
+# bench, train-default and test-model live in the codegen-lsp-devtools package (devtools/), which adds
+# them through entry points in this group. Without it they stay listed, and say what installs them.
+COMMANDS_GROUP = "codegen_lsp.commands"
+DEV_COMMANDS = {"bench": "benchmarks (latency, engine, quality, MTPB)",
+                "train-default": "train the default model",
+                "test-model": "build a tiny random-weight test model"}
+DEV_INSTALL = "pip install 'codegen-lsp[bench]' (in a checkout: make dev)"
+
+
+def _missing_dev_command(args: argparse.Namespace) -> int:
+    raise CliError(f"`codegen-lsp {args.command}` is a development tool, and the development tools are not "
+                   f"installed here: {DEV_INSTALL}")
+
+
+def add_dev_commands(sub: argparse._SubParsersAction, command: str | None) -> tuple[type[BaseException], ...]:
+    """Register the development tools' commands. Only the one being run is imported (all of them for
+    --help), so serving never imports the development tools."""
+    from importlib.metadata import entry_points
+
+    found = {ep.name: ep for ep in entry_points(group=COMMANDS_GROUP)}
+    errors: tuple[type[BaseException], ...] = ()
+    for name, summary in DEV_COMMANDS.items():
+        if name in found and command in (name, None):
+            errors += tuple(found[name].load()(sub))
+        elif name not in found:
+            p = sub.add_parser(name, help=f"{summary} (needs the development tools: {DEV_INSTALL})",
+                               add_help=False)
+            p.add_argument("rest", nargs=argparse.REMAINDER)
+            p.set_defaults(func=_missing_dev_command)
+    return errors
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(command: str | None = None) -> tuple[argparse.ArgumentParser, tuple[type[BaseException], ...]]:
     from .convert import OUTTYPES
 
     parser = argparse.ArgumentParser(prog="codegen-lsp", description=__doc__)
@@ -328,71 +216,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("languages", help="print the supported-language table as JSON (for editor clients)")
     p.set_defaults(func=cmd_languages)
 
-    bench = sub.add_parser("bench", help="benchmarks that print numbers").add_subparsers(
-        dest="bench_command", required=True)
-    p = bench.add_parser("latency", help="keystroke-trace replay: codegen-lsp vs raw llama-cpp-python vs llama-server")
-    p.add_argument("--trace", default=None, help="a trace from `bench make-trace` (default: the shipped textwrap trace)")
-    p.add_argument("--model", default=None, help="a .gguf (default: random CodeGen-350M shape, q4_k_m)")
-    p.add_argument("--quantization", default="q4_k_m")
-    p.add_argument("--max-tokens", type=int, default=16)
-    p.add_argument("--threads", type=int, default=None, help="llama.cpp threads for every backend (default: all cores)")
-    p.add_argument("--context-tokens", type=int, default=2048, help="n_ctx for every backend")
-    p.add_argument("--keystrokes", type=int, default=None, help="replay only the first N keys of the trace")
-    p.add_argument("--backends", default="a,b,c", help="a: codegen-lsp, b: raw llama-cpp-python, c: llama-server")
-    p.add_argument("--no-llama-server", action="store_true", help="same as leaving c out of --backends")
-    p.add_argument("--request-pause-ms", type=float, default=None,
-                   help="request after pauses at least this long (default: the server's adaptive debounce for the trace)")
-    p.add_argument("--out", default="bench-results/latency.json", help="JSON report (Markdown beside it)")
-    p.set_defaults(func=cmd_bench_latency)
-
-    p = bench.add_parser("engine", help="the engine process: cancel → answer, kill → first suggestion, RSS per process")
-    p.add_argument("--model", required=True, help="a .gguf that decodes for seconds at --max-tokens")
-    p.add_argument("--rounds", type=int, default=5, help="cancels and kills, each")
-    p.add_argument("--max-tokens", type=int, default=256)
-    p.add_argument("--out", default="bench-results/engine.json", help="JSON report")
-    p.set_defaults(func=cmd_bench_engine)
-
-    p = bench.add_parser("make-trace", help="a keystroke trace: typing part of a standard-library function")
-    p.add_argument("--source", default=None, help="a .py file or stdlib module name (default: textwrap)")
-    p.add_argument("--function", default="dedent", help="the function whose body is typed ('' = the first one)")
-    p.add_argument("--keystrokes", type=int, default=80, help="at least this many keys (whole lines)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="bench-results/trace.json")
-    p.add_argument("--default", action="store_true", help="write the package's default trace instead of --out")
-    p.set_defaults(func=cmd_bench_make_trace)
-
-    def mtpb_common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--data", default=None, help="mtpb.jsonl (default: $CODEGEN_LSP_MTPB or ../shared/mtpb/mtpb.jsonl)")
-        p.add_argument("--out", default="bench-results", help="folder for the JSON and Markdown reports")
-        p.add_argument("--jobs", type=int, default=2, help="programs executed at once")
-        p.add_argument("--timeout", type=float, default=20.0, help="seconds per program (the paper: 20)")
-        p.add_argument("--quiet", action="store_true", help="no progress bar")
-
-    p = bench.add_parser("mtpb", help="MTPB pass rate: synthesize each problem through the server, run it sandboxed")
-    p.add_argument("--model", default=None, help="a .gguf (default: the server's default model)")
-    p.add_argument("--limit", type=int, default=None, help="only the first N problems")
-    p.add_argument("--samples", type=int, default=1, help="programs sampled per test case")
-    p.add_argument("--greedy", action="store_true", help="greedy decoding instead of the paper's sampling")
-    p.add_argument("--single-turn", action="store_true", help="all prompts as one comment block (the paper's baseline)")
-    p.add_argument("--threads", type=int, default=None, help="llama.cpp threads")
-    mtpb_common(p)
-    p.set_defaults(func=cmd_bench_mtpb)
-
-    p = bench.add_parser("quality", help="held-out single-line infill exact match (through the server) and "
-                                        "perplexity, each next to a trivial baseline")
-    p.add_argument("--model", required=True, help="a .gguf")
-    p.add_argument("--files", type=int, default=40, help="held-out files")
-    p.add_argument("--lines-per-file", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--out", default="bench-results/quality.json")
-    p.set_defaults(func=cmd_bench_quality)
-
-    p = bench.add_parser("mtpb-exec", help="score programs produced elsewhere (JSONL: id, input, program[, sample])")
-    p.add_argument("samples")
-    mtpb_common(p)
-    p.set_defaults(func=cmd_bench_mtpb_exec)
-
     p = sub.add_parser("convert", help="convert a Hugging Face CodeGen checkpoint folder to GGUF")
     p.add_argument("src", help="checkpoint folder (config.json, weights, tokenizer files)")
     p.add_argument("out", help="output .gguf path")
@@ -419,52 +242,19 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--registry", default=None, help="registry TOML (default: models/registry.toml)")
         p.set_defaults(func=func)
 
-    from .training.train import TrainSpec
-
-    train_defaults = TrainSpec()
-    p = sub.add_parser("train-default", help="train the default model (CodeGen architecture, CodeGen2 recipe) "
-                                             "on permissively licensed source found on this machine; resumable")
-    p.add_argument("--out", default=".cache/default-model", help="checkpoint folder (resumed if present)")
-    p.add_argument("--steps", type=int, default=train_defaults.steps)
-    p.add_argument("--minutes", type=float, default=None, help="stop (with a checkpoint) after this long")
-    p.add_argument("--seed", type=int, default=train_defaults.seed)
-    p.add_argument("--layers", type=int, default=train_defaults.n_layer)
-    p.add_argument("--embd", type=int, default=train_defaults.n_embd)
-    p.add_argument("--heads", type=int, default=train_defaults.n_head)
-    p.add_argument("--rotary-dim", type=int, default=train_defaults.rotary_dim)
-    p.add_argument("--vocab", type=int, default=train_defaults.vocab)
-    p.add_argument("--seq-len", type=int, default=train_defaults.seq_len)
-    p.add_argument("--batch", type=int, default=train_defaults.batch)
-    p.add_argument("--lr", type=float, default=train_defaults.learning_rate)
-    p.add_argument("--corpus-mb", type=int, default=train_defaults.corpus_bytes // 2**20, help="MiB of source text tokenized for training")
-    p.add_argument("--gguf", default=None, help="also convert the checkpoint to this .gguf")
-    p.add_argument("--outtype", default="q8_0", choices=OUTTYPES)
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_train_default)
-
-    p = sub.add_parser("test-model", help="build (or reuse) a tiny random-weight CodeGen test model")
-    p.add_argument("--family", choices=["codegen1", "codegen2"], default="codegen1")
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--embd", type=int, default=128)
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--rotary-dim", type=int, default=16)
-    p.add_argument("--mp-num", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--outtype", choices=["f32", "f16"], default="f32")
-    p.add_argument("--quantize", choices=["q8_0", "q4_k_m", "q5_k_m"], default=None)
-    p.add_argument("--cache", default=None, help="cache folder (default: ./.cache/test-models)")
-    p.set_defaults(func=cmd_test_model)
-    return parser
+    return parser, add_dev_commands(sub, command)
 
 
-def run(argv: Sequence[str] | None, parser_factory: Callable[[], argparse.ArgumentParser] = build_parser) -> int:
-    args = parser_factory().parse_args(argv)
+def run(argv: Sequence[str] | None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, dev_errors = build_parser(_command_of(argv))
+    args = parser.parse_args(argv)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
         print("codegen-lsp: interrupted; no partial output was left behind", file=sys.stderr)
         return 130
-    except _user_errors() as exc:
+    except _user_errors() + dev_errors as exc:
         print(f"codegen-lsp: error: {exc}", file=sys.stderr)
         return 1
 

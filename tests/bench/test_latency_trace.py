@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from codegen_lsp.bench import trace as tr
-from codegen_lsp.bench.latency import request_points, run_latency, server_debounce_ms
+from codegen_lsp_devtools.bench import trace as tr
+from codegen_lsp_devtools.bench.latency import request_points, run_latency, server_debounce_ms
 
 
 def test_trace_is_deterministic_and_replays_to_the_source():

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from support.mtpb_programs import HAND_PROGRAMS, KNOWN_UNPASSABLE_PROGRAMS, HandProgram, build_program
 
-from codegen_lsp.bench.mtpb_data import (
+from codegen_lsp_devtools.bench.mtpb_data import (
     HEADER,
     MtpbDataError,
     Problem,
@@ -23,7 +23,7 @@ from codegen_lsp.bench.mtpb_data import (
     load_problems,
     render_file,
 )
-from codegen_lsp.bench.mtpb_score import (
+from codegen_lsp_devtools.bench.mtpb_score import (
     KNOWN_UNPASSABLE,
     ScoredCase,
     build_report,
@@ -34,7 +34,7 @@ from codegen_lsp.bench.mtpb_score import (
     score_samples,
     write_report,
 )
-from codegen_lsp.bench.sandbox import run_program
+from codegen_lsp_devtools.bench.sandbox import run_program
 
 QUICK = 5.0  # seconds: the limit for programs that should end at once
 

@@ -134,7 +134,7 @@ def test_codegen2_without_mp_num_asks_for_it(tmp_path, tiny_codegen2):
 
 
 def test_ctrl_c_midway_leaves_nothing(tmp_path):
-    from codegen_lsp.models.factory import TinyModelSpec, build_test_model
+    from codegen_lsp_devtools.test_models import TinyModelSpec, build_test_model
 
     big = build_test_model(TinyModelSpec(n_embd=768, n_head=12, rotary_dim=32, n_layer=8, seed=21))
     out = tmp_path / "out.gguf"

@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 llama_cpp = pytest.importorskip("llama_cpp")
 
-from codegen_lsp.models.factory import TinyModelSpec, build_test_model, pack_qkv  # noqa: E402
+from codegen_lsp_devtools.test_models import TinyModelSpec, build_test_model, pack_qkv  # noqa: E402
 
 from support import STDLIB_DIR  # noqa: E402
 

@@ -13,7 +13,7 @@ import pytest
 from pytest_lsp import LanguageClient
 from pytest_lsp.client import make_test_lsp_client
 
-from codegen_lsp.bench import engine as bench_engine
+from codegen_lsp_devtools.bench import engine as bench_engine
 from support.files import shown
 from support.lsp import SERVER, inline, open_doc, record_status, start
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codegen_lsp.training.corpus import build_corpus
-from codegen_lsp.training.train import Specials, TrainSpec, infill_example, train
+from codegen_lsp_devtools.training.corpus import build_corpus
+from codegen_lsp_devtools.training.train import Specials, TrainSpec, infill_example, train
 
 
 @pytest.fixture(scope="module")

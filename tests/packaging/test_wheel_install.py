@@ -182,3 +182,25 @@ def test_installed_complete_uses_the_embedded_default_model(installed: Installed
                                    timeout=300, cwd=REPO_ROOT)
     assert from_checkout.returncode == 0, from_checkout.stderr
     assert done.stdout == from_checkout.stdout
+
+
+def test_the_wheel_ships_no_development_tools(installed: Installed):
+    """bench/, training/ and the test-model factory are codegen-lsp-devtools (devtools/), not the runtime."""
+    with zipfile.ZipFile(installed.wheel) as wheel:
+        names = wheel.namelist()
+    assert any(n.startswith("codegen_lsp/engine/") for n in names)
+    dev = [n for n in names if n.startswith(("codegen_lsp_devtools/", "codegen_lsp/bench/", "codegen_lsp/training/"))
+           or n.endswith(("/factory.py", "/test_models.py"))]
+    assert dev == []
+
+
+@pytest.mark.parametrize("command", [["bench", "latency", "--keystrokes", "3"], ["train-default"], ["test-model"]])
+def test_installed_development_commands_name_the_extra_that_brings_them(installed: Installed, command):
+    """Listed in --help, and run without the development tools: exit 1 with one line naming the extra."""
+    listed = installed.cli("--help", timeout=60)
+    assert listed.returncode == 0 and command[0] in listed.stdout, listed.stdout
+    done = installed.cli(*command, timeout=60)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert done.stderr.strip().splitlines() == [
+        f"codegen-lsp: error: `codegen-lsp {command[0]}` is a development tool, and the development tools are "
+        "not installed here: pip install 'codegen-lsp[bench]' (in a checkout: make dev)"], done.stderr

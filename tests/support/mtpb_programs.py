@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from codegen_lsp.bench.mtpb_data import HEADER, Problem
+from codegen_lsp_devtools.bench.mtpb_data import HEADER, Problem
 
 Snippet = str | Callable[[dict], str]
 

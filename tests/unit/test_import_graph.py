@@ -1,4 +1,4 @@
-"""No import cycles inside codegen_lsp (issue 14).
+"""No import cycles inside codegen_lsp, and no import of the development tools from it (issue 14).
 
 The graph is built statically with `ast` from every `import` and `from ... import` in
 server/codegen_lsp, at module level and inside functions alike; relative imports are resolved.
@@ -23,8 +23,10 @@ from pathlib import Path
 import pytest
 
 from support import REPO_ROOT
+from support.imports import devtools_modules_loaded_by_cli
 
 PACKAGE = "codegen_lsp"
+DEVTOOLS = "codegen_lsp_devtools"  # the development tools (devtools/): the runtime never imports them
 PACKAGE_DIR = REPO_ROOT / "server" / PACKAGE
 
 
@@ -195,6 +197,44 @@ def check_acyclic(graph: dict[str, set[str]], what: str) -> None:
     assert f"{PACKAGE}.server" in graph  # the walk found the package
     if cyclic_components(graph):
         pytest.fail(f"import cycles in codegen_lsp ({what}):\n" + format_cycles(graph), pytrace=False)
+
+
+# -- the runtime holds what serving needs; bench, training and the test-model factory are devtools/ --
+def imported_names(path) -> set[str]:
+    names = set()
+    for node in _imports(ast.parse(path.read_text(encoding="utf-8"), str(path)), type_checking=True):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif not node.level:
+            names.add(node.module or "")
+    return names
+
+
+def test_no_runtime_module_imports_the_development_tools():
+    files = sorted(PACKAGE_DIR.rglob("*.py"))
+    assert len(files) > 50
+    offenders = {str(p.relative_to(REPO_ROOT)): sorted(n for n in imported_names(p) if n.split(".")[0] == DEVTOOLS)
+                 for p in files}
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_development_tools_are_not_in_the_runtime_tree():
+    assert not (PACKAGE_DIR / "bench").exists() and not (PACKAGE_DIR / "training").exists()
+    assert not (PACKAGE_DIR / "models" / "factory.py").exists()
+    assert (REPO_ROOT / "devtools" / DEVTOOLS / "bench" / "latency.py").is_file()
+
+
+@pytest.mark.parametrize("argv", [
+    ["serve"], ["serve", "--tcp", "127.0.0.1:9"], ["complete", "f.py", "--line", "0", "--character", "0"],
+    ["synthesize", "f.py"], ["convert", "a", "b"], ["models", "list"], ["doctor"],
+])
+def test_runtime_commands_load_no_development_tool(argv):
+    assert devtools_modules_loaded_by_cli(*argv) == []
+
+
+def test_a_development_command_loads_its_module_only_when_run():
+    """The check above can see them: running `bench` loads the devtools' CLI module."""
+    assert f"{DEVTOOLS}.cli" in devtools_modules_loaded_by_cli("bench", "make-trace")
 
 
 def test_no_cycle_between_modules():

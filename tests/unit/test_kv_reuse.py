@@ -32,7 +32,7 @@ def _buffer() -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def one_layer_codegen2():
-    from codegen_lsp.models.factory import TinyModelSpec, build_test_model
+    from codegen_lsp_devtools.test_models import TinyModelSpec, build_test_model
 
     # Random but peaky (init_std 0.1): quick to build, and greedy picks are not near-ties.
     return build_test_model(TinyModelSpec(family="codegen2", n_layer=1, init_std=0.1, seed=12))

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codegen_lsp.bench.mtpb_data import Problem, default_data_path, load_problems
-from codegen_lsp.bench.sandbox import paper_text, run_program, to_plain
+from .mtpb_data import Problem, default_data_path, load_problems
+from .sandbox import paper_text, run_program, to_plain
 
 FLOAT_TOLERANCE = 1e-6
 REPORT_STEM = "mtpb-exec"

@@ -19,8 +19,8 @@ from pathlib import Path
 from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 
-from ..engine.process import RestartPolicy
-from ..headless import ready_session, stop_session
+from codegen_lsp.engine.process import RestartPolicy
+from codegen_lsp.headless import ready_session, stop_session
 
 BUFFER = "import os\n\n\ndef read_config(path):\n    with open(path) as fh:\n        return fh.read()\n"
 

@@ -22,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..engine.crash import NO_AMX_FLAGS
+from codegen_lsp.engine.crash import NO_AMX_FLAGS
 
 DEFAULT_DIR = Path(".cache") / "llama-server"
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..resources import checkout_root
+from codegen_lsp.resources import checkout_root
 
 ENV_VAR = "CODEGEN_LSP_MTPB"
 HEADER = "# Import libraries.\n\nimport numpy as np\n\n"

@@ -111,9 +111,7 @@ def _collect(proc: subprocess.Popen, result_fd: int, deadline: float) -> tuple[b
 
 def run_program(program: str, timeout_s: float = 20.0, memory_mb: int = 2048) -> Execution:
     """Execute `program` in a fresh sandboxed process and return what it printed last (see module doc)."""
-    from ..resources import package_path  # here: the runner (this file run with -I) imports nothing of ours
-
-    runner = package_path("bench", "sandbox.py")
+    runner = Path(__file__)  # run with -I: as a script it imports nothing of ours
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mtpb-run-", ignore_cleanup_errors=True) as tmp_name:
         tmp = Path(tmp_name)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from lsprotocol import types
 
-from ..headless import inline_at, ready_session, stop_session
+from codegen_lsp.headless import inline_at, ready_session, stop_session
 from ..training.corpus import build_corpus
 
 

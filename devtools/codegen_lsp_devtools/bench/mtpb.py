@@ -19,7 +19,7 @@ from pathlib import Path
 from lsprotocol import types
 from tqdm import tqdm
 
-from ..headless import ready_session, stop_session, synthesize_in_session
+from codegen_lsp.headless import ready_session, stop_session, synthesize_in_session
 from .mtpb_data import Problem, load_problems, render_file
 from .mtpb_score import ScoredCase, build_report, score_program, write_report
 

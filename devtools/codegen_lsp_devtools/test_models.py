@@ -60,7 +60,7 @@ class TinyModel:
 
     def quantized(self, qtype: str) -> Path:
         """The same checkpoint converted to another type (cached beside the first)."""
-        from ..convert import convert_checkpoint
+        from codegen_lsp.convert import convert_checkpoint
 
         out = self.gguf_path.with_name(f"model-{qtype}.gguf")
         if not out.exists():
@@ -197,7 +197,7 @@ def memorize_snippets(model, documents: list[list[int]], spec: TinyModelSpec) ->
 
 def tiktoken_ranks_of(tokenizer) -> dict[bytes, int]:
     """A trained byte-level BPE's vocabulary as tiktoken merge ranks (ids are in merge order)."""
-    from ..convert.vocab import bytes_to_unicode
+    from codegen_lsp.convert.vocab import bytes_to_unicode
 
     decode = {ch: byte for byte, ch in bytes_to_unicode().items()}
     vocab = tokenizer.get_vocab(with_added_tokens=False)
@@ -311,7 +311,7 @@ class _lock:
 
 
 def build_test_model(spec: TinyModelSpec = TinyModelSpec(), cache_dir: Path | None = None) -> TinyModel:
-    from ..convert import convert_checkpoint
+    from codegen_lsp.convert import convert_checkpoint
 
     folder = (cache_dir or default_cache_dir()) / f"{spec.family}-{spec.key()}"
     hf_dir, gguf_path = folder / "hf", folder / f"model-{spec.outtype}.gguf"

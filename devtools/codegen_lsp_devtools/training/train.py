@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..models.factory import ENDOFTEXT, save_hf_checkpoint, train_tokenizer
+from ..test_models import ENDOFTEXT, save_hf_checkpoint, train_tokenizer
 from .corpus import Corpus
 
 CHECKPOINT = "checkpoint.pt"

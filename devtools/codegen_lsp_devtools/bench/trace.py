@@ -25,7 +25,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..resources import package_path
 
 TRACE_VERSION = 1
 DEFAULT_SOURCE_MODULE = "textwrap"
@@ -121,7 +120,7 @@ def write_trace(trace: dict, out: Path) -> None:
 
 
 def default_trace_path() -> Path:
-    return package_path("bench", DEFAULT_TRACE_FILE)
+    return Path(__file__).with_name(DEFAULT_TRACE_FILE)
 
 
 def default_trace() -> dict:

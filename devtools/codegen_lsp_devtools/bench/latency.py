@@ -42,7 +42,7 @@ from pathlib import Path
 
 from lsprotocol import types
 
-from ..resources import package_path
+from codegen_lsp.resources import package_path
 from . import trace as tr
 
 BACKENDS = {"a": "codegen-lsp (LSP, llama.cpp in its engine process)", "b": "llama-cpp-python raw (no reuse)",
@@ -71,8 +71,8 @@ class PromptBuilder:
     def __init__(self, model: Path, n_ctx: int, max_tokens: int) -> None:
         import llama_cpp
 
-        from ..gguf.inspect import inspect_model_file
-        from ..settings import Settings
+        from codegen_lsp.gguf.inspect import inspect_model_file
+        from codegen_lsp.settings import Settings
 
         self.info = inspect_model_file(model)
         self.settings = Settings()
@@ -84,7 +84,7 @@ class PromptBuilder:
         return self._vocab.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=False) if text else []
 
     def tokens(self, prefix: str, suffix: str) -> list[int]:
-        from ..context.prompt import Text, build_segments, fit_segments
+        from codegen_lsp.context.prompt import Text, build_segments, fit_segments
 
         segments = fit_segments(build_segments(self.info.prompt_format, prefix, suffix, self.info.token_ids),
                                 self.n_ctx - self.max_tokens - 1, lambda t: len(self.tokenize(t)),
@@ -95,8 +95,8 @@ class PromptBuilder:
         return out or [self.info.token_ids.get("eos", 0)]
 
     def stops(self, language: str, prefix: str, suffix: str) -> list[str]:
-        from ..postprocess.pipeline import CompletionContext, suggestion_mode
-        from ..completion import stop_strings
+        from codegen_lsp.postprocess.pipeline import CompletionContext, suggestion_mode
+        from codegen_lsp.completion import stop_strings
 
         return list(stop_strings(self.settings.stop, suggestion_mode(CompletionContext(language, prefix, suffix))))
 
@@ -237,8 +237,8 @@ def request_points(keys: list[tr.Keystroke], pause_ms: float) -> list[int]:
 
 def server_debounce_ms(keys: list[tr.Keystroke]) -> float:
     """What the server's adaptive debounce would wait for this rhythm when the model is slower than typing."""
-    from ..scheduling import BURST_GAP_S, adaptive_delay
-    from ..settings import Settings
+    from codegen_lsp.scheduling import BURST_GAP_S, adaptive_delay
+    from codegen_lsp.settings import Settings
 
     s = Settings()
     intervals = [k.delay_ms / 1000 for k in keys[1:] if k.delay_ms / 1000 < BURST_GAP_S]
@@ -247,7 +247,7 @@ def server_debounce_ms(keys: list[tr.Keystroke]) -> float:
 
 async def _replay(model: Path, trace: dict, points: list[int], backends: list[str], prompts: PromptBuilder,
                   threads: int, max_tokens: int, raw: RawBackend | None, llama_server, echo) -> tuple[list[Sample], dict]:
-    from ..headless import answer, ready_session, stop_session
+    from codegen_lsp.headless import answer, ready_session, stop_session
 
     language = trace.get("language", "python")
     samples: list[Sample] = []
