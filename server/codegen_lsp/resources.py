@@ -4,12 +4,13 @@
   `codegen_lsp/_resources/` holds links to the top-level `grammars/` and `models/`; building a wheel
   copies what they point to into `codegen_lsp/_resources/` (package-data in pyproject.toml), so the
   same path works in both.
-- `package_path(...)`: a file that lives inside the package itself (`bench/default_trace.json`).
+- `package_path(...)`: a file or folder inside the package itself (`package_path("engine")`).
 - `checkout_root()`: the source checkout this code runs from, or None in an installed wheel (only for
   things that are never shipped, such as `../shared/` data beside a checkout).
 - `cache_dir()`: the per-user cache (platformdirs).
 
-Nothing else in the package finds a file by its own `__file__`, `parents[...]` or importlib.resources.
+Nothing else in the package finds a data file by its own `__file__`, `parents[...]` or importlib.resources
+(engine/process.py puts the package's own root on the engine process's PYTHONPATH from `__file__`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def resource_path(name: str, *parts: str) -> Path:
 
 
 def package_path(*parts: str) -> Path:
-    """A file inside the package itself, e.g. `package_path("bench", "default_trace.json")`."""
+    """A file inside the package itself, e.g. `package_path("engine")`."""
     return PACKAGE_DIR.joinpath(*parts)
 
 
