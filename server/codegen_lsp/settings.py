@@ -30,6 +30,11 @@ class Settings(BaseModel):
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy.")
     top_p: float = Field(0.95, gt=0.0, le=1.0, alias="topP")
     stop: list[str] = Field(default_factory=list, description="Extra stop strings.")
+    token_healing: bool = Field(True, alias="tokenHealing",
+                                description="Prompt up to the last whole token before the cursor and let the model "
+                                            "spell out the rest (a trailing space, indentation, half a word) first, "
+                                            "so the suggestion does not start at an odd token boundary. Local "
+                                            "models only.")
     context_tokens: int = Field(2048, ge=64, le=131072, alias="contextTokens",
                                 description="Context window (n_ctx); capped at the model's training length.")
     prefix_share: float = Field(0.75, gt=0.0, lt=1.0, alias="prefixShare",

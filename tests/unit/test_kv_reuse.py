@@ -46,9 +46,12 @@ def _engine(model, chunk_reuse: bool = True) -> LlamaRunner:
     return engine
 
 
-def _ask(engine: LlamaRunner, prefix: str, suffix: str, fmt=INFILL, cancel=None, max_tokens=8) -> GenerationResult:
+def _ask(engine: LlamaRunner, prefix: str, suffix: str, fmt=INFILL, cancel=None, max_tokens=8,
+         heal: bool = False) -> GenerationResult:
+    """Without token healing by default: these tests compare the prompt's own evaluation (healing
+    evaluates a first token under its mask before the logits are read)."""
     segments = build_segments(fmt, prefix, suffix if fmt is INFILL else "", engine.info.token_ids)
-    job = GenerationJob(segments, max_tokens=max_tokens, temperature=0.0)
+    job = GenerationJob(segments, max_tokens=max_tokens, temperature=0.0, heal=heal)
     if cancel is not None:
         job.cancel = cancel
     return engine.generate(job)
@@ -108,6 +111,21 @@ def test_typing_into_an_infill_prompt_evaluates_a_few_tokens_and_stays_exact(eng
     # Editing the suffix instead (the cursor moved below): a deletion right after the prefix.
     (got, got_logits), (want, want_logits) = (_prompt_logits(e, prefix, suffix[40:]) for e in (reusing, exact))
     assert got.evaluated_prompt_tokens <= 8 and _same(got_logits, want_logits)
+
+
+def test_typing_with_token_healing_still_evaluates_a_few_tokens(engines, monkeypatch):
+    """Healing takes the prefix's last token off and decodes tokens of its own: the cache still serves
+    the next keystroke, and healing gives the same text as an engine that evaluates everything."""
+    monkeypatch.setattr(llama_runner, "MAX_DRIFT_TOKENS", 10 ** 6)
+    reusing, exact = engines
+    prefix, suffix = _buffer()
+    assert _ask(reusing, prefix, suffix, heal=True).healed  # the prefix ends in indentation
+    counts = []
+    for k in range(1, len(TYPED) + 1):
+        got = _ask(reusing, prefix + TYPED[:k], suffix, heal=True)
+        counts.append(got.evaluated_prompt_tokens)
+        assert got.text == _ask(exact, prefix + TYPED[:k], suffix, heal=True).text, k
+    assert sorted(counts)[len(counts) // 2] <= 8, counts
 
 
 def test_drifted_cells_are_evaluated_again(engines, monkeypatch):

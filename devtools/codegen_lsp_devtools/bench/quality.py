@@ -3,6 +3,10 @@
 - Single-line infill exact match, through the server: one line of a held-out file is blanked (its
   indentation kept), the server is asked for an inline completion there, and the answer must equal
   the line (trailing blanks stripped). Baseline: repeat the nearest non-blank line above.
+- After a space: a line is cut right after one of its spaces (`return ` | `a + b`); exact match of
+  the rest of the line, and the share of sensible answers (not empty, not starting with a blank: no
+  doubled space). Both kinds end at an odd token boundary: what token healing is for, so
+  `--compare-healing` scores them with the `tokenHealing` setting on and off in one run.
 - Perplexity per token on the held-out files (llama.cpp logits), next to a unigram model of the
   same tokens (the trivial baseline: token frequencies and nothing else).
 
@@ -30,9 +34,10 @@ from ..training.corpus import build_corpus
 class InfillCase:
     path: str
     line: int
-    indent: str
+    indent: str  # the line's text before the cursor (its indentation, or up to a space)
     expected: str
-    text: str  # the file with the line blanked
+    text: str  # the file with the line blanked (or cut at the cursor)
+    kind: str = "blank-line"  # | "after-space"
 
     @property
     def baseline(self) -> str:
@@ -73,8 +78,24 @@ def infill_cases(texts: list[tuple[str, str]], per_file: int, seed: int = 0) -> 
     return cases
 
 
-async def _infill_through_server(model: Path, cases: list[InfillCase], threads: int | None) -> list[str]:
-    options: dict = {"model": str(model), "maxTokens": 48}
+def after_space_cases(texts: list[tuple[str, str]], per_file: int, seed: int = 0) -> list[InfillCase]:
+    """Lines cut right after a space that follows code, with at least 2 characters of code after it."""
+    rng = random.Random(seed + 1)
+    cases = []
+    for path, text in texts:
+        lines = text.split("\n")
+        cuts = [(i, p + 1) for i, line in enumerate(lines) for p, ch in enumerate(line)
+                if ch == " " and line[:p].strip() and line[p + 1:p + 2].strip() and len(line[p + 1:].strip()) >= 2]
+        for index, at in sorted(rng.sample(cuts, min(per_file, len(cuts)))):
+            line = lines[index]
+            cut = "\n".join(lines[:index] + [line[:at]] + lines[index + 1:])
+            cases.append(InfillCase(path, index, line[:at], line[at:].rstrip(), cut, "after-space"))
+    return cases
+
+
+async def _infill_through_server(model: Path, cases: list[InfillCase], threads: int | None,
+                                 healing: bool = True) -> list[str]:
+    options: dict = {"model": str(model), "maxTokens": 48, "tokenHealing": healing}
     if threads:
         options["threads"] = threads
     with tempfile.TemporaryDirectory(prefix="codegen-lsp-quality-") as workdir:
@@ -123,18 +144,37 @@ def perplexities(model: Path, texts: list[tuple[str, str]], max_tokens: int = 51
     return math.exp(nll / scored), math.exp(unigram_nll / scored), scored
 
 
-def run_quality(model: Path, files: int = 40, per_file: int = 5, seed: int = 0, threads: int | None = None) -> dict:
+def _percent(hits: int, total: int) -> float:
+    return round(100 * hits / max(1, total), 2)
+
+
+def score_answers(cases: list[InfillCase], answers: list[str]) -> dict:
+    """Exact match per kind; for after-space cursors also the share of sensible answers."""
+    blank = [(a, c) for a, c in zip(answers, cases) if c.kind == "blank-line"]
+    space = [(a, c) for a, c in zip(answers, cases) if c.kind == "after-space"]
+    return {
+        "infill_exact_match": _percent(sum(a.strip() == c.expected for a, c in blank), len(blank)),
+        "after_space_exact_match": _percent(sum(a.rstrip() == c.expected for a, c in space), len(space)),
+        "after_space_sensible": _percent(sum(bool(a.strip()) and not a[:1].isspace() for a, _ in space), len(space)),
+    }
+
+
+def run_quality(model: Path, files: int = 40, per_file: int = 5, seed: int = 0, threads: int | None = None,
+                compare_healing: bool = False) -> dict:
     started = time.perf_counter()
     texts = held_out_texts(files, seed)
-    cases = infill_cases(texts, per_file, seed)
-    answers = asyncio.run(_infill_through_server(model, cases, threads))
-    exact = sum(a.strip() == c.expected for a, c in zip(answers, cases))
-    baseline = sum(c.baseline == c.expected for c in cases)
+    blank = infill_cases(texts, per_file, seed)
+    cases = blank + after_space_cases(texts, per_file, seed)
+    scores = score_answers(cases, asyncio.run(_infill_through_server(model, cases, threads)))
+    if compare_healing:
+        without = score_answers(cases, asyncio.run(_infill_through_server(model, cases, threads, healing=False)))
+        scores.update({f"{key}_without_healing": value for key, value in without.items()})
+    baseline = sum(c.baseline == c.expected for c in blank)
     model_ppl, unigram_ppl, scored = perplexities(model, texts, threads=threads)
     return {
-        "model": str(model), "held_out_files": len(texts), "infill_cases": len(cases),
-        "infill_exact_match": round(100 * exact / max(1, len(cases)), 2),
-        "infill_baseline_repeat_line_above": round(100 * baseline / max(1, len(cases)), 2),
+        "model": str(model), "held_out_files": len(texts), "infill_cases": len(blank),
+        "after_space_cases": len(cases) - len(blank), **scores,
+        "infill_baseline_repeat_line_above": _percent(baseline, len(blank)),
         "perplexity": round(model_ppl, 2), "perplexity_unigram_baseline": round(unigram_ppl, 2),
         "perplexity_tokens": scored, "seconds": round(time.perf_counter() - started, 1), "seed": seed,
     }

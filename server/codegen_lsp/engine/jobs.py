@@ -71,6 +71,9 @@ class GenerationJob:
     top_p: float = 0.95
     stop_strings: tuple[str, ...] = ()
     prefix_share: float = 0.75
+    # Token healing (engine/healing.py): the text before the cursor loses its last token, which the
+    # first generated tokens must spell out again. Local engine only; the remote one ignores it.
+    heal: bool = True
     cancel: CancelFlag = field(default_factory=CancelFlag)
 
 
@@ -84,6 +87,7 @@ class GenerationResult:
     prompt_seconds: float = 0.0
     generate_seconds: float = 0.0
     error: str = ""  # why an "error" finish has no text (remote: timeout, connection, HTTP)
+    healed: str = ""  # the text token healing took off the prompt and had generated again (not in `text`)
 
     @property
     def cancelled(self) -> bool:

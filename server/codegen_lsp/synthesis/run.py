@@ -35,6 +35,7 @@ class SynthesisOptions:
     top_p: float = 0.95
     turn_timeout_s: float = 60.0
     regenerate: bool = False  # replace code that already stands under a comment
+    heal: bool = True  # token healing at the end of each turn's prompt (engine/healing.py)
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ class Synthesis:
         options, cancel = self.options, CancelFlag.linked(self.cancel)
         job = GenerationJob(segments=[Text(prompt)], max_tokens=options.max_tokens, temperature=temperature,
                             top_p=options.top_p, stop_strings=stop_strings(indent, self.doc.language),
-                            prefix_share=0.75, cancel=cancel)
+                            prefix_share=0.75, heal=options.heal, cancel=cancel)
         future = self.engine.submit(job)
         try:
             result = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), options.turn_timeout_s)

@@ -1,0 +1,91 @@
+"""Token healing: the prompt ends at the last whole token before the cursor, and the first generated
+tokens are constrained to spell out what was cut off.
+
+A prompt that ends in a space, in indentation or inside a word (anywhere but right after a line
+break) ends on a token the model rarely saw there (`return` + ` ` instead of `return` + ` a`), and the suggestion suffers (`return 10 + a, b`).
+So the last token of the text before the cursor is taken off the prompt, and until the generated
+bytes cover its text, only tokens that agree with that text may be sampled (a logit mask over the
+vocabulary's token strings, built once per model). The covered text is then stripped from the
+suggestion. Pure: byte strings and token ids in, numpy index arrays out.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+MAX_CACHED_MASKS = 256
+
+
+@dataclass(frozen=True)
+class HealPlan:
+    """The prompt tokens to evaluate, and the bytes the generation must begin with (b"": no healing)."""
+    tokens: list[int]
+    removed: bytes
+    skipped: str = ""  # why healing was not applied, when it could have been
+
+
+class TokenHealer:
+    def __init__(self, pieces: Sequence[bytes]) -> None:
+        """`pieces[i]`: the bytes token i stands for (b"" for control and unused tokens)."""
+        self.pieces = list(pieces)
+        self._sorted = sorted((p, i) for i, p in enumerate(self.pieces) if p)
+        self._keys = [p for p, _ in self._sorted]
+        self._by_piece: dict[bytes, list[int]] = {}
+        for piece, token in self._sorted:
+            self._by_piece.setdefault(piece, []).append(token)
+        self._masks: dict[bytes, np.ndarray] = {}
+
+    def plan(self, tokens: list[int], text: str) -> HealPlan:
+        """Take the last token of `tokens` (the tokenized `text`, which ends at the cursor) off the prompt."""
+        if not tokens or not text or text.endswith("\n"):
+            # Right after a line break is a token boundary in every tokenizer: nothing to heal.
+            return HealPlan(tokens, b"")
+        last = tokens[-1]
+        piece = self.pieces[last] if 0 <= last < len(self.pieces) else b""
+        if not piece:
+            return HealPlan(tokens, b"", "the text before the cursor ends in a token with no text")
+        if not text.encode("utf-8", "replace").endswith(piece):
+            return HealPlan(tokens, b"", f"the last token's text {piece!r} is not how the text before the cursor ends")
+        if len(tokens) == 1:
+            return HealPlan(tokens, b"", "the prompt is a single token")
+        return HealPlan(tokens[:-1], piece)
+
+    def allowed(self, rest: bytes) -> np.ndarray:
+        """Token ids that agree with `rest`, the text still to be spelled out: tokens that start with it,
+        and tokens that are a beginning of it."""
+        mask = self._masks.get(rest)
+        if mask is not None:
+            return mask
+        start = bisect.bisect_left(self._keys, rest)
+        ids = []
+        for k in range(start, len(self._sorted)):
+            piece, token = self._sorted[k]
+            if not piece.startswith(rest):
+                break
+            ids.append(token)
+        for end in range(1, len(rest)):
+            ids += self._by_piece.get(rest[:end], ())
+        mask = np.array(sorted(ids), dtype=np.intc)
+        if len(self._masks) >= MAX_CACHED_MASKS:
+            self._masks.clear()
+        self._masks[rest] = mask
+        return mask
+
+    def advance(self, rest: bytes, token: int) -> bytes:
+        """What is left to spell out after `token` was generated."""
+        piece = self.pieces[token]
+        return rest[len(piece):] if len(piece) < len(rest) else b""
+
+
+def pick(logits: np.ndarray, allowed: np.ndarray, temperature: float, rng: np.random.Generator) -> int:
+    """Greedy (temperature 0) or sampled choice among the allowed token ids."""
+    scores = logits[allowed].astype(np.float64)
+    if temperature <= 0.0:
+        return int(allowed[int(np.argmax(scores))])
+    scores = (scores - scores.max()) / temperature
+    weights = np.exp(scores)
+    return int(allowed[int(rng.choice(len(allowed), p=weights / weights.sum()))])
