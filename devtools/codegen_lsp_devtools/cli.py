@@ -153,20 +153,21 @@ def cmd_bench_quality(args: argparse.Namespace) -> int:
     from .bench.quality import run_quality
 
     report = run_quality(Path(args.model), files=args.files, per_file=args.lines_per_file, seed=args.seed,
-                         threads=args.threads, compare_healing=args.compare_healing)
+                         threads=args.threads, compare=tuple(args.compare))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
     print(f"single-line infill exact match {report['infill_exact_match']:.2f}% "
           f"(baseline, repeat the line above: {report['infill_baseline_repeat_line_above']:.2f}%) over "
           f"{report['infill_cases']} lines of {report['held_out_files']} held-out files")
     print(f"after a space: exact match {report['after_space_exact_match']:.2f}%, sensible "
-          f"{report['after_space_sensible']:.2f}% over {report['after_space_cases']} cursors")
-    if args.compare_healing:
-        print(f"without token healing: infill exact match {report['infill_exact_match_without_healing']:.2f}%, "
-              f"after a space exact match {report['after_space_exact_match_without_healing']:.2f}%, sensible "
-              f"{report['after_space_sensible_without_healing']:.2f}%")
-    print(f"perplexity {report['perplexity']:.2f} (unigram baseline {report['perplexity_unigram_baseline']:.2f}) "
-          f"over {report['perplexity_tokens']} tokens; wrote {args.out}")
+          f"{report['after_space_sensible']:.2f}% over {report['after_space_cases']} cursors; "
+          f"degenerate {report['degenerate']:.2f}%")
+    for name in args.compare:
+        key = name.replace("-", "_")
+        print(f"without {name}: infill exact match {report[f'infill_exact_match_without_{key}']:.2f}%, after a "
+              f"space exact match {report[f'after_space_exact_match_without_{key}']:.2f}%, sensible "
+              f"{report[f'after_space_sensible_without_{key}']:.2f}%; degenerate "
+              f"{report[f'degenerate_without_{key}']:.2f}%")
     return 0
 
 
@@ -231,8 +232,8 @@ def add_bench(sub: argparse._SubParsersAction) -> tuple[type[BaseException], ...
     p.add_argument("--lines-per-file", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--compare-healing", action="store_true",
-                   help="also score the infill and after-space cursors with tokenHealing off, in the same run")
+    p.add_argument("--compare", action="append", default=[], choices=["healing", "repetition-filter"],
+                   help="also score the same cursors with that setting off, in the same run (repeatable)")
     p.add_argument("--out", default="bench-results/quality.json")
     p.set_defaults(func=cmd_bench_quality)
 

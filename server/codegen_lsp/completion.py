@@ -79,6 +79,15 @@ def _stats(uri: str, version: int, kind: Kind, reason: str, result: GenerationRe
                            round(result.generate_seconds * 1000, 1))
 
 
+def _reason(result: GenerationResult, processed) -> str:
+    """Why there is no suggestion ("ok" when there is one)."""
+    if processed.text:
+        return "ok"
+    if result.finish_reason == "loop" and not result.text.strip():
+        return "completion only repeats itself (decoding stopped where it began to loop)"
+    return result.error or processed.reason
+
+
 def completion_context(settings: Settings, doc: Document, prefix: str, suffix: str,
                        tree=None) -> CompletionContext:
     """`tree` parses prefix+suffix (only when nothing is replaced). Documents too big to parse are
@@ -95,7 +104,8 @@ def stop_strings(extra: list[str], mode: str) -> tuple[str, ...]:
 def _job(settings: Settings, mode: str) -> GenerationJob:
     return GenerationJob(segments=[], max_tokens=settings.max_tokens, temperature=settings.temperature,
                          top_p=settings.top_p, stop_strings=stop_strings(settings.stop, mode),
-                         prefix_share=settings.prefix_share, heal=settings.token_healing)
+                         prefix_share=settings.prefix_share, heal=settings.token_healing,
+                         stop_on_loop=settings.repetition_filter)
 
 
 class CompletionService:
@@ -190,12 +200,12 @@ class CompletionService:
             reason = f"document changed during generation (version {doc.version})"
             ports.publish_stats(_stats(doc.uri, doc.version, "request", reason, result, job))
             return Suggestion("", reason, doc.version, result)
-        processed = postprocess(context, result.text, mode)
-        reason = result.error or processed.reason if not processed.text else "ok"
+        processed = postprocess(context, result.text, mode, settings.repetition_filter)
+        reason = _reason(result, processed)
         ports.publish_stats(_stats(doc.uri, doc.version, "request", reason, result, job))
         ports.log(f"suggestion for {doc.uri} v{doc.version}: {result.prompt_tokens} prompt tokens "
                   f"({result.evaluated_prompt_tokens} evaluated), {result.generated_tokens} generated, "
-                  f"{result.prompt_seconds * 1000:.0f}+{result.generate_seconds * 1000:.0f} ms, {processed.reason}")
+                  f"{result.prompt_seconds * 1000:.0f}+{result.generate_seconds * 1000:.0f} ms, {reason}")
         if start == end:
             self.cache.remember(doc.uri, prefix, suffix, processed.text)
             if processed.text and settings.speculative_suggestions:
@@ -268,9 +278,9 @@ class CompletionService:
         if result.cancelled:
             ports.publish_stats(_stats(doc.uri, doc.version, kind, SUPERSEDED, result, job))
             return
-        processed = postprocess(context, result.text, mode)
+        processed = postprocess(context, result.text, mode, settings.repetition_filter)
         self.cache.remember_context(doc.uri, prefix, suffix, processed.text)
-        reason = result.error or processed.reason if not processed.text else "ok"
+        reason = _reason(result, processed)
         ports.publish_stats(_stats(doc.uri, doc.version, kind, reason, result, job))
         why = "speculative next suggestion" if kind == "speculative" else "warmed suggestion"
         ports.log(f"{why} for {doc.uri} ready ({result.evaluated_prompt_tokens} evaluated, "

@@ -40,10 +40,11 @@ class SuggestionStats:
     one just given, as if accepted) or "warm" (an edit that settled without a request).
     source: "model", "typed-through cache", "recent-context cache", or "none" (nothing could run: no
     model, a prompt the format cannot build, superseded before the engine took it).
-    finish: the engine's finish reason ("end", "stop", "length", "cancelled", "error"); None when the
+    finish: the engine's finish reason ("end", "stop", "length", "loop", "cancelled", "error"); None when the
     model was not called.
     reason: "ok" when there is text, else why there is none: the post-processing reason ("empty
-    completion", "completion introduces a parse error", ...), "superseded by a newer request",
+    completion", "completion introduces a parse error", "completion only repeats itself: ...", ...),
+    "superseded by a newer request",
     "request cancelled", "document changed during generation (version N)", "no model available (...)",
     or the remote engine's error. A speculative or warmed suggestion is never shown, so its "ok" means
     it went into the cache."""

@@ -35,6 +35,10 @@ class Settings(BaseModel):
                                             "spell out the rest (a trailing space, indentation, half a word) first, "
                                             "so the suggestion does not start at an odd token boundary. Local "
                                             "models only.")
+    repetition_filter: bool = Field(True, alias="repetitionFilter",
+                                    description="Cut a suggestion where it starts repeating itself (a unit repeated 8 "
+                                                "times, a block repeating the one before it, a line a third time) "
+                                                "and stop decoding there.")
     context_tokens: int = Field(2048, ge=64, le=131072, alias="contextTokens",
                                 description="Context window (n_ctx); capped at the model's training length.")
     prefix_share: float = Field(0.75, gt=0.0, lt=1.0, alias="prefixShare",

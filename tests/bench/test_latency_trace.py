@@ -80,7 +80,8 @@ def test_latency_replay_a_and_b(tiny_codegen1, tmp_path):
     a, b = report["backends"]["a"], report["backends"]["b"]
     assert b["evaluated_tokens_median"] == b["prompt_tokens_median"]  # raw: no reuse at all
     assert a["evaluated_tokens_median"] < a["prompt_tokens_median"]  # the server keeps its KV prefix
-    assert a["prompt_tokens_median"] == b["prompt_tokens_median"]  # the same prompt for both
+    # The same prompt for both, but for the token the server's token healing takes off its end.
+    assert b["prompt_tokens_median"] - 1 <= a["prompt_tokens_median"] <= b["prompt_tokens_median"]
     for sample in report["samples"]:
         if sample["evaluated_tokens"] is not None:
             assert sample["evaluated_tokens"] <= sample["prompt_tokens"]

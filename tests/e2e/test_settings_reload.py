@@ -8,7 +8,7 @@ from pathlib import Path
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from support.files import copy_model, generated_counts, replace_atomically, shown, wait_until
+from support.files import copy_model, generated_counts, replace_atomically, shown, token_budgets, wait_until
 from support.lsp import inline, loads, open_doc, record_status, start
 
 # The babbling tiny model never ends this prompt early, so "N generated" is exactly maxTokens.
@@ -55,7 +55,7 @@ async def test_bad_initialization_option_is_named_and_the_rest_applies(client: L
     # The valid options of the same source still apply: the model loads, maxTokens keeps its default (64).
     assert ready_path(client) == str(tiny_codegen1.gguf_path), record_status(client)
     await suggest_once(client, tmp_path, "a.py")
-    assert generated_counts(client) == [64]
+    assert token_budgets(client) == [64]
 
 
 async def test_did_change_configuration_applies_live_and_rejects_bad_values(client: LanguageClient, tiny_codegen1,
@@ -64,7 +64,7 @@ async def test_did_change_configuration_applies_live_and_rejects_bad_values(clie
     first = await suggest_once(client, tmp_path, "a.py")
     configure(client, maxTokens=2)
     second = await suggest_once(client, tmp_path, "b.py")
-    assert generated_counts(client) == [12, 2]
+    assert token_budgets(client) == [12, 2]
     if first and second:
         assert len(second[0].insert_text) < len(first[0].insert_text)
     assert model_ready_count(client) == 1  # applied without a reload
@@ -73,7 +73,7 @@ async def test_did_change_configuration_applies_live_and_rejects_bad_values(clie
     await wait_until(lambda: any("'temperature'" in m for m in shown(client)), 5, "showMessage naming temperature")
     assert any("'temperature'" in m and "hot" in m and "keeping the previous" in m for m in shown(client))
     third = await suggest_once(client, tmp_path, "c.py")
-    assert generated_counts(client) == [12, 2, 2]  # the last good maxTokens stays
+    assert token_budgets(client) == [12, 2, 2]  # the last good maxTokens stays
     assert [i.insert_text for i in third] == [i.insert_text for i in second]  # still greedy (temperature 0)
     assert model_ready_count(client) == 1
 
@@ -96,7 +96,7 @@ async def test_workspace_file_is_read_and_configuration_changes_override_it(clie
     await suggest_once(client, tmp_path, "a.py")
     configure(client, maxTokens=5)
     await suggest_once(client, tmp_path, "b.py")
-    assert generated_counts(client) == [3, 5]
+    assert token_budgets(client) == [3, 5]
 
 
 async def test_initialization_options_override_the_workspace_file(client: LanguageClient, tiny_codegen1,
@@ -104,7 +104,7 @@ async def test_initialization_options_override_the_workspace_file(client: Langua
     (tmp_path / "codegen-lsp.toml").write_text("maxTokens = 3\ntopP = 0.5\n")
     await boot(client, tiny_codegen1.gguf_path, tmp_path, maxTokens=7)
     await suggest_once(client, tmp_path, "a.py")
-    assert generated_counts(client) == [7]
+    assert token_budgets(client) == [7]
 
 
 async def test_broken_workspace_file_is_named(client: LanguageClient, tiny_codegen1, tmp_path: Path):
@@ -113,7 +113,7 @@ async def test_broken_workspace_file_is_named(client: LanguageClient, tiny_codeg
     await boot(client, tiny_codegen1.gguf_path, tmp_path, maxTokens=4)
     assert any(str(path) in m for m in shown(client)), shown(client)
     await suggest_once(client, tmp_path, "a.py")
-    assert generated_counts(client) == [4]
+    assert token_budgets(client) == [4]
 
 
 async def test_model_file_replaced_reloads_and_deleted_is_reported(client: LanguageClient, tiny_codegen1,

@@ -79,6 +79,14 @@ def generated_counts(client: LanguageClient) -> list[int]:
     return [s.generated_tokens for s in model_answers(client)]
 
 
+def token_budgets(client: LanguageClient) -> list[int]:
+    """The maxTokens each request the model answered ran with, in order (a model that starts looping is
+    stopped before its budget, so the generated counts can be lower)."""
+    answers = model_answers(client)
+    assert all(s.generated_tokens == s.max_tokens or s.finish != "length" for s in answers), answers
+    return [s.max_tokens for s in answers]
+
+
 async def wait_until(predicate, timeout: float = 10, what: str = "condition") -> None:
     async def poll() -> None:
         while not predicate():

@@ -5,8 +5,10 @@
   the line (trailing blanks stripped). Baseline: repeat the nearest non-blank line above.
 - After a space: a line is cut right after one of its spaces (`return ` | `a + b`); exact match of
   the rest of the line, and the share of sensible answers (not empty, not starting with a blank: no
-  doubled space). Both kinds end at an odd token boundary: what token healing is for, so
-  `--compare-healing` scores them with the `tokenHealing` setting on and off in one run.
+  doubled space). Both kinds end at an odd token boundary: what token healing is for.
+- The share of degenerate suggestions (a line 3+ times, a short unit 8+ times in a row) over all cursors.
+- `--compare healing` / `--compare repetition-filter` score the same cursors again with that setting
+  off, in the same run.
 - Perplexity per token on the held-out files (llama.cpp logits), next to a unigram model of the
   same tokens (the trivial baseline: token frequencies and nothing else).
 
@@ -27,6 +29,7 @@ from pathlib import Path
 from lsprotocol import types
 
 from codegen_lsp.headless import inline_at, ready_session, stop_session
+from codegen_lsp.postprocess.repetition import is_degenerate
 from ..training.corpus import build_corpus
 
 
@@ -94,8 +97,8 @@ def after_space_cases(texts: list[tuple[str, str]], per_file: int, seed: int = 0
 
 
 async def _infill_through_server(model: Path, cases: list[InfillCase], threads: int | None,
-                                 healing: bool = True) -> list[str]:
-    options: dict = {"model": str(model), "maxTokens": 48, "tokenHealing": healing}
+                                 **settings) -> list[str]:
+    options: dict = {"model": str(model), "maxTokens": 48, **settings}
     if threads:
         options["threads"] = threads
     with tempfile.TemporaryDirectory(prefix="codegen-lsp-quality-") as workdir:
@@ -149,26 +152,33 @@ def _percent(hits: int, total: int) -> float:
 
 
 def score_answers(cases: list[InfillCase], answers: list[str]) -> dict:
-    """Exact match per kind; for after-space cursors also the share of sensible answers."""
+    """Exact match per kind; for after-space cursors also the share of sensible answers; over all
+    cursors the share of degenerate suggestions (postprocess/repetition.is_degenerate)."""
     blank = [(a, c) for a, c in zip(answers, cases) if c.kind == "blank-line"]
     space = [(a, c) for a, c in zip(answers, cases) if c.kind == "after-space"]
     return {
+        "degenerate": _percent(sum(is_degenerate(a) for a in answers), len(answers)),
         "infill_exact_match": _percent(sum(a.strip() == c.expected for a, c in blank), len(blank)),
         "after_space_exact_match": _percent(sum(a.rstrip() == c.expected for a, c in space), len(space)),
         "after_space_sensible": _percent(sum(bool(a.strip()) and not a[:1].isspace() for a, _ in space), len(space)),
     }
 
 
+# Settings `--compare` can turn off, one at a time, for a second pass over the same cursors in the same run.
+COMPARABLE = {"healing": "tokenHealing", "repetition-filter": "repetitionFilter"}
+
+
 def run_quality(model: Path, files: int = 40, per_file: int = 5, seed: int = 0, threads: int | None = None,
-                compare_healing: bool = False) -> dict:
+                compare: tuple[str, ...] = ()) -> dict:
     started = time.perf_counter()
     texts = held_out_texts(files, seed)
     blank = infill_cases(texts, per_file, seed)
     cases = blank + after_space_cases(texts, per_file, seed)
     scores = score_answers(cases, asyncio.run(_infill_through_server(model, cases, threads)))
-    if compare_healing:
-        without = score_answers(cases, asyncio.run(_infill_through_server(model, cases, threads, healing=False)))
-        scores.update({f"{key}_without_healing": value for key, value in without.items()})
+    for name in compare:
+        off = {COMPARABLE[name]: False}
+        without = score_answers(cases, asyncio.run(_infill_through_server(model, cases, threads, **off)))
+        scores.update({f"{key}_without_{name.replace('-', '_')}": value for key, value in without.items()})
     baseline = sum(c.baseline == c.expected for c in blank)
     model_ppl, unigram_ppl, scored = perplexities(model, texts, threads=threads)
     return {

@@ -74,13 +74,16 @@ class GenerationJob:
     # Token healing (engine/healing.py): the text before the cursor loses its last token, which the
     # first generated tokens must spell out again. Local engine only; the remote one ignores it.
     heal: bool = True
+    # Stop decoding once the output starts looping (postprocess/repetition.py, with the text before the
+    # cursor as context); the text comes back cut there, finish "loop". Local engine only.
+    stop_on_loop: bool = True
     cancel: CancelFlag = field(default_factory=CancelFlag)
 
 
 @dataclass(frozen=True)
 class GenerationResult:
     text: str
-    finish_reason: str  # "end" (end token) | "stop" (stop string) | "length" | "cancelled" | "error" (remote)
+    finish_reason: str  # "end" (end token) | "stop" (stop string) | "length" | "loop" (repeating itself) | "cancelled" | "error" (remote)
     prompt_tokens: int = 0
     evaluated_prompt_tokens: int = 0  # after KV-cache prefix reuse
     generated_tokens: int = 0

@@ -12,6 +12,7 @@ from .indent import detect_indent_unit, reindent
 from .mode import Mode, decide_mode
 from .overlap import trim_suffix_overlap
 from .parsing import parse_text
+from .repetition import find_repetition
 from .text import leading_whitespace, normalize_newlines
 
 
@@ -50,8 +51,9 @@ def suggestion_mode(context: CompletionContext) -> Mode:
     return decide_mode(tree, source, len(context.prefix.encode("utf-8")), context.language)
 
 
-def postprocess(context: CompletionContext, completion: str, mode: Mode | None = None) -> PostprocessResult:
-    """Run the steps in order: newline normalization, reindent, suffix
+def postprocess(context: CompletionContext, completion: str, mode: Mode | None = None,
+                repetition_filter: bool = True) -> PostprocessResult:
+    """Run the steps in order: newline normalization, repetition cut, reindent, suffix
     overlap, syntax-unit cut, parse-error check."""
     tree = context.tree if context.tree is not None else parse_text(context.language, context.prefix + context.suffix)
     if mode is None:
@@ -60,6 +62,10 @@ def postprocess(context: CompletionContext, completion: str, mode: Mode | None =
     text = normalize_newlines(completion)
     if not text.strip():
         return PostprocessResult("", mode, "empty completion")
+    if repetition_filter and (found := find_repetition(text, context.prefix)) is not None:
+        text = text[:found[0]]
+        if not text.strip():
+            return PostprocessResult("", mode, f"completion only repeats itself: {found[1]}")
 
     cursor_line = context.prefix[context.prefix.rfind("\n") + 1 :]
     indent_unit = context.indent_unit or detect_indent_unit(context.prefix[-20000:])
