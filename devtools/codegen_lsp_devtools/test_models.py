@@ -323,3 +323,12 @@ def build_test_model(spec: TinyModelSpec = TinyModelSpec(), cache_dir: Path | No
                 build_hf_checkpoint(spec, hf_dir)
             convert_checkpoint(hf_dir, gguf_path, spec.outtype, progress=False)
     return TinyModel(spec, hf_dir, gguf_path)
+
+
+def build_fim_test_model(family: str, memorize: tuple[tuple[str, str, str], ...] = (), cache_dir: Path | None = None,
+                         **spec):
+    """A tiny GGUF for a FIM family (starcoder, codellama, deepseek, qwen, codegen25) with that family's
+    real special tokens and id layout: see fim_models.py."""
+    from .fim_models import FimModelSpec, build_fim_model
+
+    return build_fim_model(FimModelSpec(family=family, memorize=memorize, **spec), cache_dir)

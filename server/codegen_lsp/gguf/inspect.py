@@ -110,6 +110,6 @@ def _prompt_format(declared, ids: dict[str, int], tokens: list[str]) -> mm.Promp
             return mm.PromptFormat.QWEN_FIM
         if "fim▁begin" in prefix_token:
             return mm.PromptFormat.DEEPSEEK_FIM
-        if prefix_token.strip() == "<PRE>":
+        if prefix_token.replace("\u2581", " ").strip() == "<PRE>":  # CodeLlama: "▁<PRE>" (SentencePiece space)
             return mm.PromptFormat.CODELLAMA_FIM
     return mm.PromptFormat.LEFT_TO_RIGHT
