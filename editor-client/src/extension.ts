@@ -35,6 +35,7 @@ import {
 } from './serverCommand';
 import { modelSettingValue, needsRestart, readClientSettings, SECTION, type ClientSettings } from './settings';
 import { fromServerStatus, STATUS_NOTIFICATION, statusView, type ClientStatus } from './status';
+import { DID_VIEW_NOTIFICATION, didViewParams, Settler, VIEW_SETTLE_MS, type DidViewParams } from './viewed';
 
 export { LANGUAGES } from './languages';
 
@@ -96,6 +97,12 @@ class Controller implements vscode.Disposable {
   private stoppingByUs = false;
   private status: ClientStatus = { kind: 'starting' };
   private readonly policy: RestartPolicy;
+  /** Visible ranges that settled go to the server (its context from other files). */
+  private readonly views = new Settler<DidViewParams>(VIEW_SETTLE_MS, (params) => {
+    if (this.client?.isRunning()) {
+      void this.client.sendNotification(DID_VIEW_NOTIFICATION, params).catch(() => undefined);
+    }
+  });
 
   constructor(
     private readonly output: vscode.LogOutputChannel,
@@ -387,7 +394,17 @@ class Controller implements vscode.Disposable {
     this.output.show();
   }
 
+  /** An editor scrolled or opened: tell the server which region it shows, once that settles. */
+  viewed(editor: vscode.TextEditor, ranges: readonly vscode.Range[]): void {
+    const params = didViewParams(editor.document.uri.toString(), editor.document.languageId,
+      ranges.map((r) => ({ start: r.start.line, end: r.end.line })), LANGUAGES);
+    if (params) {
+      this.views.offer(params.uri, params);
+    }
+  }
+
   dispose(): void {
+    this.views.dispose();
     void this.stop();
   }
 }
@@ -414,6 +431,7 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.commands.registerCommand('codegenLsp.restartServer', () => ctl.restart()),
     vscode.commands.registerCommand('codegenLsp.pickModel', () => ctl.pickModel()),
     vscode.commands.registerCommand('codegenLsp.showLogs', () => ctl.showLogs()),
+    vscode.window.onDidChangeTextEditorVisibleRanges((e) => ctl.viewed(e.textEditor, e.visibleRanges)),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (needsRestart((key) => e.affectsConfiguration(key))) {
         output.info('The server command changed; restarting the server.');

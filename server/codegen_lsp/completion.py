@@ -21,7 +21,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, ContextManager, Coroutine
 
-from .context.prompt import PromptFormatError, build_segments
+from .context.prompt import OtherFiles, PromptFormatError, build_segments
+from .context.ring import CHARS_PER_TOKEN, SELECTION_BLOCK_LINES, Chunk, ChunkRing, cursor_window, display_path, usable
 from .context.suggestion_cache import SuggestionCache
 from .documents.store import Document
 from .engine.jobs import CancelFlag, Engine, GenerationJob, GenerationResult
@@ -115,6 +116,8 @@ class CompletionService:
         self.cache = SuggestionCache()
         self.rhythm = TypingRhythm()
         self.warming: dict[str, asyncio.Task] = {}  # uri → pending warm-up after its last edit
+        self.ring = ChunkRing()  # chunks of the files worked in, for the other files' prompts
+        self._chosen: dict[str, tuple[tuple, list[Chunk]]] = {}  # uri → (why chosen, the ring chunks chosen)
 
     # -- what the document and model lifecycle tell the service ----------------------------------
 
@@ -124,11 +127,18 @@ class CompletionService:
             flag.set()
         self.rhythm.edited(uri, now)
 
+    def seen(self, doc: Document, line: int) -> None:
+        """A document was opened, edited at `line`, or shown there: its region goes into the ring."""
+        if usable(doc.text, self.ports.settings().max_document_bytes) and \
+                self.ring.add(doc.uri, display_path(doc.uri), doc.text, line):
+            self.cache.forget_others(doc.uri)  # their answers were computed with the old chunks
+
     def closed(self, uri: str) -> None:
         if (flag := self.inflight.pop(uri, None)) is not None:
             flag.set()
         self.cache.forget(uri)
         self.rhythm.forget(uri)
+        self._chosen.pop(uri, None)  # its chunks stay in the ring: other files may still want them
         if (pending := self.warming.pop(uri, None)) is not None:
             pending.cancel()
 
@@ -184,7 +194,8 @@ class CompletionService:
                      if settings.adaptive_debounce else floor)
             if delay:
                 await asyncio.sleep(delay)
-            result = await self._generate(job, prefix, suffix, doc.uri, doc.version)
+            result = await self._generate(job, prefix, suffix, doc.uri, doc.version,
+                                          other=self.other_files(doc, prefix, suffix))
             if isinstance(result, Suggestion):
                 ports.publish_stats(_stats(doc.uri, doc.version, "request", result.reason))
                 return result
@@ -212,8 +223,23 @@ class CompletionService:
                 ports.spawn(self.speculate_next(doc, prefix + processed.text, suffix))
         return Suggestion(processed.text, reason, doc.version, result)
 
+    def other_files(self, doc: Document, prefix: str, suffix: str) -> OtherFiles | None:
+        """The ring chunks for a prompt at the end of `prefix`: chosen again only when the other files'
+        chunks change or the cursor enters another block of lines, so the prompt's start stays put."""
+        budget = self.ports.settings().cross_file_tokens
+        if budget <= 0:
+            return None
+        key = (self.ring.others(doc.uri), prefix.count("\n") // SELECTION_BLOCK_LINES, budget)
+        chosen = self._chosen.get(doc.uri)
+        if chosen is None or chosen[0] != key:
+            window = cursor_window(prefix + suffix, len(prefix))
+            chosen = self._chosen[doc.uri] = (key, self.ring.select(doc.uri, window, budget * CHARS_PER_TOKEN))
+        if not chosen[1]:
+            return None
+        return OtherFiles(tuple((c.path, c.text) for c in chosen[1]), display_path(doc.uri), doc.language, budget)
+
     async def _generate(self, job: GenerationJob, prefix: str, suffix: str, uri: str, version: int,
-                        kind: Kind = "request") -> GenerationResult | Suggestion:
+                        kind: Kind = "request", other: OtherFiles | None = None) -> GenerationResult | Suggestion:
         """Prompt the engine with the loaded model's format; a Suggestion when there is nothing to run.
         Only generations someone asked for (`kind` "request") show as "generating" in the status."""
         ports = self.ports
@@ -228,7 +254,7 @@ class CompletionService:
         setting = ports.settings().prompt_format
         fmt = info.prompt_format if setting == "auto" else PromptFormat(setting)
         try:
-            job.segments = build_segments(fmt, prefix, suffix, info.token_ids)
+            job.segments = build_segments(fmt, prefix, suffix, info.token_ids, other)
         except PromptFormatError as exc:
             return Suggestion("", str(exc), version)
         future = engine.submit(job)
@@ -268,7 +294,8 @@ class CompletionService:
         job = _job(settings, mode)
         self.inflight[doc.uri] = job.cancel
         try:
-            result = await self._generate(job, prefix, suffix, doc.uri, doc.version, kind)
+            result = await self._generate(job, prefix, suffix, doc.uri, doc.version, kind,
+                                          self.other_files(doc, prefix, suffix))
         finally:
             if self.inflight.get(doc.uri) is job.cancel:
                 del self.inflight[doc.uri]

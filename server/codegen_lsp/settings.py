@@ -39,6 +39,11 @@ class Settings(BaseModel):
                                     description="Cut a suggestion where it starts repeating itself (a unit repeated 8 "
                                                 "times, a block repeating the one before it, a line a third time) "
                                                 "and stop decoding there.")
+    cross_file_tokens: int = Field(1024, ge=0, le=16384, alias="crossFileTokens",
+                                   description="Tokens of the prompt for chunks of the other files you work in "
+                                               "(opened, edited, viewed), chosen by similarity to the text around "
+                                               "the cursor and placed before the current file (at most half the "
+                                               "context window); 0 turns it off.")
     context_tokens: int = Field(2048, ge=64, le=131072, alias="contextTokens",
                                 description="Context window (n_ctx); capped at the model's training length.")
     prefix_share: float = Field(0.75, gt=0.0, lt=1.0, alias="prefixShare",

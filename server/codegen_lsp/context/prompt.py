@@ -29,7 +29,19 @@ class Token:
     token_id: int
 
 
-Segment = Text | Token
+@dataclass(frozen=True)
+class Chunks:
+    """Text from other files (context/ring.py), before the current file. Fitting drops whole chunks,
+    the oldest first, to stay within `budget` tokens (and half the window); `expand` turns what is left
+    into text and, where the model has a file separator token (`sep`), that token before each chunk and
+    before `tail` (the current file's name)."""
+    texts: tuple[str, ...]
+    budget: int
+    sep: int | None = None
+    tail: str = ""
+
+
+Segment = Text | Token | Chunks
 
 
 class PromptFormatError(ValueError):
@@ -44,8 +56,35 @@ def uses_suffix(fmt: PromptFormat) -> bool:
     return fmt is not PromptFormat.LEFT_TO_RIGHT
 
 
-def build_segments(fmt: PromptFormat, prefix: str, suffix: str, token_ids: dict[str, int]) -> list[Segment]:
-    """The segment layout each family was trained on."""
+@dataclass(frozen=True)
+class OtherFiles:
+    """What the prompt gets from other files: (path, text) chunks, the current file's path and language."""
+    chunks: tuple[tuple[str, str], ...]
+    path: str
+    language: str | None
+    budget: int  # tokens
+
+
+def _other_files(other: OtherFiles | None, token_ids: dict[str, int]) -> Chunks | None:
+    if other is None or not other.chunks or other.budget <= 0:
+        return None
+    sep = token_ids.get("file_sep")
+    if sep is not None:  # the family's own layout: <file_sep>path\ncode ... <file_sep>current path
+        return Chunks(tuple(f"{path}\n{text}\n" for path, text in other.chunks), other.budget, sep, f"{other.path}\n")
+    from .ring import header
+
+    return Chunks(tuple(f"{header(path, other.language)}{text}\n\n" for path, text in other.chunks), other.budget)
+
+
+def build_segments(fmt: PromptFormat, prefix: str, suffix: str, token_ids: dict[str, int],
+                   other: OtherFiles | None = None) -> list[Segment]:
+    """The segment layout each family was trained on; text from other files goes first (for models with
+    a file separator token, before the whole FIM layout; otherwise as comment-headed text before the
+    current file's text)."""
+    chunks = _other_files(other, token_ids)
+    if chunks is not None and chunks.sep is not None:
+        return [chunks, *build_segments(fmt, prefix, suffix, token_ids)]
+    extra: list[Segment] = [chunks] if chunks is not None else []
     def need(*roles: str) -> list[int]:
         missing = [r for r in roles if r not in token_ids]
         if missing:
@@ -53,13 +92,13 @@ def build_segments(fmt: PromptFormat, prefix: str, suffix: str, token_ids: dict[
         return [token_ids[r] for r in roles]
 
     if fmt is PromptFormat.LEFT_TO_RIGHT:
-        return [Text(prefix, "prefix")]
+        return [*extra, Text(prefix, "prefix")]
     if fmt is PromptFormat.CODEGEN2_INFILL:
         mask, eos, sep = need("mask", "eos", "sep")
-        return [Text(prefix, "prefix"), Token(mask), Text(suffix, "suffix"), Token(eos), Token(sep), Token(mask)]
+        return [*extra, Text(prefix, "prefix"), Token(mask), Text(suffix, "suffix"), Token(eos), Token(sep), Token(mask)]
     if fmt in FIM_FORMATS:  # prefix-suffix-middle with the FIM tokens the GGUF declares
         pre, suf, mid = need("fim_pre", "fim_suf", "fim_mid")
-        return [Token(pre), Text(prefix, "prefix"), Token(suf), Text(suffix, "suffix"), Token(mid)]
+        return [Token(pre), *extra, Text(prefix, "prefix"), Token(suf), Text(suffix, "suffix"), Token(mid)]
     raise PromptFormatError(f"unknown prompt format {fmt!r}")
 
 
@@ -123,8 +162,11 @@ def _trim_bottom(text: str, keep: Callable[[str], bool]) -> str:
 
 def fit_segments(segments: Sequence[Segment], budget: int, count_tokens: Callable[[str], int],
                  prefix_share: float = 0.75) -> list[Segment]:
-    """Trim prefix/suffix text so the whole prompt is at most `budget` tokens; never fails."""
-    fixed = sum(1 for s in segments if isinstance(s, Token))
+    """Trim prefix/suffix text so the whole prompt is at most `budget` tokens; never fails. Chunks from
+    other files get at most their own budget and half the window, in whole chunks."""
+    segments = [_fit_chunks(s, budget, count_tokens) if isinstance(s, Chunks) else s for s in segments]
+    fixed = sum(1 for s in segments if isinstance(s, Token)) + sum(_chunk_tokens(s, count_tokens)
+                                                                 for s in segments if isinstance(s, Chunks))
     available = max(0, budget - fixed)
 
     def fits(text: str, limit: int) -> bool:
@@ -150,3 +192,42 @@ def fit_segments(segments: Sequence[Segment], budget: int, count_tokens: Callabl
     new_prefix = _trim_top(texts.get("prefix", ""), lambda t: fits(t, prefix_budget))
     replaced = {"prefix": new_prefix, "suffix": new_suffix}
     return [Text(replaced[s.role], s.role) if isinstance(s, Text) else s for s in segments]
+
+
+def _chunk_counts(chunks: Chunks, count_tokens: Callable[[str], int]) -> tuple[list[int], int]:
+    """(tokens of each chunk with its separator, tokens of the tail with its separator)."""
+    per_sep = 1 if chunks.sep is not None else 0
+    counts = [per_sep + count_tokens(t) for t in chunks.texts]
+    return counts, (per_sep + count_tokens(chunks.tail) if chunks.sep is not None and counts else 0)
+
+
+def _chunk_tokens(chunks: Chunks, count_tokens: Callable[[str], int]) -> int:
+    counts, tail = _chunk_counts(chunks, count_tokens)
+    return sum(counts) + tail
+
+
+def _fit_chunks(chunks: Chunks, window: int, count_tokens: Callable[[str], int]) -> Chunks:
+    """Drop whole chunks from the front (the oldest) until they fit their budget and half the window."""
+    limit = min(chunks.budget, window // 2)
+    counts, tail = _chunk_counts(chunks, count_tokens)
+    first, total = 0, sum(counts) + tail
+    while first < len(counts) and total > limit:
+        total -= counts[first]
+        first += 1
+    return Chunks(chunks.texts[first:], chunks.budget, chunks.sep, chunks.tail)
+
+
+def expand(segments: Sequence[Segment]) -> list[Text | Token]:
+    """Fitted segments as plain text and token segments (what engines tokenize)."""
+    out: list[Text | Token] = []
+    for segment in segments:
+        if not isinstance(segment, Chunks):
+            out.append(segment)
+            continue
+        for text in segment.texts:
+            if segment.sep is not None:
+                out.append(Token(segment.sep))
+            out.append(Text(text, "other"))
+        if segment.texts and segment.sep is not None:
+            out += [Token(segment.sep), Text(segment.tail, "other")]
+    return out

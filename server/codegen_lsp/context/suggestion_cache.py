@@ -65,6 +65,13 @@ class SuggestionCache:
             return text, "recent context"
         return None
 
+    def forget_others(self, uri: str) -> None:
+        """The other files' context changed: answers for documents other than `uri` may differ now."""
+        for other in [u for u in self._last if u != uri]:
+            del self._last[other]
+        for key in [k for k in self._recent if k[0] != uri]:
+            del self._recent[key]
+
     def forget(self, uri: str | None = None) -> None:
         """Drop one document's entries (closed), or everything (settings or model changed)."""
         if uri is None:

@@ -17,7 +17,7 @@ import time
 import contextlib
 from typing import Any, Callable, Iterator
 
-from ..context.prompt import Text, Token, fit_segments
+from ..context.prompt import Text, expand, fit_segments
 from ..gguf.inspect import ModelFileError, ModelFileInfo, inspect_model_file
 from ..postprocess.repetition import RepetitionScanner
 from .healing import HealPlan, TokenHealer, pick
@@ -96,8 +96,8 @@ class LlamaRunner:
         # by the n_ctx asked for: the smaller one is the real limit.
         n_ctx = min(llm.n_ctx(), len(llm.input_ids))
         max_tokens = max(1, min(job.max_tokens, n_ctx // 2))
-        segments = fit_segments(job.segments, n_ctx - max_tokens - 1, lambda t: len(self._tokenize(t)),
-                                job.prefix_share)
+        segments = expand(fit_segments(job.segments, n_ctx - max_tokens - 1, lambda t: len(self._tokenize(t)),
+                                       job.prefix_share))
         tokens: list[int] = []
         heal, before_cursor = HealPlan([], b""), ""
         for segment in segments:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from ..context.prompt import Text, Token, fit_segments
+from ..context.prompt import Text, Token, expand, fit_segments
 from ..gguf.inspect import ModelFileError, ModelFileInfo, inspect_model_file
 from ..gguf.meta import PromptFormat
 from .jobs import EngineConfig, GenerationJob, GenerationResult
@@ -128,7 +128,7 @@ class RemoteEngine(ThreadedEngine):
         return -(-len(text) // CHARS_PER_TOKEN_ESTIMATE)
 
     def _prompt(self, job: GenerationJob, n_ctx: int, max_tokens: int) -> str:
-        segments = fit_segments(job.segments, n_ctx - max_tokens - 1, self._count_tokens, job.prefix_share)
+        segments = expand(fit_segments(job.segments, n_ctx - max_tokens - 1, self._count_tokens, job.prefix_share))
         parts: list[str] = []
         for segment in segments:
             if isinstance(segment, Text):

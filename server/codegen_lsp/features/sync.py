@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from ..server import CodegenLanguageServer
 
 
+DID_VIEW = "codegenLsp/didView"
+
+
 def to_text_change(change: types.TextDocumentContentChangeEvent) -> TextChange:
     if isinstance(change, types.TextDocumentContentChangePartial):
         r = change.range
@@ -38,7 +41,8 @@ def register(server: "CodegenLanguageServer") -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: "CodegenLanguageServer", params: types.DidOpenTextDocumentParams) -> None:
         d = params.text_document
-        ls.store.open(d.uri, d.language_id, d.version, d.text)
+        doc = ls.store.open(d.uri, d.language_id, d.version, d.text)
+        ls.completions.seen(doc, 0)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: "CodegenLanguageServer", params: types.DidChangeTextDocumentParams) -> None:
@@ -49,7 +53,21 @@ def register(server: "CodegenLanguageServer") -> None:
         except (StaleVersion, UnknownDocument, PositionError) as exc:
             ls.log_to_client(f"ignored didChange for {uri} v{version}: {exc}", types.MessageType.Warning)
             return
-        schedule_warm_up(ls, doc, params.content_changes[-1] if params.content_changes else None)
+        last = params.content_changes[-1] if params.content_changes else None
+        ls.completions.seen(doc, last.range.start.line if isinstance(last, types.TextDocumentContentChangePartial) else 0)
+        schedule_warm_up(ls, doc, last)
+
+    @server.feature(DID_VIEW)
+    def did_view(ls: "CodegenLanguageServer", params) -> None:
+        """`codegenLsp/didView` {uri, line}: the editor shows this line of an open document; that region
+        goes into the other files' context (clients send it when the visible range settles)."""
+        uri, line = getattr(params, "uri", None), getattr(params, "line", None)
+        doc = ls.store.get(uri) if isinstance(uri, str) and uri in ls.store else None
+        if doc is None or not isinstance(line, int) or line < 0:
+            ls.log_to_client(f"ignored {DID_VIEW}: expected {{uri of an open document, line >= 0}}, got "
+                             f"uri={uri!r} line={line!r}", types.MessageType.Warning)
+            return
+        ls.completions.seen(doc, line)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: "CodegenLanguageServer", params: types.DidCloseTextDocumentParams) -> None:

@@ -82,6 +82,11 @@ def inspect_model_file(path: Path | str) -> ModelFileInfo:
         value = _field_value(reader, key)
         if isinstance(value, int):
             ids[role] = value
+    if "file_sep" not in ids:  # repository-level layout (Qwen2.5-Coder, StarCoder2): other files go between these
+        declared_sep = _field_value(reader, "tokenizer.ggml.fim_sep_token_id")
+        found = declared_sep if isinstance(declared_sep, int) else _token_id(tokens, ("<|file_sep|>", "<file_sep>"))
+        if found is not None:
+            ids["file_sep"] = found
     declared = _field_value(reader, mm.KEY_PROMPT_FORMAT)
     family = _field_value(reader, mm.KEY_FAMILY) or "unknown"
     context = _field_value(reader, mm.KEY_CONTEXT_LENGTH) or _field_value(reader, f"{arch}.context_length") or 2048
@@ -93,6 +98,11 @@ def inspect_model_file(path: Path | str) -> ModelFileInfo:
         context_length=int(context), prompt_format=_prompt_format(declared, ids, tokens),
         family=str(family), end_token_ids=end_ids, token_ids=ids, size_bytes=path.stat().st_size,
     )
+
+
+def _token_id(tokens: list[str], texts: tuple[str, ...]) -> int | None:
+    wanted = set(texts)
+    return next((i for i, t in enumerate(tokens) if t in wanted), None)
 
 
 def _prompt_format(declared, ids: dict[str, int], tokens: list[str]) -> mm.PromptFormat:
