@@ -320,6 +320,34 @@ const scenarios = {
     await save();
   },
 
+  // Ask explicitly (Invoked: several suggestions), then cycle with the next-suggestion key, accept the one shown.
+  async cycle() {
+    await openFile(P.file);
+    result.readyLabel = await waitForStatus("codegen-lsp ready", P.readyTimeoutMs ?? 60000);
+    await focusEditor();
+    await page.keyboard.press("Control+End");
+    await runPalette("Trigger Inline Suggestion");
+    let s = await waitForGhost(P.ghostTimeoutMs ?? 30000);
+    result.ghosts = [s.ghost.join("")];
+    await shot("first-candidate");
+    for (let i = 0; i < (P.cycles ?? 2); i++) {
+      step("next suggestion (alt+])");
+      const before = result.ghosts[result.ghosts.length - 1];
+      await page.keyboard.press("Alt+BracketRight");
+      await waitUntil(async () => {
+        s = await editorState();
+        return s.ghost.length && s.ghost.join("") !== before;
+      }, 5000, "another suggestion").catch(() => {});
+      result.ghosts.push((await editorState()).ghost.join(""));
+      await shot(`candidate-${i + 2}`);
+    }
+    step("accept with Tab");
+    await page.keyboard.press("Tab");
+    await waitUntil(async () => !(await editorState()).ghost.length, 5000, "the ghost text to go");
+    result.linesAccepted = (await editorState()).lines;
+    await save();
+  },
+
   // Run "codegen-lsp: Synthesize from comments" from the command palette.
   async synthesizePalette() {
     await openFile(P.file);

@@ -44,6 +44,7 @@ class Suggestion:
     reason: str  # "ok", or why there is no text
     version: int
     result: GenerationResult | None = None
+    alternatives: tuple[str, ...] = ()  # more candidates, distinct from `text` and each other, best first
 
 
 @dataclass(frozen=True)
@@ -164,12 +165,13 @@ class CompletionService:
 
     # -- suggestions --------------------------------------------------------------------------------
 
-    async def suggest(self, doc: Document, start: int, end: int) -> Suggestion:
-        """`start`/`end` are code-point offsets; a non-empty range is the selection the text replaces."""
+    async def suggest(self, doc: Document, start: int, end: int, candidates: int = 1) -> Suggestion:
+        """`start`/`end` are code-point offsets; a non-empty range is the selection the text replaces.
+        `candidates` > 1 (someone asked explicitly): that many decoded together, the distinct ones kept."""
         ports, settings = self.ports, self.ports.settings()
         text = doc.text
         prefix, suffix = text[:start], text[end:]
-        if start == end and (hit := self.cache.lookup(doc.uri, prefix, suffix)) is not None:
+        if start == end and candidates == 1 and (hit := self.cache.lookup(doc.uri, prefix, suffix)) is not None:
             previous = self.inflight.get(doc.uri)
             if previous is not None:
                 previous.set()  # this answer supersedes a request still generating
@@ -187,6 +189,7 @@ class CompletionService:
         context = completion_context(settings, doc, prefix, suffix, doc.tree if start == end else None)
         mode = suggestion_mode(context)
         job = _job(settings, mode)
+        job.candidates = candidates
         self.inflight[doc.uri] = job.cancel
         try:
             floor = settings.debounce_ms / 1000
@@ -212,16 +215,20 @@ class CompletionService:
             ports.publish_stats(_stats(doc.uri, doc.version, "request", reason, result, job))
             return Suggestion("", reason, doc.version, result)
         processed = postprocess(context, result.text, mode, settings.repetition_filter)
-        reason = _reason(result, processed)
+        # Each candidate goes through the same post-processing (cut, parse check); then duplicates go.
+        kept = list(dict.fromkeys(t for t in [processed.text, *(
+            postprocess(context, alt, mode, settings.repetition_filter).text for alt in result.alternatives)] if t))
+        reason = "ok" if kept else _reason(result, processed)
         ports.publish_stats(_stats(doc.uri, doc.version, "request", reason, result, job))
         ports.log(f"suggestion for {doc.uri} v{doc.version}: {result.prompt_tokens} prompt tokens "
                   f"({result.evaluated_prompt_tokens} evaluated), {result.generated_tokens} generated, "
                   f"{result.prompt_seconds * 1000:.0f}+{result.generate_seconds * 1000:.0f} ms, {reason}")
+        best = kept[0] if kept else ""
         if start == end:
-            self.cache.remember(doc.uri, prefix, suffix, processed.text)
-            if processed.text and settings.speculative_suggestions:
-                ports.spawn(self.speculate_next(doc, prefix + processed.text, suffix))
-        return Suggestion(processed.text, reason, doc.version, result)
+            self.cache.remember(doc.uri, prefix, suffix, best)
+            if best and settings.speculative_suggestions:
+                ports.spawn(self.speculate_next(doc, prefix + best, suffix))
+        return Suggestion(best, reason, doc.version, result, tuple(kept[1:]))
 
     def other_files(self, doc: Document, prefix: str, suffix: str) -> OtherFiles | None:
         """The ring chunks for a prompt at the end of `prefix`: chosen again only when the other files'

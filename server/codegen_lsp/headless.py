@@ -230,10 +230,11 @@ def raise_if_model_failed(client: LanguageClient, since: int, what: str) -> None
 
 
 async def inline_at(client: LanguageClient, uri: str, line: int, character: int) -> str:
-    """The first inline suggestion at a position of an open document ("" when none)."""
+    """The inline suggestion at a position of an open document ("" when none), asked as typing asks
+    (Automatic: one suggestion, the caches apply)."""
     result = await answer(client, client.text_document_inline_completion_async(types.InlineCompletionParams(
         text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=line, character=character),
-        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked))),
+        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic))),
         "the inline completion request")
     items = result.items if isinstance(result, types.InlineCompletionList) else (result or [])
     return str(items[0].insert_text) if items else ""

@@ -30,6 +30,10 @@ class Settings(BaseModel):
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy.")
     top_p: float = Field(0.95, gt=0.0, le=1.0, alias="topP")
     stop: list[str] = Field(default_factory=list, description="Extra stop strings.")
+    candidates: int = Field(3, ge=1, le=5,
+                            description="Suggestions returned when one is asked for explicitly (an Invoked inline "
+                                        "completion: cycle through them); decoded together from one prompt "
+                                        "evaluation. Automatic requests get one. Local models only.")
     token_healing: bool = Field(True, alias="tokenHealing",
                                 description="Prompt up to the last whole token before the cursor and let the model "
                                             "spell out the rest (a trailing space, indentation, half a word) first, "

@@ -313,3 +313,40 @@ def test_inline_complete_shows_and_accepts_the_suggestion(nvim: str, memorizing_
     assert report["cursor"] == [6, 8 + len(COMPLETE_SUGGESTION)]
     expected = COMPLETE_SOURCE.replace("fh:\n        \n", f"fh:\n        {COMPLETE_SUGGESTION}\n")
     assert path.read_text(encoding="utf-8") == expected
+
+
+def test_inline_candidates_cycle_and_the_shown_one_is_accepted(nvim: str, smollm2: Path, tmp_path: Path):
+    """An explicit request gets several suggestions (SmolLM2, a real model); the cycle keys' function
+    shows the next one, wraps around, and accept inserts the one shown."""
+    from types import SimpleNamespace
+
+    path = tmp_path / "add.py"
+    path.write_text("def add(a, b):\n    return \n", encoding="utf-8")
+    report = run_nvim(nvim, tmp_path, SimpleNamespace(gguf_path=smollm2), f"""
+  local bufnr = open_and_wait({lua_string(str(path))})
+  vim.o.virtualedit = 'onemore'
+  api.nvim_win_set_cursor(0, {{ 2, 11 }})
+  local answered
+  cg.complete({{ on_done = function(text) answered = text or false end }})
+  wait_for('the inline suggestions', 60000, function() return answered ~= nil end)
+  local function virt()
+    local marks = api.nvim_buf_get_extmarks(bufnr, api.nvim_create_namespace('codegen_lsp_inline'), 0, -1,
+                                            {{ details = true }})
+    return #marks == 1 and marks[1][4].virt_text[1][1] or nil
+  end
+  report.count = cg.suggestion().count
+  report.shown = {{ virt() }}
+  for _ = 1, report.count do
+    cg.cycle(1)
+    table.insert(report.shown, virt())
+  end
+  cg.cycle(1)
+  report.second = cg.suggestion().text
+  report.accepted = cg.accept()
+  vim.cmd('write')
+""", maxTokens=16)
+    shown = report["shown"]
+    assert report["count"] >= 2 and len(set(shown[:-1])) == report["count"], report
+    assert shown[-1] == shown[0] and shown[0].startswith("a + b"), report  # wrapped around to the first
+    assert report["accepted"] is True and report["second"] == shown[1]
+    assert path.read_text(encoding="utf-8") == f"def add(a, b):\n    return {shown[1]}\n"

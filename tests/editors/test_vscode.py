@@ -36,6 +36,20 @@ def test_inline_suggestion_accepted_with_tab(vscode, memorizing_codegen1):
     assert (vscode.workspace / "add.py").read_text() == "def add(a, b):\n    return a + b"
 
 
+def test_explicit_request_cycles_through_candidates(vscode, smollm2):
+    """"Trigger Inline Suggestion" (an Invoked request) gets several suggestions from SmolLM2 (a real model);
+    the next-suggestion key (Alt+]) changes the ghost text, and Tab inserts the one shown."""
+    vscode.write("add.py", "def add(a, b):\n    return ")
+    vscode.settings(**model_settings(smollm2, **{"codegenLsp.maxTokens": 16}))
+    vscode.start()
+    vscode.drive("cycle", "add.py", cycles=2)
+    r = vscode.check()
+    ghosts = r["ghosts"]
+    assert ghosts[0].startswith("a + b") and len(set(ghosts)) >= 2, ghosts
+    assert ghosts[1] != ghosts[0], ghosts  # the key showed another candidate
+    assert (vscode.workspace / "add.py").read_text() == f"def add(a, b):\n    return {ghosts[-1]}"
+
+
 def test_synthesize_from_the_command_palette(vscode, synthesizing_codegen1):
     text = comments_only(MTPB_STYLE_PROGRAM)
     assert text != MTPB_STYLE_PROGRAM and "print" not in text

@@ -137,13 +137,15 @@ def change_doc(client: LanguageClient, uri: str, version: int, start: tuple[int,
             range=types.Range(start=types.Position(*start), end=types.Position(*end)), text=text)]))
 
 
-async def inline(client: LanguageClient, uri: str, line: int, character: int) -> list[types.InlineCompletionItem]:
+async def inline(client: LanguageClient, uri: str, line: int, character: int,
+                 invoked: bool = False) -> list[types.InlineCompletionItem]:
+    """An inline completion request as typing triggers it (Automatic: one suggestion), or as an explicit
+    request (`invoked`: up to the `candidates` setting, to cycle through)."""
+    kind = types.InlineCompletionTriggerKind.Invoked if invoked else types.InlineCompletionTriggerKind.Automatic
     result = await client.text_document_inline_completion_async(types.InlineCompletionParams(
         text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=line, character=character),
-        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked)))
+        context=types.InlineCompletionContext(trigger_kind=kind)))
     return list(result.items) if isinstance(result, types.InlineCompletionList) else list(result or [])
-
-
 
 
 async def code_actions_at(client: LanguageClient, uri: str, line: int, character: int) -> list[types.CodeAction]:

@@ -55,7 +55,7 @@ def memory_mib(pid: int) -> dict[str, float]:
 def _params(uri: str, line: int, character: int) -> types.InlineCompletionParams:
     return types.InlineCompletionParams(
         text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=line, character=character),
-        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked))
+        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic))
 
 
 def _probe(client, root: Path, n: int, block: bool = False) -> tuple[str, int, int]:

@@ -357,7 +357,7 @@ async def _cancel_check(client, uri: str, text: str, cursor: int) -> float:
     pending = asyncio.ensure_future(client.protocol.send_request_async(
         types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionParams(
             text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=line, character=col),
-            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked)),
+            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic)),
         msg_id="bench-cancel"))
     await asyncio.sleep(0.5)
     cancelled_at = time.perf_counter()

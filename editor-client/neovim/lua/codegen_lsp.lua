@@ -35,6 +35,8 @@ local defaults = {
     complete = '<M-\\>',        -- insert: ask for an inline suggestion at the cursor (shown as virtual text)
     accept = '<M-l>',           -- insert: insert the suggestion shown
     dismiss = '<M-h>',          -- insert: hide it (it also goes when the cursor moves or insert mode ends)
+    next = '<M-]>',             -- insert: show the next suggestion (an explicit request gets several)
+    prev = '<M-[>',             -- insert: show the previous one
   },
   on_attach = nil,  -- function(client, bufnr) called after ours
   capabilities = nil,  -- extra client capabilities, deep-merged over Neovim's defaults
@@ -56,7 +58,7 @@ end
 local config = vim.deepcopy(defaults)
 local clients = {}  -- root directory -> client id
 local ns = api.nvim_create_namespace('codegen_lsp_inline')
-local shown = nil   -- the suggestion on screen: { bufnr, extmark, text, range, encoding, row, col }
+local shown = nil   -- the suggestions on screen: { bufnr, extmark, texts, index, text (texts[index]), range, encoding, row, col }
 
 local function notify(msg, level)
   vim.notify('codegen-lsp: ' .. msg, level or vim.log.levels.INFO)
@@ -106,6 +108,8 @@ local function map_keys(bufnr)
   map('i', keys.complete, M.complete, 'codegen-lsp: inline suggestion')
   map('i', keys.accept, M.accept, 'codegen-lsp: accept the suggestion')
   map('i', keys.dismiss, M.dismiss, 'codegen-lsp: dismiss the suggestion')
+  map('i', keys.next, function() M.cycle(1) end, 'codegen-lsp: next suggestion')
+  map('i', keys.prev, function() M.cycle(-1) end, 'codegen-lsp: previous suggestion')
 end
 
 local function make_capabilities()
@@ -345,6 +349,25 @@ function M.synthesize(opts)
   end, bufnr)
 end
 
+--- Draw shown.texts[shown.index] as virtual text at the cursor it was asked for.
+local function render()
+  if shown.extmark then
+    pcall(api.nvim_buf_del_extmark, shown.bufnr, ns, shown.extmark)
+  end
+  shown.text = shown.texts[shown.index]
+  local lines = vim.split(shown.text, '\n', { plain = true })
+  local virt_lines = {}
+  for i = 2, #lines do
+    table.insert(virt_lines, { { lines[i], 'Comment' } })
+  end
+  shown.extmark = api.nvim_buf_set_extmark(shown.bufnr, ns, shown.row, shown.col, {
+    virt_text = { { lines[1], 'Comment' } },
+    virt_text_pos = has_010 and 'inline' or 'overlay',  -- 0.7-0.9: drawn over any text after the cursor
+    virt_lines = #virt_lines > 0 and virt_lines or nil,
+    hl_mode = 'combine',
+  })
+end
+
 --- Hide the inline suggestion.
 function M.dismiss()
   if shown then
@@ -358,7 +381,8 @@ function M.suggestion()
   if not shown then
     return nil
   end
-  return { text = shown.text, bufnr = shown.bufnr, row = shown.row, col = shown.col }
+  return { text = shown.text, bufnr = shown.bufnr, row = shown.row, col = shown.col, index = shown.index,
+           count = #shown.texts }
 end
 
 --- Ask for an inline suggestion at the cursor (textDocument/inlineCompletion) and show the first item
@@ -398,28 +422,34 @@ function M.complete(opts)
         or cur_row - 1 ~= row or cur_col ~= col then
       return finish(nil)  -- nothing, or the buffer/cursor moved on meanwhile
     end
-    local text = item.insertText
-    if type(text) == 'table' then
-      text = text.value  -- a StringValue snippet: shown and inserted as plain text
+    local texts = {}
+    for _, it in ipairs(items) do
+      local t = it.insertText
+      if type(t) == 'table' then
+        t = t.value  -- a StringValue snippet: shown and inserted as plain text
+      end
+      if type(t) == 'string' and t ~= '' then
+        table.insert(texts, t)
+      end
     end
-    if type(text) ~= 'string' or text == '' then
+    if #texts == 0 then
       return finish(nil)
     end
-    local lines = vim.split(text, '\n', { plain = true })
-    local virt_lines = {}
-    for i = 2, #lines do
-      table.insert(virt_lines, { { lines[i], 'Comment' } })
-    end
-    local extmark = api.nvim_buf_set_extmark(bufnr, ns, row, col, {
-      virt_text = { { lines[1], 'Comment' } },
-      virt_text_pos = has_010 and 'inline' or 'overlay',  -- 0.7-0.9: drawn over any text after the cursor
-      virt_lines = #virt_lines > 0 and virt_lines or nil,
-      hl_mode = 'combine',
-    })
-    shown = { bufnr = bufnr, extmark = extmark, text = text, range = item.range, encoding = encoding,
-              row = row, col = col }
-    finish(text)
+    shown = { bufnr = bufnr, texts = texts, index = 1, range = item.range, encoding = encoding, row = row, col = col }
+    render()
+    finish(texts[1])
   end, bufnr)
+end
+
+--- Show the next (`step` 1) or previous (-1) of the suggestions the last request returned, cycling.
+--- Returns the text now shown, or nil when nothing is shown.
+function M.cycle(step)
+  if not shown or shown.bufnr ~= api.nvim_get_current_buf() then
+    return nil
+  end
+  shown.index = (shown.index - 1 + (step or 1)) % #shown.texts + 1
+  render()
+  return shown.text
 end
 
 --- Insert the suggestion shown (over the item's range when it has one) and put the cursor after it.

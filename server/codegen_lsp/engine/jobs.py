@@ -77,6 +77,9 @@ class GenerationJob:
     # Stop decoding once the output starts looping (postprocess/repetition.py, with the text before the
     # cursor as context); the text comes back cut there, finish "loop". Local engine only.
     stop_on_loop: bool = True
+    # Suggestions wanted: more than one decodes that many sequences together after one prompt
+    # evaluation (engine/candidates.py). Local engine only; the remote one returns one.
+    candidates: int = 1
     cancel: CancelFlag = field(default_factory=CancelFlag)
 
 
@@ -91,6 +94,7 @@ class GenerationResult:
     generate_seconds: float = 0.0
     error: str = ""  # why an "error" finish has no text (remote: timeout, connection, HTTP)
     healed: str = ""  # the text token healing took off the prompt and had generated again (not in `text`)
+    alternatives: tuple[str, ...] = ()  # the other candidates' texts, best first (`text` is the first)
 
     @property
     def cancelled(self) -> bool:

@@ -78,13 +78,15 @@ def plan_reuse(cached: Sequence[int], new: list[int], prefix: int) -> ReusePlan 
 
 
 def enable_second_sequence(llm: Any) -> None:
-    """Recreate `llm`'s context with two sequences over one unified KV buffer (Llama() has no
-    parameter for it). Unified: with separate buffers each sequence would get n_ctx / 2 cells."""
+    """Recreate `llm`'s context with several sequences over one unified KV buffer (Llama() has no
+    parameter for it): sequence 1 for moving cached chunks, up to MAX_CANDIDATES for candidates. Unified: with separate buffers each sequence would get n_ctx / 2 cells."""
     import llama_cpp
     from llama_cpp import _internals
 
     params = llm.context_params
-    params.n_seq_max, params.kv_unified = 2, True
+    from .candidates import MAX_CANDIDATES
+
+    params.n_seq_max, params.kv_unified = MAX_CANDIDATES, True
     ctx = _internals.LlamaContext(model=llm._model, params=params, verbose=llm.verbose)
     old, llm._ctx = llm._ctx, ctx
     old.close()

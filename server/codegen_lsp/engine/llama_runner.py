@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 from ..context.prompt import Text, expand, fit_segments
 from ..gguf.inspect import ModelFileError, ModelFileInfo, inspect_model_file
 from ..postprocess.repetition import RepetitionScanner
+from .candidates import MAX_CANDIDATES, decode_candidates, final_text
 from .healing import HealPlan, TokenHealer, pick
 from .jobs import EngineConfig, GenerationJob, GenerationResult
 from .kv_reuse import apply_plan, enable_second_sequence, plan_reuse
@@ -151,6 +152,9 @@ class LlamaRunner:
         end_ids = set(info.end_token_ids) | {llm.token_eos()}
         pieces, finish, generated = bytearray(), "length", 0
         started = time.perf_counter()
+        if job.candidates > 1 and self._chunk_reuse and self._healer is not None:
+            return self._candidates(llm, tokens, job, heal, end_ids, max_tokens, before_cursor, evaluated,
+                                    prompt_seconds)
         healed = self._heal(llm, heal.removed, job, pieces) if heal.removed else []
         if job.cancel.is_set():
             return GenerationResult("", "cancelled", len(tokens), evaluated, len(healed), prompt_seconds,
@@ -189,6 +193,24 @@ class LlamaRunner:
         return GenerationResult(text if finish != "cancelled" else "", finish, len(tokens), evaluated,
                                 generated + len(healed), prompt_seconds, time.perf_counter() - started,
                                 healed=heal.removed.decode("utf-8", "replace"))
+
+    def _candidates(self, llm: Any, tokens: list[int], job: GenerationJob, heal: HealPlan, end_ids: set[int],
+                    max_tokens: int, before_cursor: str, evaluated: int, prompt_seconds: float) -> GenerationResult:
+        """Several suggestions decoded together after the one prompt evaluation (engine/candidates.py)."""
+        import llama_cpp
+
+        started = time.perf_counter()
+        found = decode_candidates(llama_cpp, llm, len(tokens), min(job.candidates, MAX_CANDIDATES), job,
+                                  self._healer, heal.removed, end_ids, max_tokens, before_cursor, self._rng)
+        seconds = time.perf_counter() - started
+        generated = sum(len(c.tokens) for c in found)
+        healed = heal.removed.decode("utf-8", "replace")
+        if not found or found[0].finish == "cancelled":
+            return GenerationResult("", "cancelled" if found else "end", len(tokens), evaluated, generated,
+                                    prompt_seconds, seconds, healed=healed)
+        texts = [final_text(c, job) for c in found]
+        return GenerationResult(texts[0], found[0].finish, len(tokens), evaluated, generated, prompt_seconds,
+                                seconds, healed=healed, alternatives=tuple(texts[1:]))
 
     def _heal(self, llm: Any, removed: bytes, job: GenerationJob, pieces: bytearray) -> list[int]:
         """Generate (and evaluate) tokens that agree with `removed` until they cover it; their bytes go

@@ -1,0 +1,135 @@
+"""Several suggestions from one prompt evaluation: the prompt's KV cells are shared with more sequences
+(`llama_memory_seq_cp` shares cells in the unified cache, it copies nothing), each sequence starts
+from another of the best first tokens, and all of them decode together, one batch per step.
+
+The first tokens are the top ones the model gives after the prompt (among the tokens token healing
+allows, when the prompt lost its last token): the candidates differ where the choice matters, and
+sequence 0 is the greedy suggestion itself. Each sequence then goes on greedily (or sampled, with a
+temperature), with its own healing, stop strings, loop detection and budget. Runs in the engine
+process, on the runner's llama.cpp context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ..postprocess.repetition import RepetitionScanner
+from .healing import TokenHealer, pick
+from .jobs import GenerationJob
+
+MAX_CANDIDATES = 5  # sequences the context is created with (kv_reuse uses sequence 1 only in passing)
+
+
+@dataclass
+class Candidate:
+    seq: int
+    removed: bytes  # what token healing took off the prompt; this candidate spells it out first
+    scanner: RepetitionScanner | None
+    tokens: list[int] = field(default_factory=list)
+    pieces: bytearray = field(default_factory=bytearray)
+    rest: bytes = b""
+    fed: int = 0  # tokens evaluated in the context (the last sampled one is not)
+    finish: str = ""
+    row: int = -1
+
+    @property
+    def visible(self) -> str:
+        return self.pieces[len(self.removed):].decode("utf-8", "ignore")
+
+
+def decode_candidates(llama_cpp: Any, llm: Any, prompt_len: int, count: int, job: GenerationJob,
+                      healer: TokenHealer, removed: bytes, end_ids: set[int], max_tokens: int,
+                      before_cursor: str, rng: np.random.Generator) -> list[Candidate]:
+    """Decode up to `count` candidates after a prompt of `prompt_len` tokens in sequence 0 (its last
+    logits are current). Afterwards sequence 0 holds the prompt and candidate 0's evaluated tokens, and
+    `llm.input_ids` / `llm.n_tokens` say so; the other sequences are removed."""
+    ctx = llm._ctx.ctx
+    mem = llama_cpp.llama_get_memory(ctx)
+    n_vocab = llm.n_vocab()
+
+    def logits_of(row: int) -> np.ndarray:
+        return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, row), shape=(n_vocab,))
+
+    pool = healer.allowed(removed) if removed else np.arange(n_vocab, dtype=np.intc)
+    pool = pool[~np.isin(pool, list(end_ids))]
+    first = logits_of(-1)
+    firsts = pool[np.argsort(-first[pool], kind="stable")[:count]] if len(pool) else pool[:0]
+    candidates = []
+    for seq, token in enumerate(firsts.tolist()):
+        if seq:
+            llama_cpp.llama_memory_seq_cp(mem, 0, seq, 0, prompt_len)
+        candidate = Candidate(seq, removed, RepetitionScanner(before_cursor) if job.stop_on_loop else None,
+                              rest=removed)
+        _take(candidate, token, healer, job, max_tokens)
+        candidates.append(candidate)
+    try:
+        _decode(llama_cpp, llm, ctx, candidates, prompt_len, job, healer, end_ids, max_tokens, logits_of, rng)
+    finally:
+        for candidate in candidates[1:]:
+            llama_cpp.llama_memory_seq_rm(mem, candidate.seq, -1, -1)
+    if candidates:
+        main = candidates[0]
+        llm.input_ids[prompt_len:prompt_len + main.fed] = main.tokens[:main.fed]
+        llm.n_tokens = prompt_len + main.fed
+    return candidates
+
+
+def _decode(llama_cpp: Any, llm: Any, ctx: Any, candidates: list[Candidate], prompt_len: int, job: GenerationJob,
+            healer: TokenHealer, end_ids: set[int], max_tokens: int, logits_of: Callable[[int], np.ndarray],
+            rng: np.random.Generator) -> None:
+    batch = llm._batch.batch
+    while active := [c for c in candidates if not c.finish]:
+        if job.cancel.is_set():
+            for candidate in active:
+                candidate.finish = "cancelled"
+            return
+        for row, candidate in enumerate(active):
+            batch.token[row], batch.pos[row] = candidate.tokens[-1], prompt_len + candidate.fed
+            batch.n_seq_id[row], batch.logits[row] = 1, True
+            batch.seq_id[row][0] = candidate.seq
+            candidate.row = row
+        batch.n_tokens = len(active)
+        if (rc := llama_cpp.llama_decode(ctx, batch)) != 0:
+            raise RuntimeError(f"llama_decode failed ({rc}) decoding {len(active)} candidates")
+        for candidate in active:
+            candidate.fed += 1
+            logits = logits_of(candidate.row)
+            if candidate.rest:
+                token = pick(logits, healer.allowed(candidate.rest), job.temperature, rng)
+            elif job.temperature <= 0.0:
+                token = int(np.argmax(logits))
+            else:
+                token = pick(logits, np.arange(len(logits), dtype=np.intc), job.temperature, rng)
+            if token in end_ids and not candidate.rest:
+                candidate.finish = "end"
+                continue
+            _take(candidate, token, healer, job, max_tokens)
+
+
+def _take(candidate: Candidate, token: int, healer: TokenHealer, job: GenerationJob, max_tokens: int) -> None:
+    """Append a sampled token and decide whether the candidate is finished."""
+    candidate.tokens.append(token)
+    candidate.pieces += healer.pieces[token]
+    if candidate.rest:
+        candidate.rest = healer.advance(candidate.rest, token)
+        if candidate.rest:
+            return
+    text = candidate.visible
+    if job.stop_strings and any(s in text for s in job.stop_strings):
+        candidate.finish = "stop"
+    elif candidate.scanner is not None and candidate.scanner.feed(text[len(candidate.scanner.text):]) is not None:
+        candidate.finish = "loop"
+    elif len(candidate.tokens) >= max_tokens:
+        candidate.finish = "length"
+
+
+def final_text(candidate: Candidate, job: GenerationJob) -> str:
+    text = candidate.pieces[len(candidate.removed):].decode("utf-8", "replace") if not candidate.rest else ""
+    if candidate.finish == "stop":
+        text = text[: min(text.find(s) for s in job.stop_strings if s in text)]
+    elif candidate.finish == "loop" and candidate.scanner is not None:
+        text = text[: candidate.scanner.cut]
+    return text
