@@ -70,7 +70,8 @@ def slow_synthesizing_codegen1():
 
 @pytest.fixture(scope="session")
 def slow_model():
-    """Random weights (so it rarely emits an end token) and big enough to decode for seconds."""
+    """Random weights (so it rarely emits an end token) and big enough to decode for seconds. Random output
+    loops, so tests that need it to decode that long turn the repetition filter off (repetitionFilter=False)."""
     from codegen_lsp_devtools.test_models import TinyModelSpec, build_test_model
 
     return build_test_model(TinyModelSpec(n_embd=768, n_head=12, rotary_dim=32, n_layer=8, seed=21))

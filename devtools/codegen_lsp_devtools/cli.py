@@ -54,24 +54,42 @@ def cmd_train_default(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench_engine(args: argparse.Namespace) -> int:
-    import asyncio
-    import json
-
-    from .bench.engine import print_engine_report, run_engine_bench
-
+def _model_file(args: argparse.Namespace) -> Path:
     model = Path(args.model)
     if not model.is_file():
         raise CliError(f"{model}: model file not found")
+    return model
+
+
+def _write_report(report: dict, out: str) -> None:
+    import json
+
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2))
+    print(f"wrote {path}")
+
+
+def cmd_bench_engine(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .bench.engine import print_engine_report, run_engine_bench
+
     try:
-        report = asyncio.run(run_engine_bench(model, args.rounds, args.max_tokens))
+        report = asyncio.run(run_engine_bench(_model_file(args), args.rounds, args.max_tokens))
     except RuntimeError as exc:
         raise CliError(str(exc)) from None
     print_engine_report(report)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {out}")
+    _write_report(report, args.out)
+    return 0
+
+
+def cmd_bench_candidates(args: argparse.Namespace) -> int:
+    from .bench.candidates import main_sync, print_candidates_report
+
+    report = main_sync(_model_file(args), args.rounds, args.candidates, args.max_tokens)
+    print_candidates_report(report)
+    _write_report(report, args.out)
     return 0
 
 
@@ -198,6 +216,14 @@ def add_bench(sub: argparse._SubParsersAction) -> tuple[type[BaseException], ...
     p.add_argument("--max-tokens", type=int, default=256)
     p.add_argument("--out", default="bench-results/engine.json", help="JSON report")
     p.set_defaults(func=cmd_bench_engine)
+
+    p = bench.add_parser("candidates", help="several suggestions (Invoked) next to one (Automatic): engine time ratio")
+    p.add_argument("--model", required=True, help="a .gguf")
+    p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--candidates", type=int, default=3)
+    p.add_argument("--max-tokens", type=int, default=32)
+    p.add_argument("--out", default="bench-results/candidates.json", help="JSON report")
+    p.set_defaults(func=cmd_bench_candidates)
 
     p = bench.add_parser("make-trace", help="a keystroke trace: typing part of a standard-library function")
     p.add_argument("--source", default=None, help="a .py file or stdlib module name (default: textwrap)")

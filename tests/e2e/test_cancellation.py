@@ -22,7 +22,7 @@ def inline_params(uri: str, line: int, character: int) -> types.InlineCompletion
 
 
 async def test_cancel_answers_fast_and_stops_decoding(client: LanguageClient, slow_model, tmp_path: Path):
-    await start(client, slow_model.gguf_path, tmp_path, maxTokens=1000, contextTokens=2048)
+    await start(client, slow_model.gguf_path, tmp_path, maxTokens=1000, contextTokens=2048, repetitionFilter=False)
     uri = (tmp_path / "a.py").as_uri()
     open_doc(client, uri, "def main():\n    ")
     request = asyncio.ensure_future(client.protocol.send_request_async(types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, 1, 4),
@@ -43,7 +43,7 @@ async def test_cancel_answers_fast_and_stops_decoding(client: LanguageClient, sl
 
 
 async def test_newer_request_supersedes_older(client: LanguageClient, slow_model, tmp_path: Path):
-    await start(client, slow_model.gguf_path, tmp_path, maxTokens=1000, contextTokens=2048)
+    await start(client, slow_model.gguf_path, tmp_path, maxTokens=1000, contextTokens=2048, repetitionFilter=False)
     uri = (tmp_path / "b.py").as_uri()
     open_doc(client, uri, "def main():\n    ")
     older = asyncio.ensure_future(client.protocol.send_request_async(types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, 1, 4)))

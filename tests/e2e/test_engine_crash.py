@@ -114,7 +114,7 @@ async def test_engine_killed_while_loading_is_restarted_and_serves(client: Langu
 async def test_shutdown_while_generating_leaves_no_process_behind(slow_model, tmp_path: Path):
     client = make_test_lsp_client()  # its own: the test shuts the server down itself
     await client.start_io(*SERVER)
-    await start(client, slow_model.gguf_path, tmp_path, maxTokens=1000, contextTokens=2048)
+    await start(client, slow_model.gguf_path, tmp_path, maxTokens=1000, contextTokens=2048, repetitionFilter=False)
     uri = (tmp_path / "a.py").as_uri()
     open_doc(client, uri, "def f(x):\n    ")
     engine = await wait_for_engine(client)

@@ -56,7 +56,8 @@ SPECULATION_BUDGET = 200
 
 async def test_a_request_cancels_the_speculation_and_is_answered_itself(client: LanguageClient, slow_model,
                                                                        tmp_path: Path):
-    await start(client, slow_model.gguf_path, tmp_path, maxTokens=SPECULATION_BUDGET, threads=1, warmAfterMs=0)
+    await start(client, slow_model.gguf_path, tmp_path, maxTokens=SPECULATION_BUDGET, threads=1, warmAfterMs=0,
+                repetitionFilter=False)
     uri = (tmp_path / "note.py").as_uri()
     open_doc(client, uri, COMMENT)
     first = await inline(client, uri, 0, 2)

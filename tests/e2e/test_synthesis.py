@@ -162,7 +162,7 @@ async def test_action_refused_when_the_document_changed_after_listing(client: La
 
 async def test_edit_refused_when_the_document_changes_during_synthesis(client: LanguageClient, slow_model,
                                                                        tmp_path: Path):
-    await start(client, slow_model.gguf_path, tmp_path, synthesisMaxTokens=400, threads=1)
+    await start(client, slow_model.gguf_path, tmp_path, synthesisMaxTokens=400, threads=1, repetitionFilter=False)
     applied = record_applied_edits(client)
     uri = (tmp_path / "j.py").as_uri()
     open_doc(client, uri, "# Step one.\n\n# Step two.\n")
@@ -242,7 +242,7 @@ async def test_cancel_request_stops_decoding_and_applies_finished_turns(client: 
 
 
 async def test_cancel_mid_turn_inserts_nothing_of_that_turn(client: LanguageClient, slow_model, tmp_path: Path):
-    await start(client, slow_model.gguf_path, tmp_path, synthesisMaxTokens=1000, threads=1)
+    await start(client, slow_model.gguf_path, tmp_path, synthesisMaxTokens=1000, threads=1, repetitionFilter=False)
     applied = record_applied_edits(client)
     uri = (tmp_path / "m.py").as_uri()
     open_doc(client, uri, "# Step one.\n")
@@ -261,7 +261,7 @@ async def test_cancel_mid_turn_inserts_nothing_of_that_turn(client: LanguageClie
 
 async def test_turn_past_its_timeout_inserts_nothing_and_is_reported(client: LanguageClient, slow_model,
                                                                      tmp_path: Path):
-    await start(client, slow_model.gguf_path, tmp_path, synthesisMaxTokens=1000, synthesisTurnTimeoutMs=300,
+    await start(client, slow_model.gguf_path, tmp_path, synthesisMaxTokens=1000, synthesisTurnTimeoutMs=300, repetitionFilter=False,
                 threads=1)
     applied = record_applied_edits(client)
     uri = (tmp_path / "n.py").as_uri()

@@ -150,7 +150,8 @@ def test_slow_model_keeps_the_editor_responsive(vscode, slow_model):
     # test types on while the status bar says "generating" and checks each keystroke reaches the DOM
     # within 1 s, that the text is only ever what was typed, and that any ghost text sits at its end.
     vscode.write("slow.py", "")
-    vscode.settings(**model_settings(slow_model.gguf_path, **{"codegenLsp.maxTokens": 256}))
+    vscode.settings(**model_settings(slow_model.gguf_path, **{"codegenLsp.maxTokens": 256,
+                                                             "codegenLsp.repetitionFilter": False}))
     vscode.start()
     line0, line1 = "def add(a, b):", "total = a + b"
     vscode.drive("slowModel", "slow.py", line0=line0, line1=line1, watchMs=6000, readyTimeoutMs=90000)

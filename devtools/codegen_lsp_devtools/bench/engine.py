@@ -78,8 +78,9 @@ async def _inline(client, uri: str, line: int, character: int, msg_id: str | Non
 
 async def run_engine_bench(model: Path, rounds: int = 5, max_tokens: int = 256) -> dict:
     with tempfile.TemporaryDirectory() as root:
+        # The model must decode for a while to be cancelled: a looping one would be stopped by the filter.
         options = {"model": str(model), "maxTokens": max_tokens, "speculativeSuggestions": False, "warmAfterMs": 0,
-                   "adaptiveDebounce": False}
+                   "adaptiveDebounce": False, "repetitionFilter": False}
         client = await ready_session(Path(root), options)
         try:
             server = client._server.pid  # type: ignore[attr-defined]

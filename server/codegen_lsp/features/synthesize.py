@@ -101,7 +101,8 @@ def _request(ls: "CodegenLanguageServer", args: Any) -> tuple[Document, Synthesi
     settings = ls.settings
     options = SynthesisOptions(max_tokens=settings.synthesis_max_tokens, temperature=settings.synthesis_temperature,
                                top_p=settings.top_p, turn_timeout_s=settings.synthesis_turn_timeout_ms / 1000,
-                               regenerate=bool(args.get("regenerate", False)), heal=settings.token_healing)
+                               regenerate=bool(args.get("regenerate", False)), heal=settings.token_healing,
+                               stop_on_loop=settings.repetition_filter)
     return doc, plan_for(doc, start, end), options, version
 
 
