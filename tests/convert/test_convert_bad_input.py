@@ -138,8 +138,11 @@ def test_ctrl_c_midway_leaves_nothing(tmp_path):
 
     big = build_test_model(TinyModelSpec(n_embd=768, n_head=12, rotary_dim=32, n_layer=8, seed=21))
     out = tmp_path / "out.gguf"
+    # SIGINT as a terminal delivers it, even when the suite itself runs in the background (a shell starts
+    # background jobs with SIGINT ignored, and the child would inherit that).
     proc = subprocess.Popen([sys.executable, "-m", "codegen_lsp", "convert", str(big.hf_dir), str(out),
-                             "--outtype", "q8_0", "--quiet"], stderr=subprocess.PIPE, text=True)
+                             "--outtype", "q8_0", "--quiet"], stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if any(".partial" in p.name or p.name.startswith(".convert-") for p in tmp_path.iterdir()):
