@@ -93,6 +93,15 @@ def cmd_bench_candidates(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_context(args: argparse.Namespace) -> int:
+    from .bench.context import main_sync, print_context_report
+
+    report = main_sync(_model_file(args), args.keys, args.cross_file_tokens, args.threads)
+    print_context_report(report)
+    _write_report(report, args.out)
+    return 0
+
+
 def cmd_bench_latency(args: argparse.Namespace) -> int:
     from .bench.latency import print_report, run_latency
     from .bench.llama_server import LlamaServerError
@@ -224,6 +233,15 @@ def add_bench(sub: argparse._SubParsersAction) -> tuple[type[BaseException], ...
     p.add_argument("--max-tokens", type=int, default=32)
     p.add_argument("--out", default="bench-results/candidates.json", help="JSON report")
     p.set_defaults(func=cmd_bench_candidates)
+
+    p = bench.add_parser("context", help="per-keystroke cost of context from other files: two servers, with and "
+                                         "without, same keys")
+    p.add_argument("--model", required=True, help="a .gguf")
+    p.add_argument("--keys", type=int, default=40)
+    p.add_argument("--cross-file-tokens", type=int, default=1024)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", default="bench-results/context.json", help="JSON report")
+    p.set_defaults(func=cmd_bench_context)
 
     p = bench.add_parser("make-trace", help="a keystroke trace: typing part of a standard-library function")
     p.add_argument("--source", default=None, help="a .py file or stdlib module name (default: textwrap)")
