@@ -3,7 +3,8 @@
 Each round opens two fresh documents (no cache can answer) that differ only in a function name, and
 asks one as typing does (Automatic: one suggestion) and the other explicitly (Invoked: `candidates`
 suggestions decoded together), in alternating order. The engine's own times come from
-`codegenLsp/stats`; the report gives the median ratio (candidates / one) from the same run.
+`codegenLsp/stats`; the report gives the median ratio (candidates / one) from the same run, and
+llama.cpp's own cost of one decode step for that many sequences against one (`raw_batch_cost`).
 """
 
 from __future__ import annotations
@@ -73,6 +74,42 @@ async def run_candidates_bench(model: Path, rounds: int, candidates: int, max_to
     }
 
 
+def raw_batch_cost(model: Path, candidates: int, repeats: int = 15, threads: int | None = None) -> dict:
+    """llama.cpp alone: one decode step of `candidates` sequences sharing a prompt (one token each, one
+    batch) against one sequence: the floor under any way of decoding candidates together."""
+    import llama_cpp
+
+    from codegen_lsp.engine.kv_reuse import enable_second_sequence
+
+    llm = llama_cpp.Llama(model_path=str(model), n_ctx=512, n_threads=threads, verbose=False)
+    try:
+        enable_second_sequence(llm)
+        ctx, batch = llm._ctx.ctx, llm._batch.batch
+        mem = llama_cpp.llama_get_memory(ctx)
+        prompt = llm.tokenize(BODY.format(name="read").encode(), add_bos=False)
+        ms: dict[int, float] = {}
+        for k in (1, candidates):
+            times = []
+            for _ in range(repeats):
+                llm.reset()
+                llama_cpp.llama_memory_clear(mem, True)
+                llm.eval(prompt)
+                for seq in range(1, k):
+                    llama_cpp.llama_memory_seq_cp(mem, 0, seq, 0, len(prompt))
+                for row in range(k):
+                    batch.token[row], batch.pos[row], batch.n_seq_id[row], batch.logits[row] = prompt[-1], len(prompt), 1, True
+                    batch.seq_id[row][0] = row
+                batch.n_tokens = k
+                started = time.perf_counter()
+                if llama_cpp.llama_decode(ctx, batch) != 0:
+                    raise RuntimeError("llama_decode failed")
+                times.append((time.perf_counter() - started) * 1000)
+            ms[k] = statistics.median(times)
+    finally:
+        llm.close()
+    return {"one_ms": ms[1], "batch_ms": ms[candidates], "ratio": ms[candidates] / ms[1]}
+
+
 def print_candidates_report(report: dict) -> None:
     one, many = report["one"], report["many"]
     print(f"model: {report['model']}; {report['rounds']} rounds, maxTokens {report['max_tokens']}")
@@ -83,7 +120,12 @@ def print_candidates_report(report: dict) -> None:
           f"{statistics.median(many['items']):.0f} distinct suggestions returned")
     print(f"ratio {report['candidates']} / 1 (median of per-round ratios): engine {report['engine_ms_ratio_median']:.2f}, "
           f"request wall time {report['wall_ms_ratio_median']:.2f}")
+    raw = report["raw_llama_cpp_decode"]
+    print(f"llama.cpp alone, one decode step: {report['candidates']} sequences {raw['batch_ms']:.1f} ms vs 1 sequence "
+          f"{raw['one_ms']:.1f} ms: {raw['ratio']:.2f}x (the floor for any batched decoding)")
 
 
 def main_sync(model: Path, rounds: int, candidates: int, max_tokens: int) -> dict:
-    return asyncio.run(run_candidates_bench(model, rounds, candidates, max_tokens))
+    report = asyncio.run(run_candidates_bench(model, rounds, candidates, max_tokens))
+    report["raw_llama_cpp_decode"] = raw_batch_cost(model, candidates)
+    return report
