@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, ContextManager, Coroutine
 
 from .context.prompt import OtherFiles, PromptFormatError, build_segments
-from .context.ring import CHARS_PER_TOKEN, SELECTION_BLOCK_LINES, Chunk, ChunkRing, cursor_window, display_path, usable
+from .context.ring import (CHARS_PER_TOKEN, CHUNK_LINES, MAX_CHUNK_CHARS, SELECTION_BLOCK_LINES, Chunk, ChunkRing,
+                           cursor_window, display_path, region_start, usable)
 from .context.suggestion_cache import SuggestionCache
 from .documents.store import Document
 from .engine.jobs import CancelFlag, Engine, GenerationJob, GenerationResult
@@ -129,9 +130,13 @@ class CompletionService:
         self.rhythm.edited(uri, now)
 
     def seen(self, doc: Document, line: int) -> None:
-        """A document was opened, edited at `line`, or shown there: its region goes into the ring."""
-        if usable(doc.text, self.ports.settings().max_document_bytes) and \
-                self.ring.add(doc.uri, display_path(doc.uri), doc.text, line):
+        """A document was opened, edited at `line`, or shown there: its region goes into the ring. Per
+        keystroke, so the chunk is sliced through the document's line table, not by splitting the text."""
+        if len(doc.text) > self.ports.settings().max_document_bytes:
+            return
+        start = region_start(line)
+        body = doc.index.lines_text(start, start + CHUNK_LINES - 1)[:MAX_CHUNK_CHARS]
+        if usable(body, MAX_CHUNK_CHARS) and self.ring.add_region(doc.uri, display_path(doc.uri), start, body):
             self.cache.forget_others(doc.uri)  # their answers were computed with the old chunks
 
     def closed(self, uri: str) -> None:

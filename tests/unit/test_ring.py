@@ -119,3 +119,16 @@ def test_a_ring_bigger_than_its_budget_loses_whole_chunks_oldest_first():
     tiny_window = fit_segments(segments, 2 * one - 1, count)  # at most half the window
     assert tiny_window[0].texts == ()
     assert fit_segments(segments, 10_000, count) == segments  # room for all: untouched
+
+
+def test_the_line_table_slice_is_the_region():
+    """The server slices chunks through the document's line table (per keystroke); same text as region()."""
+    from codegen_lsp.context.ring import region_start
+    from codegen_lsp.documents.positions import LineIndex
+
+    text = "\n".join(f"line {i}" for i in range(300))
+    index = LineIndex(text)
+    for line in (0, 40, 150, 299):
+        start = region_start(line)
+        assert (start, index.lines_text(start, start + CHUNK_LINES - 1)) == region(text, line)
+    assert index.lines_text(400, 463) == ""

@@ -60,11 +60,16 @@ def usable(text: str, max_bytes: int) -> bool:
     return "\x00" not in text and len(text) <= max_bytes
 
 
-def region(text: str, line: int, lines: int = CHUNK_LINES) -> tuple[int, str]:
-    """The chunk of `lines` lines around `line`, aligned to half-chunk boundaries (so edits nearby
-    replace the same chunk instead of adding shifted copies)."""
+def region_start(line: int, lines: int = CHUNK_LINES) -> int:
+    """First line of the chunk around `line`, aligned to half-chunk boundaries (so edits nearby replace
+    the same chunk instead of adding shifted copies); `line` falls in the chunk's second half."""
     half = max(1, lines // 2)
-    start = max(0, (line // half) * half - half)  # `line` falls in the chunk's second half
+    return max(0, (line // half) * half - half)
+
+
+def region(text: str, line: int, lines: int = CHUNK_LINES) -> tuple[int, str]:
+    """The chunk of `lines` lines around `line` (see region_start), cut to MAX_CHUNK_CHARS."""
+    start = region_start(line, lines)
     return start, "\n".join(text.split("\n")[start:start + lines])[:MAX_CHUNK_CHARS]
 
 
@@ -74,8 +79,11 @@ class ChunkRing:
         self.chunks: list[Chunk] = []
 
     def add(self, uri: str, path: str, text: str, line: int) -> bool:
-        """Whether the ring changed."""
-        start, body = region(text, line)
+        """The chunk of `text` around `line`; whether the ring changed."""
+        return self.add_region(uri, path, *region(text, line))
+
+    def add_region(self, uri: str, path: str, start: int, body: str) -> bool:
+        """A chunk whose first line is `start`; whether the ring changed."""
         if not body.strip():
             return False
         new = Chunk(uri, path, start, body)

@@ -140,6 +140,13 @@ class LineIndex:
         self._check_line(line)
         return self._text[self._cp_starts[line] : self._cp_ends[line]]
 
+    def lines_text(self, first: int, last: int) -> str:
+        """Text of lines `first`..`last` (clamped to the document), with the breaks between them."""
+        last = min(last, len(self._cp_starts) - 1)
+        if not 0 <= first <= last:
+            return ""
+        return self._text[self._cp_starts[first]: self._cp_ends[last]]
+
     def line_start_byte(self, line: int) -> int:
         self._check_line(line)
         return self._byte_starts[line]
