@@ -93,6 +93,30 @@ def cmd_bench_candidates(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_load(args: argparse.Namespace) -> int:
+    from .bench.load import LoadSpec, main_sync, print_load_report
+
+    reports = []
+    for variant in args.variants.split(","):
+        if variant not in ("never-read", "drained", "log-file"):
+            raise CliError(f"unknown variant {variant!r}: never-read, drained, log-file")
+        log_file = Path(args.out).with_suffix(".server.log") if variant == "log-file" else None
+        if log_file is not None:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            log_file.unlink(missing_ok=True)
+        spec = LoadSpec(requests=args.requests, seed=args.seed, in_flight=args.in_flight,
+                        drain_stderr=variant == "drained", log_file=log_file, log_level=args.log_level)
+        try:
+            report = main_sync(_model_file(args), spec)
+        except RuntimeError as exc:
+            raise CliError(str(exc)) from None
+        print_load_report(report)
+        reports.append(report)
+    _write_report({"variants": reports}, args.out)
+    failed = [r for r in reports if r["unanswered"] or r["requests"] < r["planned"] or r["shutdown_s"] is None]
+    return 1 if failed else 0
+
+
 def cmd_bench_context(args: argparse.Namespace) -> int:
     from .bench.context import main_sync, print_context_report
 
@@ -233,6 +257,18 @@ def add_bench(sub: argparse._SubParsersAction) -> tuple[type[BaseException], ...
     p.add_argument("--max-tokens", type=int, default=32)
     p.add_argument("--out", default="bench-results/candidates.json", help="JSON report")
     p.set_defaults(func=cmd_bench_candidates)
+
+    p = bench.add_parser("load", help="a seeded storm of good and bad requests (cancels, stale edits, unknown "
+                                      "methods) from a client that never reads the server's stderr")
+    p.add_argument("--model", required=True, help="a .gguf")
+    p.add_argument("--requests", type=int, default=10_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--in-flight", type=int, default=24, help="requests outstanding at once")
+    p.add_argument("--variants", default="never-read,drained,log-file",
+                   help="comma-separated: never-read (stderr is a pipe nobody reads), drained, log-file")
+    p.add_argument("--log-level", default="info")
+    p.add_argument("--out", default="bench-results/load.json", help="JSON report (and .server.log beside it)")
+    p.set_defaults(func=cmd_bench_load)
 
     p = bench.add_parser("context", help="per-keystroke cost of context from other files: two servers, with and "
                                          "without, same keys")

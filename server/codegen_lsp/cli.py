@@ -98,10 +98,14 @@ def _model_options(args: argparse.Namespace) -> dict:
     return options
 
 
+def _server_log(args: argparse.Namespace) -> Path | None:
+    return Path(args.server_log) if args.server_log else None
+
+
 def cmd_complete(args: argparse.Namespace) -> int:
     from .headless import run_complete
 
-    return run_complete(Path(args.file), args.line, args.character, _model_options(args))
+    return run_complete(Path(args.file), args.line, args.character, _model_options(args), _server_log(args))
 
 
 def cmd_synthesize(args: argparse.Namespace) -> int:
@@ -110,7 +114,7 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     options = _model_options(args)
     if args.max_tokens:
         options["synthesisMaxTokens"] = options.pop("maxTokens")
-    return run_synthesize(Path(args.file), args.range, args.write, options)
+    return run_synthesize(Path(args.file), args.range, args.write, options, _server_log(args))
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -191,6 +195,7 @@ def build_parser(command: str | None = None) -> tuple[argparse.ArgumentParser, t
     p.add_argument("file")
     p.add_argument("--line", type=int, required=True, help="0-based line")
     p.add_argument("--character", type=int, required=True, help="0-based UTF-16 column")
+    p.add_argument("--server-log", default=None, metavar="FILE", help="the language server's log, at info level")
     p.add_argument("--model", default=None, help="a .gguf path or registry name (default: settings/default model)")
     p.add_argument("--max-tokens", type=int, default=None)
     p.set_defaults(func=cmd_complete)
@@ -200,6 +205,7 @@ def build_parser(command: str | None = None) -> tuple[argparse.ArgumentParser, t
     p.add_argument("file")
     p.add_argument("--range", default=None, metavar="START:END", help="only lines START..END (1-based, inclusive)")
     p.add_argument("--write", action="store_true", help="rewrite FILE (atomically) instead of printing the result")
+    p.add_argument("--server-log", default=None, metavar="FILE", help="the language server's log, at info level")
     p.add_argument("--model", default=None, help="a .gguf path or registry name (default: settings/default model)")
     p.add_argument("--max-tokens", type=int, default=None, help="token budget per turn")
     p.set_defaults(func=cmd_synthesize)

@@ -45,11 +45,13 @@ class ServerRequestError(Exception):
 
 
 async def start_session(root: Path, options: dict, log_level: str = "warning",
-                        echo_log: Callable[[str], bool] | None = None, show_messages: bool = True) -> LanguageClient:
+                        echo_log: Callable[[str], bool] | None = None, show_messages: bool = True,
+                        log_file: Path | None = None) -> LanguageClient:
     """A started, initialized server. Its `codegenLsp/status` notifications collect in `client.statuses`
     (dicts), its `codegenLsp/stats` in `client.stats` (events.SuggestionStats), its window/logMessage texts in
-    `client.server_log` (for people: nothing parses them) and the last lines of its stderr in
-    `client.server_stderr`; log texts that `echo_log` accepts are also printed to stderr, and so are
+    `client.server_log` (for people: nothing parses them) and the last 200 lines of its stderr in
+    `client.server_stderr` (always read: a full pipe would stall a server that logged synchronously); with
+    `log_file` the server logs there instead; log texts that `echo_log` accepts are also printed to stderr, and so are
     showMessage texts if `show_messages`."""
     logging.getLogger("pygls").setLevel(logging.ERROR)  # the client logs every notification it ignores
     client = LanguageClient("codegen-lsp-headless", "1")
@@ -61,7 +63,7 @@ async def start_session(root: Path, options: dict, log_level: str = "warning",
     client.stats = stats  # type: ignore[attr-defined]
     client.show_messages = show_messages  # type: ignore[attr-defined]
     client.held_messages = None  # type: ignore[attr-defined]  # a list while they are held back (ready_session)
-    client.server_stderr = collections.deque(maxlen=40)  # type: ignore[attr-defined]
+    client.server_stderr = collections.deque(maxlen=200)  # type: ignore[attr-defined]
 
     @client.feature(types.WINDOW_LOG_MESSAGE)
     def _log(params: types.LogMessageParams):
@@ -88,7 +90,10 @@ async def start_session(root: Path, options: dict, log_level: str = "warning",
     def _stats(params):
         stats.append(SuggestionStats.from_json(params))
 
-    await client.start_io(sys.executable, "-m", "codegen_lsp", "serve", "--log-level", log_level)
+    command = [sys.executable, "-m", "codegen_lsp", "serve", "--log-level", log_level]
+    if log_file is not None:
+        command += ["--log-file", str(log_file)]
+    await client.start_io(*command)
     client.stderr_task = asyncio.create_task(_drain_stderr(client))  # type: ignore[attr-defined]
     try:
         await client.initialize_async(types.InitializeParams(
@@ -288,8 +293,13 @@ def open_file(client: LanguageClient, path: Path, announce: bool = True) -> tupl
     return uri, text
 
 
-async def complete(path: Path, line: int, character: int, options: dict) -> str:
-    client = await ready_session(path.parent, options, hold_messages=True)
+def _log_options(server_log: Path | None) -> dict:
+    """A server log file the user asked for holds the per-request lines too (INFO)."""
+    return {} if server_log is None else {"log_file": server_log, "log_level": "info"}
+
+
+async def complete(path: Path, line: int, character: int, options: dict, server_log: Path | None = None) -> str:
+    client = await ready_session(path.parent, options, hold_messages=True, **_log_options(server_log))
 
     async def work() -> str:
         uri, _ = open_file(client, path)
@@ -316,10 +326,10 @@ async def _one_answer(client: LanguageClient, work: Callable[[], Awaitable[T]], 
         release_messages(client, failure)
 
 
-def run_complete(path: Path, line: int, character: int, options: dict) -> int:
+def run_complete(path: Path, line: int, character: int, options: dict, server_log: Path | None = None) -> int:
     if not path.is_file():
         raise SystemExit(f"codegen-lsp: error: {path}: file not found")
-    print(asyncio.run(complete(path, line, character, options)))
+    print(asyncio.run(complete(path, line, character, options, server_log)))
     return 0
 
 
@@ -373,8 +383,9 @@ async def synthesize_in_session(client: LanguageClient, uri: str, text: str, lan
             text_document=types.TextDocumentIdentifier(uri=uri)))
 
 
-async def synthesize(path: Path, line_range: tuple[int, int] | None, options: dict) -> str | None:
-    client = await ready_session(path.parent, options, hold_messages=True,
+async def synthesize(path: Path, line_range: tuple[int, int] | None, options: dict,
+                     server_log: Path | None = None) -> str | None:
+    client = await ready_session(path.parent, options, hold_messages=True, **_log_options(server_log),
                                  echo_log=lambda m: m.startswith("synthesis turn"))
 
     async def work() -> str | None:
@@ -399,7 +410,8 @@ def parse_line_range(spec: str | None) -> tuple[int, int] | None:
     return start, end
 
 
-def run_synthesize(path: Path, line_range: str | None, write: bool, options: dict) -> int:
+def run_synthesize(path: Path, line_range: str | None, write: bool, options: dict,
+                   server_log: Path | None = None) -> int:
     from .convert.writer import atomic_output
 
     if not path.is_file():
@@ -407,7 +419,7 @@ def run_synthesize(path: Path, line_range: str | None, write: bool, options: dic
     lines = parse_line_range(line_range)
     if lines is not None and lines[0] > (count := len(path.read_bytes().splitlines())):
         raise SystemExit(f"codegen-lsp: error: --range {line_range!r}: {path} ends at line {count}")
-    result = asyncio.run(synthesize(path, lines, options))
+    result = asyncio.run(synthesize(path, lines, options, server_log))
     if result is None:
         print("codegen-lsp: nothing synthesized (no comment without code in the range, or every turn failed)",
               file=sys.stderr)

@@ -7,14 +7,18 @@ import os
 import sys
 from pathlib import Path
 
+from . import logsink
 
-def setup_logging(level: str, log_file: Path | None) -> None:
-    handler: logging.Handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+
+def setup_logging(level: str, log_file: Path | None) -> logsink.DropReportingListener:
+    """Log to `log_file` or stderr through logsink's queue: a client that never reads our stderr cannot
+    stall request handling (records are dropped and counted instead)."""
+    sink: logging.Handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
+    sink.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    listener = logsink.install(sink, level)
+    logging.captureWarnings(True)  # warnings.warn would write to stderr directly
     logging.getLogger("pygls").setLevel(logging.WARNING)  # it logs whole documents at INFO
+    return listener
 
 
 def protect_stdout():
@@ -32,14 +36,23 @@ SWITCH_INTERVAL_S = 0.001
 
 
 def serve(tcp: str | None = None, log_level: str = "info", log_file: Path | None = None) -> int:
-    setup_logging(log_level, log_file)
+    listener = setup_logging(log_level, log_file)
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     from .app import create_server
 
     server = create_server()
-    if tcp:
-        host, _, port = tcp.rpartition(":")
-        server.start_tcp(host or "127.0.0.1", int(port))
-    else:
-        server.start_io(sys.stdin.buffer, protect_stdout())
+    code: int | str | None = 0
+    try:
+        if tcp:
+            host, _, port = tcp.rpartition(":")
+            server.start_tcp(host or "127.0.0.1", int(port))
+        else:
+            server.start_io(sys.stdin.buffer, protect_stdout())
+    except SystemExit as exc:  # pygls' `exit` handler
+        code = exc.code
+        raise
+    finally:
+        if not listener.stop_within(1.0):
+            # Nobody reads our stderr: flushing the log at exit would wait forever, so leave without it.
+            os._exit(code if isinstance(code, int) else 1)
     return 0

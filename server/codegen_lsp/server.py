@@ -18,9 +18,10 @@ from typing import Any, Callable, Iterator
 from lsprotocol import types
 from cattrs import transform_error
 from cattrs.errors import ClassValidationError
-from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.exceptions import (JsonRpcException, JsonRpcInvalidParams, JsonRpcInvalidRequest, JsonRpcMethodNotFound,
+                              JsonRpcServerNotInitialized)
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol, lsp_method
+from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, LanguageServerProtocol, lsp_method
 
 from . import __version__
 from .completion import CompletionPorts, CompletionService
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 # The id of the request whose handler is running; tasks started for it inherit it (contextvars).
 _REQUEST_ID: ContextVar[Any] = ContextVar("codegen_lsp_request_id", default=None)
 
+# Errors that say the client asked for something impossible: answered, and logged as one line, not a traceback.
+CLIENT_MISTAKES = (JsonRpcInvalidParams, JsonRpcInvalidRequest, JsonRpcMethodNotFound, JsonRpcServerNotInitialized)
+
 
 class CodegenProtocol(LanguageServerProtocol):
     """pygls takes the client's first encoding; we prefer utf-8 whenever it is offered (no conversion).
@@ -47,16 +51,35 @@ class CodegenProtocol(LanguageServerProtocol):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._cancel_callbacks: dict[Any, list[Callable[[], None]]] = {}
+        self._methods: dict[Any, str] = {}  # request id -> method, while its handler runs (for log lines)
 
     def _handle_request(self, msg_id, method_name, params):
         token = _REQUEST_ID.set(msg_id)
+        self._methods[msg_id] = method_name
         try:
             return super()._handle_request(msg_id, method_name, params)
         finally:
             _REQUEST_ID.reset(token)
+            if msg_id not in self._request_futures:  # answered already (or never started)
+                self._methods.pop(msg_id, None)
+
+    def _send_handler_result(self, future, *, msg_id):
+        """pygls logs every error answer with a traceback (~1 KB); a client's mistake gets one line."""
+        method = self._methods.pop(msg_id, "request")
+        error = None if future.cancelled() else future.exception()
+        if not isinstance(error, CLIENT_MISTAKES):
+            return super()._send_handler_result(future, msg_id=msg_id)
+        self._request_futures.pop(msg_id, None)
+        self._send_response(msg_id, error=error.to_response_error())
+        text = f"{method} {msg_id!r}: {error.message}"
+        if isinstance(self._server, CodegenLanguageServer):
+            self._server.log_to_client(text, types.MessageType.Warning)
+        else:
+            log.warning("%s", text)
 
     def _handle_cancel_notification(self, msg_id):
-        super()._handle_cancel_notification(msg_id)
+        if msg_id in self._request_futures:  # a cancel that crossed its answer is normal, not worth a warning
+            super()._handle_cancel_notification(msg_id)
         for callback in self._cancel_callbacks.pop(msg_id, []):
             callback()
 
@@ -87,26 +110,35 @@ class CodegenProtocol(LanguageServerProtocol):
         return (yield from super().lsp_initialize(params))
 
     def structure_message(self, data):
-        """pygls raises out of the JSON decoder when a request's params have the wrong shape, and then
-        never answers it (the client hangs): answer InvalidParams here and drop the message."""
-        try:
+        """Messages whose params have the wrong shape: pygls logs a traceback and, for a request, never
+        answers it (the client hangs). Here a request is answered InvalidParams and a notification is
+        dropped, each with one log line."""
+        if not (isinstance(data, dict) and "jsonrpc" in data and "method" in data and "error" not in data):
             return super().structure_message(data)
-        except JsonRpcException as exc:
-            if not (isinstance(data, dict) and "id" in data and "method" in data):
-                raise
-            cause = exc.__cause__
+        is_request = "id" in data
+        fallback = JsonRPCRequestMessage if is_request else JsonRPCNotification
+        try:
+            return self._converter.structure(data, self.get_message_type(data["method"]) or fallback)
+        except Exception as exc:  # noqa: BLE001 - whatever the converter objects to is the client's mistake
             try:
-                detail = "; ".join(transform_error(cause)) if isinstance(cause, ClassValidationError) else str(cause)
+                detail = "; ".join(transform_error(exc)) if isinstance(exc, ClassValidationError) else str(exc)
             except Exception:  # noqa: BLE001 - the detail is a courtesy
-                detail = str(cause)
-            message = f"invalid params for {data['method']}: {detail or exc}"
-            log.warning("request %r: %s", data["id"], message)
-            self._send_response(data["id"], error=JsonRpcInvalidParams(message).to_response_error())
+                detail = str(exc)
+            message = f"invalid params for {data['method']}: {detail or type(exc).__name__}"
+            if is_request:
+                log.warning("request %r: %s", data["id"], message)
+                self._send_response(data["id"], error=JsonRpcInvalidParams(message).to_response_error())
+            else:
+                log.warning("notification ignored: %s", message)
             return _ANSWERED
+
+    def handle_message(self, message):
+        if message is not _ANSWERED:
+            super().handle_message(message)
 
 
 class _Answered:
-    """Stands in for a request already answered with an error; handle_message ignores it (jsonrpc != 2.0)."""
+    """Stands in for a message already dealt with (a request answered with an error); handle_message skips it."""
 
     jsonrpc = "answered"
 

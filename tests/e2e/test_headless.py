@@ -65,6 +65,20 @@ def test_complete_prints_the_suggestion(tmp_path, memorizing_codegen1):
     assert result.stdout == "return a + b\n"
 
 
+def test_complete_writes_the_server_log_where_asked(tmp_path, memorizing_codegen1):
+    source = tmp_path / "calc.py"
+    source.write_text("def add(a, b):\n    \n")
+    log = tmp_path / "logs" / "server.log"
+    log.parent.mkdir()
+    result = run_cli("complete", str(source), "--line", "1", "--character", "4", "--server-log", str(log),
+                     "--model", str(memorizing_codegen1.gguf_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "return a + b\n"
+    lines = log.read_text().splitlines()
+    # The per-request line (INFO) is there, for this document.
+    assert any(" INFO " in line and "suggestion for " in line and source.name in line for line in lines), lines[-10:]
+
+
 def test_complete_with_nothing_to_suggest_is_no_error(tmp_path, memorizing_codegen1):
     source = tmp_path / "calc.py"
     source.write_text("def add(a, b):\n    return a + b\n")

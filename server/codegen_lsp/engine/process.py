@@ -110,7 +110,10 @@ class _Child:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "codegen_lsp.engine.child", str(theirs.fileno()), str(flags_fd), str(os.getpid()),
                  str(logging.getLogger().getEffectiveLevel())],
-                pass_fds=(theirs.fileno(), flags_fd), stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(), env=env,
+                pass_fds=(theirs.fileno(), flags_fd), stdin=subprocess.DEVNULL, env=env,
+                # What native code prints comes to us, not to our stderr: a reader that never drains that
+                # would block the engine mid-decode. It goes into our (never blocking) log.
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 start_new_session=True)  # its own process group: whatever it forked goes with it
         finally:
             theirs.close()  # ours is then the only other end: EOF when the child dies
@@ -118,10 +121,21 @@ class _Child:
         self._reader = threading.Thread(target=self._read, name=f"engine-reader-{self.process.pid}", daemon=True)
         self._reader.start()
         threading.Thread(target=self._watch, name=f"engine-watch-{self.process.pid}", daemon=True).start()
+        threading.Thread(target=self._forward_output, name=f"engine-output-{self.process.pid}", daemon=True).start()
 
     @property
     def pid(self) -> int | None:
         return self.process.pid
+
+    def _forward_output(self) -> None:
+        """Lines the engine process printed outside its log (native code, a fatal error) into our log."""
+        stream = self.process.stdout
+        if stream is None:
+            return
+        with stream:
+            for line in stream:
+                if text := line.decode("utf-8", "replace").rstrip():
+                    log.warning("engine %s: %s", self.process.pid, text)
 
     def request(self, op: str, payload: Any, future: Future, *, cancel=None,
                 progress: Callable[[float], None] | None = None) -> None:

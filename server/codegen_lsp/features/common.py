@@ -15,8 +15,7 @@ if TYPE_CHECKING:
 
 
 def document_or_error(ls: "CodegenLanguageServer", uri: str) -> Document:
-    if uri not in ls.store:
-        ls.log_to_client(f"request for a document that is not open: {uri}", types.MessageType.Warning)
+    if uri not in ls.store:  # the protocol logs the error it answers (one line)
         raise JsonRpcInvalidParams(f"document not open: {uri}")
     return ls.store.get(uri)
 
@@ -26,9 +25,7 @@ def offset_or_error(ls: "CodegenLanguageServer", doc: Document, position: types.
     try:
         return doc.codepoint_offset_of(Pos(position.line, position.character))
     except PositionError as exc:
-        ls.log_to_client(f"{doc.uri}: invalid position {position.line}:{position.character}: {exc}",
-                         types.MessageType.Warning)
-        raise JsonRpcInvalidParams(f"invalid position {position.line}:{position.character}: {exc}") from None
+        raise JsonRpcInvalidParams(f"{doc.uri}: invalid position {position.line}:{position.character}: {exc}") from None
 
 
 def lsp_position(doc: Document, codepoint_offset: int, ls: "CodegenLanguageServer") -> types.Position:
