@@ -63,6 +63,20 @@ class CodegenProtocol(LanguageServerProtocol):
             if msg_id not in self._request_futures:  # answered already (or never started)
                 self._methods.pop(msg_id, None)
 
+    def _execute_handler(self, msg_id, handler, callback, args=None, kwargs=None):
+        """pygls registers the future of every async or generator handler in `_request_futures`, but only a
+        request's answer removes it: each notification handled through a builtin (didOpen, didChange,
+        didClose...) and each handler a builtin runs left a future behind (~1 KB per message). Forget it
+        once done."""
+        super()._execute_handler(msg_id, handler, callback, args, kwargs)
+        future = self._request_futures.get(msg_id)
+        if future is not None:
+            future.add_done_callback(lambda _done, msg_id=msg_id, future=future: self._forget(msg_id, future))
+
+    def _forget(self, msg_id, future) -> None:
+        if self._request_futures.get(msg_id) is future:
+            del self._request_futures[msg_id]
+
     def _send_handler_result(self, future, *, msg_id):
         """pygls logs every error answer with a traceback (~1 KB); a client's mistake gets one line."""
         method = self._methods.pop(msg_id, "request")

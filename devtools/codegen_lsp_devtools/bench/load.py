@@ -18,6 +18,7 @@ import collections
 import itertools
 import json
 import random
+import re
 import sys
 import tempfile
 import time
@@ -70,6 +71,8 @@ class RawClient:
         self.ids = itertools.count(1)
         self.statuses: list[dict] = []
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=200)
+        self.stderr_lines = 0
+        self.dropped_log_records = 0  # as the server's "N log records dropped" lines say
         self.reader = asyncio.create_task(self._read())
         self.stderr_reader = asyncio.create_task(self._drain()) if drain_stderr else None
 
@@ -122,7 +125,11 @@ class RawClient:
 
     async def _drain(self) -> None:
         while line := await self.process.stderr.readline():
-            self.stderr_tail.append(line.decode("utf-8", "replace").rstrip())
+            text = line.decode("utf-8", "replace").rstrip()
+            self.stderr_tail.append(text)
+            self.stderr_lines += 1
+            if found := re.search(r"(\d+) log records dropped", text):
+                self.dropped_log_records += int(found.group(1))
 
     async def wait_status(self, states: tuple[str, ...], timeout: float) -> dict:
         deadline = time.monotonic() + timeout
@@ -224,9 +231,13 @@ async def run_load(model: Path, spec: LoadSpec) -> dict:
             command += ["--log-file", str(spec.log_file)]
         client = await RawClient.start(command, spec.drain_stderr)
         try:
-            return await _drive(client, model, spec, rng, root)
+            report = await _drive(client, model, spec, rng, root)
         finally:
             await client.close()
+    # What reached stderr (read at the end when nobody read it meanwhile).
+    report.update(stderr_lines=client.stderr_lines, dropped_log_records=client.dropped_log_records,
+                  stderr_tail=list(client.stderr_tail)[-20:])
+    return report
 
 
 async def _drive(client: RawClient, model: Path, spec: LoadSpec, rng: random.Random, root: Path) -> dict:
@@ -360,7 +371,7 @@ async def _drive(client: RawClient, model: Path, spec: LoadSpec, rng: random.Ran
         "latency_max_ms": 1000 * latencies[-1] if latencies else None,
         "suggestion_after": suggestion, "shutdown_s": shutdown_s,
         "rss_before_mib": rss_before / 1024, "rss_warm_mib": rss_warm / 1024, "rss_after_mib": rss_after / 1024,
-        "server_exit": client.process.returncode, "stderr_tail": list(client.stderr_tail)[-20:],
+        "server_exit": client.process.returncode,
     }
 
 
@@ -376,6 +387,8 @@ def print_load_report(report: dict) -> None:
     print(f"  server RSS {report['rss_before_mib']:.1f} MiB before, {report['rss_warm_mib']:.1f} after the first "
           f"tenth, {report['rss_after_mib']:.1f} after all (growth over the last nine tenths: "
           f"{report['rss_after_mib'] - report['rss_warm_mib']:+.1f} MiB)")
+    print(f"  stderr: {report['stderr_lines']} lines; the server reported {report['dropped_log_records']} log records "
+          f"dropped")
     print(f"  mix: {', '.join(f'{k} {v}' for k, v in sorted(report['kinds'].items()))}")
 
 
