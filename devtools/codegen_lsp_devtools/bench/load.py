@@ -387,8 +387,10 @@ def print_load_report(report: dict) -> None:
     print(f"  server RSS {report['rss_before_mib']:.1f} MiB before, {report['rss_warm_mib']:.1f} after the first "
           f"tenth, {report['rss_after_mib']:.1f} after all (growth over the last nine tenths: "
           f"{report['rss_after_mib'] - report['rss_warm_mib']:+.1f} MiB)")
-    print(f"  stderr: {report['stderr_lines']} lines; the server reported {report['dropped_log_records']} log records "
-          f"dropped")
+    never_read = not report["drain_stderr"] and not report["log_file"]
+    print(f"  stderr: {report['stderr_lines']} lines{' (read only after the server exited)' if never_read else ''}; "
+          f"the server reported {report['dropped_log_records']} log records dropped"
+          f"{' (a count is written once the pipe drains, which never happened here)' if never_read else ''}")
     print(f"  mix: {', '.join(f'{k} {v}' for k, v in sorted(report['kinds'].items()))}")
 
 
