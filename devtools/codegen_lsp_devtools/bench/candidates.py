@@ -74,9 +74,13 @@ async def run_candidates_bench(model: Path, rounds: int, candidates: int, max_to
     }
 
 
+STEPS = 4  # decode steps per repeat in raw_batch_cost; the first is not timed
+
+
 def raw_batch_cost(model: Path, candidates: int, repeats: int = 15, threads: int | None = None) -> dict:
     """llama.cpp alone: one decode step of `candidates` sequences sharing a prompt (one token each, one
-    batch) against one sequence: the floor under any way of decoding candidates together."""
+    batch) against one sequence, in steady decoding (steps after the first): the floor under any way of
+    decoding candidates together. Also every count in between (`by_sequences_ms`)."""
     import llama_cpp
 
     from codegen_lsp.engine.kv_reuse import enable_second_sequence
@@ -88,7 +92,7 @@ def raw_batch_cost(model: Path, candidates: int, repeats: int = 15, threads: int
         mem = llama_cpp.llama_get_memory(ctx)
         prompt = llm.tokenize(BODY.format(name="read").encode(), add_bos=False)
         ms: dict[int, float] = {}
-        for k in (1, candidates):
+        for k in range(1, candidates + 1):
             times = []
             for _ in range(repeats):
                 llm.reset()
@@ -96,18 +100,22 @@ def raw_batch_cost(model: Path, candidates: int, repeats: int = 15, threads: int
                 llm.eval(prompt)
                 for seq in range(1, k):
                     llama_cpp.llama_memory_seq_cp(mem, 0, seq, 0, len(prompt))
-                for row in range(k):
-                    batch.token[row], batch.pos[row], batch.n_seq_id[row], batch.logits[row] = prompt[-1], len(prompt), 1, True
-                    batch.seq_id[row][0] = row
-                batch.n_tokens = k
-                started = time.perf_counter()
-                if llama_cpp.llama_decode(ctx, batch) != 0:
-                    raise RuntimeError("llama_decode failed")
-                times.append((time.perf_counter() - started) * 1000)
+                for step in range(STEPS):  # the first step after the prompt runs cold: steady steps are timed
+                    for row in range(k):
+                        batch.token[row], batch.pos[row] = prompt[-1], len(prompt) + step
+                        batch.n_seq_id[row], batch.logits[row] = 1, True
+                        batch.seq_id[row][0] = row
+                    batch.n_tokens = k
+                    started = time.perf_counter()
+                    if llama_cpp.llama_decode(ctx, batch) != 0:
+                        raise RuntimeError("llama_decode failed")
+                    if step:
+                        times.append((time.perf_counter() - started) * 1000)
             ms[k] = statistics.median(times)
     finally:
         llm.close()
-    return {"one_ms": ms[1], "batch_ms": ms[candidates], "ratio": ms[candidates] / ms[1]}
+    return {"one_ms": ms[1], "batch_ms": ms[candidates], "ratio": ms[candidates] / ms[1],
+            "by_sequences_ms": {k: ms[k] for k in sorted(ms)}}
 
 
 def print_candidates_report(report: dict) -> None:
@@ -123,6 +131,7 @@ def print_candidates_report(report: dict) -> None:
     raw = report["raw_llama_cpp_decode"]
     print(f"llama.cpp alone, one decode step: {report['candidates']} sequences {raw['batch_ms']:.1f} ms vs 1 sequence "
           f"{raw['one_ms']:.1f} ms: {raw['ratio']:.2f}x (the floor for any batched decoding)")
+    print("  by sequences in the step: " + ", ".join(f"{k}: {v:.1f} ms" for k, v in raw["by_sequences_ms"].items()))
 
 
 def main_sync(model: Path, rounds: int, candidates: int, max_tokens: int) -> dict:
