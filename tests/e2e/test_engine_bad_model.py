@@ -163,3 +163,25 @@ async def test_model_that_aborts_while_loading(client: LanguageClient, memorizin
     open_doc(client, uri, SOURCE)
     assert await answer(client, uri) == []
     assert alive(client) and len(shown(client)) == 1, shown(client)
+
+
+async def test_what_the_engine_prints_natively_reaches_the_server_log(memorizing_codegen1, tmp_path: Path):
+    """The engine process's own stdout/stderr (here llama.cpp's GGML_ASSERT text before the abort) is a pipe
+    into the server's log, not the server's stderr: a client that never reads that could block the engine."""
+    from codegen_lsp.headless import ready_session, stop_session
+
+    bad = abort_at_first_eval(memorizing_codegen1.gguf_path, tmp_path / "odd-rope.gguf")
+    log_file = tmp_path / "server.log"
+    client = await ready_session(tmp_path, {"model": str(bad), "maxTokens": 8, "threads": 1}, log_file=log_file,
+                                 show_messages=False)
+    try:
+        uri = (tmp_path / "a.py").as_uri()
+        open_doc(client, uri, SOURCE)
+        await asyncio.wait_for(inline(client, uri, 5, 8), ANSWER_S)
+        await wait_for_status(client.statuses, "error", needle="SIGABRT", timeout=10)
+    finally:
+        await stop_session(client)
+    lines = log_file.read_text().splitlines()
+    forwarded = [line for line in lines if " codegen_lsp.engine.process: engine " in line and "GGML_ASSERT" in line]
+    assert forwarded and all(" WARNING " in line for line in forwarded), lines[-20:]
+    assert not any("GGML_ASSERT" in line for line in client.server_stderr), list(client.server_stderr)
