@@ -85,11 +85,7 @@ class CodegenProtocol(LanguageServerProtocol):
             return super()._send_handler_result(future, msg_id=msg_id)
         self._request_futures.pop(msg_id, None)
         self._send_response(msg_id, error=error.to_response_error())
-        text = f"{method} {msg_id!r}: {error.message}"
-        if isinstance(self._server, CodegenLanguageServer):
-            self._server.log_to_client(text, types.MessageType.Warning)
-        else:
-            log.warning("%s", text)
+        self._server.log_to_client(f"{method} {msg_id!r}: {error.message}", types.MessageType.Warning)
 
     def _handle_cancel_notification(self, msg_id):
         if msg_id in self._request_futures:  # a cancel that crossed its answer is normal, not worth a warning
