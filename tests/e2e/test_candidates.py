@@ -44,3 +44,20 @@ async def test_candidates_out_of_range_is_named(client: LanguageClient, tmp_path
     await start(client, tiny_codegen1.gguf_path, tmp_path, candidates=9)
     shown = await wait_for_shown(client, "candidates")
     assert "'candidates'" in shown and "9" in shown, shown
+
+
+READ_LINES = 'import os\n\n\ndef read_lines(path, limit=10):\n    """Read at most limit lines of the file at path."""\n    '
+
+
+async def test_alternatives_end_with_their_first_line(client: LanguageClient, tmp_path: Path, smollm2: Path):
+    """In a function body the greedy suggestion runs on for several lines; the alternatives end with
+    their first line of code, so they cost a fraction of it (engine/candidates.py)."""
+    await start(client, smollm2, tmp_path, maxTokens=32, speculativeSuggestions=False)
+    uri = (tmp_path / "read.py").as_uri()
+    open_doc(client, uri, READ_LINES)
+    items = await inline(client, uri, 5, 4, invoked=True)
+    texts = [str(i.insert_text) for i in items]
+    stats = await wait_for_stats(client, lambda s: s.uri == uri and s.source == "model")
+    assert len(texts) >= 2 and texts[0].strip().count("\n") >= 1, texts  # the greedy one is multi-line
+    assert all(t.strip() and "\n" not in t.strip() for t in texts[1:]), texts
+    assert stats.generated_tokens < 3 * 32, stats  # the alternatives stopped early

@@ -115,3 +115,25 @@ def test_pick_chooses_only_among_allowed_tokens():
     rng = np.random.default_rng(0)
     assert pick(logits, allowed, 0.0, rng) == 2  # 3 has the best logit but is not allowed
     assert {pick(logits, allowed, 1.0, rng) for _ in range(200)} == {1, 2}
+
+
+def test_candidates_first_tokens_differ_by_more_than_whitespace(smol: Vocab):
+    """Several suggestions branch on the best first tokens, but never on two that only differ in
+    whitespace (` return` and `return` end as one suggestion); tokens that only spell part of what
+    healing removed decide nothing yet and are kept."""
+    from codegen_lsp.engine.candidates import _distinct_firsts
+
+    pieces = smol.healer.pieces
+    by_text = {p: i for i, p in enumerate(pieces) if p}
+    ranked = [by_text[b" return"], by_text[b"return"], by_text[b"\n"], by_text[b"\n\n"], by_text[b" x"]]
+    logits = np.full(len(pieces), -100.0, dtype=np.float32)
+    logits[ranked] = [5.0, 4.0, 3.0, 2.0, 1.0]
+    pool = np.arange(len(pieces), dtype=np.intc)
+    assert _distinct_firsts(logits, pool, 3, pieces, b"") == [ranked[0], ranked[2], ranked[4]]
+    # After healing took "  " off: " " and "  " only spell it (kept); "   " and "    " both leave
+    # whitespace after it, so they end as the same suggestion.
+    ranked = [by_text[b" "], by_text[b"   "], by_text[b"    "], by_text[b"  "]]
+    logits = np.full(len(pieces), -100.0, dtype=np.float32)
+    logits[ranked] = [5.0, 4.0, 3.0, 2.0]
+    pool = smol.healer.allowed(b"  ")
+    assert _distinct_firsts(logits, pool, 3, pieces, b"  ") == [ranked[0], ranked[1], ranked[3]]

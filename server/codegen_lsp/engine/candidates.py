@@ -3,9 +3,15 @@
 from another of the best first tokens, and all of them decode together, one batch per step.
 
 The first tokens are the top ones the model gives after the prompt (among the tokens token healing
-allows, when the prompt lost its last token): the candidates differ where the choice matters, and
+allows, when the prompt lost its last token), skipping those that differ from a better one only in
+whitespace (they end as the same suggestion): the candidates differ where the choice matters, and
 sequence 0 is the greedy suggestion itself. Each sequence then goes on greedily (or sampled, with a
-temperature), with its own healing, stop strings, loop detection and budget. Runs in the engine
+temperature), with its own healing, stop strings, loop detection and budget.
+
+The alternatives (sequences after 0) end with their first line of code. Their difference is in that
+line, accepting one line brings the next suggestion anyway, and on CPU each sequence in the batch
+costs almost as much as the first (a 3-sequence llama.cpp step is ~1.9x a 1-sequence one on 2
+cores): full-length alternatives would double the time of an explicit request. Runs in the engine
 process, on the runner's llama.cpp context.
 """
 
@@ -56,9 +62,8 @@ def decode_candidates(llama_cpp: Any, llm: Any, prompt_len: int, count: int, job
     pool = healer.allowed(removed) if removed else np.arange(n_vocab, dtype=np.intc)
     pool = pool[~np.isin(pool, list(end_ids))]
     first = logits_of(-1)
-    firsts = pool[np.argsort(-first[pool], kind="stable")[:count]] if len(pool) else pool[:0]
     candidates = []
-    for seq, token in enumerate(firsts.tolist()):
+    for seq, token in enumerate(_distinct_firsts(first, pool, count, healer.pieces, removed)):
         if seq:
             llama_cpp.llama_memory_seq_cp(mem, 0, seq, 0, prompt_len)
         candidate = Candidate(seq, removed, RepetitionScanner(before_cursor) if job.stop_on_loop else None,
@@ -75,6 +80,25 @@ def decode_candidates(llama_cpp: Any, llm: Any, prompt_len: int, count: int, job
         llm.input_ids[prompt_len:prompt_len + main.fed] = main.tokens[:main.fed]
         llm.n_tokens = prompt_len + main.fed
     return candidates
+
+
+def _distinct_firsts(logits: np.ndarray, pool: np.ndarray, count: int, pieces: list[bytes],
+                     removed: bytes) -> list[int]:
+    """The best `count` first tokens of `pool` whose text (after what healing removed) differs from a
+    better one's by more than whitespace; looks at the best few dozen only."""
+    ranked = pool[np.argsort(-logits[pool], kind="stable")[:max(count * 8, 32)]] if len(pool) else pool[:0]
+    chosen, seen = [], set()
+    for token in ranked.tolist():
+        piece = pieces[token]
+        # a token that only spells part of the removed text decides nothing yet: never a duplicate
+        key = b"".join(piece[len(removed):].split()) if len(piece) > len(removed) else token
+        if key in seen:
+            continue
+        seen.add(key)
+        chosen.append(token)
+        if len(chosen) == count:
+            break
+    return chosen
 
 
 def _decode(llama_cpp: Any, llm: Any, ctx: Any, candidates: list[Candidate], prompt_len: int, job: GenerationJob,
@@ -122,6 +146,8 @@ def _take(candidate: Candidate, token: int, healer: TokenHealer, job: Generation
         candidate.finish = "stop"
     elif candidate.scanner is not None and candidate.scanner.feed(text[len(candidate.scanner.text):]) is not None:
         candidate.finish = "loop"
+    elif candidate.seq and "\n" in text.lstrip():
+        candidate.finish = "line"  # an alternative ends with its first line of code (see the top)
     elif len(candidate.tokens) >= max_tokens:
         candidate.finish = "length"
 
@@ -132,4 +158,6 @@ def final_text(candidate: Candidate, job: GenerationJob) -> str:
         text = text[: min(text.find(s) for s in job.stop_strings if s in text)]
     elif candidate.finish == "loop" and candidate.scanner is not None:
         text = text[: candidate.scanner.cut]
+    elif candidate.finish == "line":
+        text = text[: text.index("\n", len(text) - len(text.lstrip()))]
     return text
