@@ -93,6 +93,15 @@ def cmd_bench_candidates(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_speculation(args: argparse.Namespace) -> int:
+    from .bench.speculation import print_speculation_report, run_speculation
+
+    report = run_speculation(_model_file(args), args.max_tokens, args.prompts, threads=args.threads)
+    print_speculation_report(report)
+    _write_report(report, args.out)
+    return 0
+
+
 def cmd_bench_load(args: argparse.Namespace) -> int:
     from .bench.load import LoadSpec, main_sync, print_load_report
 
@@ -257,6 +266,15 @@ def add_bench(sub: argparse._SubParsersAction) -> tuple[type[BaseException], ...
     p.add_argument("--max-tokens", type=int, default=32)
     p.add_argument("--out", default="bench-results/candidates.json", help="JSON report")
     p.set_defaults(func=cmd_bench_candidates)
+
+    p = bench.add_parser("speculation", help="greedy decoding with prompt-lookup drafts against without, same "
+                                             "prompts (trace, code edits, all-miss), one run")
+    p.add_argument("--model", required=True, help="a .gguf")
+    p.add_argument("--prompts", type=int, default=12, help="prompts per set")
+    p.add_argument("--max-tokens", type=int, default=64)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", default="bench-results/speculation.json", help="JSON report")
+    p.set_defaults(func=cmd_bench_speculation)
 
     p = bench.add_parser("load", help="a seeded storm of good and bad requests (cancels, stale edits, unknown "
                                       "methods) from a client that never reads the server's stderr")

@@ -79,7 +79,7 @@ def _stats(uri: str, version: int, kind: Kind, reason: str, result: GenerationRe
     return SuggestionStats(uri, version, kind, "model", reason, result.finish_reason, result.prompt_tokens,
                            result.evaluated_prompt_tokens, result.generated_tokens,
                            job.max_tokens if job is not None else 0, round(result.prompt_seconds * 1000, 1),
-                           round(result.generate_seconds * 1000, 1))
+                           round(result.generate_seconds * 1000, 1), result.drafted_tokens, result.accepted_tokens)
 
 
 def _reason(result: GenerationResult, processed) -> str:
@@ -108,7 +108,7 @@ def _job(settings: Settings, mode: str) -> GenerationJob:
     return GenerationJob(segments=[], max_tokens=settings.max_tokens, temperature=settings.temperature,
                          top_p=settings.top_p, stop_strings=stop_strings(settings.stop, mode),
                          prefix_share=settings.prefix_share, heal=settings.token_healing,
-                         stop_on_loop=settings.repetition_filter)
+                         stop_on_loop=settings.repetition_filter, prompt_lookup=settings.prompt_lookup)
 
 
 class CompletionService:

@@ -61,6 +61,8 @@ class SuggestionStats:
     max_tokens: int = 0  # the job's token budget (0 without a model call)
     prompt_ms: float = 0.0
     generate_ms: float = 0.0
+    drafted_tokens: int = 0  # prompt-lookup drafts verified, and of those accepted (engine/speculation.py)
+    accepted_tokens: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {_camel(k): v for k, v in asdict(self).items()}

@@ -80,6 +80,9 @@ class GenerationJob:
     # Suggestions wanted: more than one decodes that many sequences together after one prompt
     # evaluation (engine/candidates.py). Local engine only; the remote one returns one.
     candidates: int = 1
+    # Greedy decoding drafts tokens from the context and verifies them in one batch
+    # (engine/speculation.py). Local engine only.
+    prompt_lookup: bool = False
     cancel: CancelFlag = field(default_factory=CancelFlag)
 
 
@@ -95,6 +98,8 @@ class GenerationResult:
     error: str = ""  # why an "error" finish has no text (remote: timeout, connection, HTTP)
     healed: str = ""  # the text token healing took off the prompt and had generated again (not in `text`)
     alternatives: tuple[str, ...] = ()  # the other candidates' texts, best first (`text` is the first)
+    drafted_tokens: int = 0  # prompt-lookup drafts verified (engine/speculation.py)
+    accepted_tokens: int = 0  # of those, the ones kept
 
     @property
     def cancelled(self) -> bool:

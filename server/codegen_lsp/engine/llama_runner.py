@@ -24,6 +24,7 @@ from .candidates import MAX_CANDIDATES, decode_candidates, final_text
 from .healing import HealPlan, TokenHealer, pick
 from .jobs import EngineConfig, GenerationJob, GenerationResult
 from .kv_reuse import apply_plan, enable_second_sequence, plan_reuse
+from .speculation import DraftStats, greedy_tokens
 
 log = logging.getLogger(__name__)
 PROMPT_CHUNK_TOKENS = 64  # a cancel waits at most one chunk's evaluation
@@ -51,6 +52,12 @@ class LlamaRunner:
         if self._llm is not None:
             self._llm.close()
             self._llm, self._info = None, None
+
+    def forget_cache(self) -> None:
+        """Drop what the KV cache holds: the next prompt is evaluated whole (benchmarks, tests)."""
+        if self._llm is not None:
+            self._llm.reset()  # n_tokens = 0: the next eval removes every cell after it
+            self._exact_until, self._drift = 0, 0
 
     def load(self, config: EngineConfig, progress: Callable[[float], None] | None = None) -> ModelFileInfo:
         info = inspect_model_file(config.model_path)
@@ -164,8 +171,17 @@ class LlamaRunner:
         budget = max_tokens - len(healed)  # maxTokens counts the healing tokens too
         loop = RepetitionScanner(before_cursor) if job.stop_on_loop else None
         fed = 0
-        decoded = llm.generate(tokens + healed, temp=job.temperature, top_p=1.0 if greedy else job.top_p,
-                               top_k=1 if greedy else 40, repeat_penalty=1.0) if budget > 0 else iter(())
+        drafts = DraftStats()
+        if budget <= 0:
+            decoded: Iterator[int] = iter(())
+        elif greedy:  # our own loop: prompt-lookup drafts (engine/speculation.py), no re-evaluated last token
+            import llama_cpp
+
+            decoded = greedy_tokens(llama_cpp, llm, tokens + healed, budget, job.cancel.is_set, job.prompt_lookup,
+                                    drafts)
+        else:
+            decoded = llm.generate(tokens + healed, temp=job.temperature, top_p=job.top_p, top_k=40,
+                                   repeat_penalty=1.0)
         for token in decoded:
             if job.cancel.is_set():
                 finish = "cancelled"
@@ -185,6 +201,9 @@ class LlamaRunner:
             fed = len(text)
             if generated >= budget:
                 break
+        else:
+            if job.cancel.is_set() and generated < budget:
+                finish = "cancelled"  # greedy_tokens stops at a cancel
         text = pieces[skip:].decode("utf-8", "replace")
         if finish == "stop":
             text = text[: min(text.find(s) for s in job.stop_strings if s in text)]
@@ -192,7 +211,8 @@ class LlamaRunner:
             text = text[: loop.cut]
         return GenerationResult(text if finish != "cancelled" else "", finish, len(tokens), evaluated,
                                 generated + len(healed), prompt_seconds, time.perf_counter() - started,
-                                healed=heal.removed.decode("utf-8", "replace"))
+                                healed=heal.removed.decode("utf-8", "replace"), drafted_tokens=drafts.drafted,
+                                accepted_tokens=drafts.accepted)
 
     def _candidates(self, llm: Any, tokens: list[int], job: GenerationJob, heal: HealPlan, end_ids: set[int],
                     max_tokens: int, before_cursor: str, evaluated: int, prompt_seconds: float) -> GenerationResult:

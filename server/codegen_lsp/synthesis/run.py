@@ -37,6 +37,7 @@ class SynthesisOptions:
     regenerate: bool = False  # replace code that already stands under a comment
     heal: bool = True  # token healing at the end of each turn's prompt (engine/healing.py)
     stop_on_loop: bool = True  # stop decoding a turn once it repeats itself (postprocess/repetition.py)
+    prompt_lookup: bool = False  # draft tokens from the context while decoding (engine/speculation.py)
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ class Synthesis:
         job = GenerationJob(segments=[Text(prompt)], max_tokens=options.max_tokens, temperature=temperature,
                             top_p=options.top_p, stop_strings=stop_strings(indent, self.doc.language),
                             prefix_share=0.75, heal=options.heal, stop_on_loop=options.stop_on_loop,
-                            cancel=cancel)
+                            prompt_lookup=options.prompt_lookup, cancel=cancel)
         future = self.engine.submit(job)
         try:
             result = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), options.turn_timeout_s)
