@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from codegen_lsp.cli import CliError
-from codegen_lsp.convert import OUTTYPES
+from codegen_lsp.outtypes import OUTTYPES
 
 from .bench.mtpb_data import MtpbDataError
 

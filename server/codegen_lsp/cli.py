@@ -179,7 +179,7 @@ def _command_of(argv: Sequence[str]) -> str | None:
 
 
 def build_parser(command: str | None = None) -> tuple[argparse.ArgumentParser, tuple[type[BaseException], ...]]:
-    from .convert import OUTTYPES
+    from .outtypes import OUTTYPES  # not .convert: that imports numpy and gguf
 
     parser = argparse.ArgumentParser(prog="codegen-lsp", description=__doc__)
     parser.add_argument("--version", action="version", version=f"codegen-lsp {__version__}")

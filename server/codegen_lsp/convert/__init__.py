@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..outtypes import OUTTYPES
 from .checkpoint import Checkpoint
 from .codegen import plan_codegen
 from .errors import ConversionError
@@ -14,7 +15,6 @@ from .plan import ConversionPlan
 from .quantize import QUANT_TYPES, quantize
 from .writer import FLOAT_OUTTYPES, write_gguf
 
-OUTTYPES = tuple(FLOAT_OUTTYPES) + tuple(QUANT_TYPES)
 # Quantize from f32 while that stays small; from f16 for big models (as llama.cpp's own flow does).
 F32_INTERMEDIATE_MAX_PARAMS = 1_000_000_000
 

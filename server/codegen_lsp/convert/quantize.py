@@ -10,12 +10,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..outtypes import QUANT_TYPES
 from .errors import ConversionError
 from .writer import atomic_output
 
-QUANT_TYPES = {"q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "q4_k_m": "LLAMA_FTYPE_MOSTLY_Q4_K_M",
-               "q5_k_m": "LLAMA_FTYPE_MOSTLY_Q5_K_M", "q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0",
-               "q6_k": "LLAMA_FTYPE_MOSTLY_Q6_K"}
 
 
 def quantize(src: Path, out: Path, qtype: str, threads: int | None = None, progress: bool = True) -> None:

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from .errors import ConversionError
 from .plan import ConversionPlan
 
-FLOAT_OUTTYPES = {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16}
+FLOAT_OUTTYPES = {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16}  # outtypes.FLOAT_OUTTYPES
 
 
 def describe_os_error(exc: OSError) -> str:

@@ -11,8 +11,8 @@ the same logits in any batch, as the build with `-DGGML_LLAMAFILE=OFF` does. The
 tinyBLAS does not (a token's logits move by up to ~0.7 depending on the batch), so on near-ties the
 two may differ (tests/e2e/test_prompt_lookup.py).
 
-Cost: on a 2-core CPU a batch of 1 + k tokens costs about 1 + 0.5k single steps, so drafts pay only
-when most of them are accepted; the draft length adapts to what was accepted, and after a draft that
+Cost: on a 2-core CPU a batch is far from free (SmolLM2: 2 tokens cost 1.7 single steps, 9 tokens
+3.2, 17 tokens 5.3; docs/benchmarks.md), so drafts pay only when most of them are accepted; the draft length adapts to what was accepted, and after a draft that
 missed entirely drafting pauses for a number of steps that doubles with each miss. Sampled decoding
 (temperature > 0) does not use this module.
 """
