@@ -31,6 +31,7 @@ PROMPT_CHUNK_TOKENS = 64  # a cancel waits at most one chunk's evaluation
 # Moved cells keep keys/values computed against the text before them as it was: after this many
 # tokens were inserted or removed in front of them, they are evaluated again.
 MAX_DRIFT_TOKENS = 64
+RECENT_TOKENIZATIONS = 16  # a prompt fit makes ~10; the ids of a whole file are a few hundred KB at most
 
 
 class LlamaRunner:
@@ -43,6 +44,7 @@ class LlamaRunner:
         self._healer: TokenHealer | None = None
         self._heal_skips: set[str] = set()  # reasons already logged for this model
         self._rng = None
+        self._recent_tokens: dict[str, tuple[int, ...]] = {}  # text -> ids, oldest first (see _tokenize)
 
     @property
     def info(self) -> ModelFileInfo | None:
@@ -83,6 +85,7 @@ class LlamaRunner:
             log.warning("KV chunk reuse disabled: %s", exc)
         self._exact_until, self._drift = 0, 0
         self._healer, self._heal_skips = TokenHealer(_vocab_pieces(llama_cpp, self._llm)), set()
+        self._recent_tokens = {}  # another vocabulary
         import numpy as np
 
         self._rng = np.random.default_rng(config.seed)
@@ -92,7 +95,16 @@ class LlamaRunner:
         return info
 
     def _tokenize(self, text: str) -> list[int]:
-        return self._llm.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=False) if text else []
+        """Token ids of `text`; the last few are remembered, because fitting the prompt to the window
+        has just tokenized the very text the prompt is then built from (a whole file: milliseconds)."""
+        if not text:
+            return []
+        if (ids := self._recent_tokens.get(text)) is None:
+            ids = tuple(self._llm.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=False))
+            self._recent_tokens[text] = ids
+            while len(self._recent_tokens) > RECENT_TOKENIZATIONS:
+                del self._recent_tokens[next(iter(self._recent_tokens))]
+        return list(ids)
 
     def generate(self, job: GenerationJob) -> GenerationResult:
         if job.cancel.is_set():
