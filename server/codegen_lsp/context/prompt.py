@@ -8,6 +8,7 @@ prompt stays put while the user types and llama.cpp can keep its KV cache prefix
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import Callable, Sequence
@@ -102,11 +103,29 @@ def build_segments(fmt: PromptFormat, prefix: str, suffix: str, token_ids: dict[
     raise PromptFormatError(f"unknown prompt format {fmt!r}")
 
 
-def _first_fitting(candidates: Sequence[str], keep: Callable[[str], bool]) -> int:
+def _first_fitting(candidates: Sequence[str], keep: Callable[[str], bool], hint: int | None = None) -> int:
     """Index of the first candidate `keep` accepts, by binary search (candidates shrink, so `keep` goes
     from False to True once, near enough); len(candidates) when none does. Only ~log2(n) calls of `keep`:
-    a linear scan tokenizes the whole document once per block, which is quadratic."""
-    lo, hi = 0, len(candidates)
+    a linear scan tokenizes the whole document once per block, which is quadratic. With a `hint` (an
+    estimate of the answer) the search gallops out from it first: two calls when the hint is right."""
+    lo, hi = 0, len(candidates)  # the answer is in [lo, hi]
+    if hint is not None and 0 <= hint < hi:
+        step = 1
+        if keep(candidates[hint]):
+            hi = hint
+            while hi - step >= lo:  # does an earlier (longer) one fit too?
+                if keep(candidates[hi - step]):
+                    hi, step = hi - step, step * 2
+                else:
+                    lo = hi - step + 1
+                    break
+        else:
+            lo = hint + 1
+            while lo + step - 1 < hi:
+                if keep(candidates[lo + step - 1]):
+                    hi = lo + step - 1
+                    break
+                lo, step = lo + step, step * 2
     while lo < hi:
         mid = (lo + hi) // 2
         if keep(candidates[mid]):
@@ -134,14 +153,18 @@ def _line_offsets(text: str) -> tuple[list[str], list[int]]:
     return lines, list(accumulate(map(len, lines), initial=0))
 
 
-def _trim_top(text: str, keep: Callable[[str], bool]) -> str:
+def _trim_top(text: str, keep: Callable[[str], bool], estimate: Callable[[int], int] | None = None,
+              limit: int = 0) -> str:
     """Drop whole-line blocks from the top until `keep` accepts; the cut points are fixed multiples of
-    TRIM_BLOCK_LINES counted from the document start, so typing below them does not move them."""
-    if keep(text):
+    TRIM_BLOCK_LINES counted from the document start, so typing below them does not move them.
+    `estimate(offset)`, when given, guesses the tokens of text[offset:] without tokenizing it, and the
+    search starts at the first cut it guesses within `limit`."""
+    if (estimate is None or estimate(0) <= limit) and keep(text):
         return text
     lines, offsets = _line_offsets(text)
     starts = list(range(TRIM_BLOCK_LINES, len(lines), TRIM_BLOCK_LINES))
-    found = _first_fitting(_Slices(text, [offsets[s] for s in starts], True), keep)
+    hint = next((i for i, s in enumerate(starts) if estimate(offsets[s]) <= limit), len(starts)) if estimate else None
+    found = _first_fitting(_Slices(text, [offsets[s] for s in starts], True), keep, hint)
     if found < len(starts):
         return text[offsets[starts[found]]:]
     # Not even the last block fits (a tiny window): keep as many of the last lines as fit.
@@ -161,9 +184,14 @@ def _trim_bottom(text: str, keep: Callable[[str], bool]) -> str:
 
 
 def fit_segments(segments: Sequence[Segment], budget: int, count_tokens: Callable[[str], int],
-                 prefix_share: float = 0.75) -> list[Segment]:
+                 prefix_share: float = 0.75,
+                 token_starts: Callable[[str], Sequence[int]] | None = None) -> list[Segment]:
     """Trim prefix/suffix text so the whole prompt is at most `budget` tokens; never fails. Chunks from
-    other files get at most their own budget and half the window, in whole chunks."""
+    other files get at most their own budget and half the window, in whole chunks.
+
+    `token_starts(text)`, when given, is where each of text's tokens starts (code-point offsets, from one
+    tokenization): the prefix is then counted once and its cut found in about two more counts of
+    window-sized text, instead of a binary search over slices of the whole file."""
     segments = [_fit_chunks(s, budget, count_tokens) if isinstance(s, Chunks) else s for s in segments]
     fixed = sum(1 for s in segments if isinstance(s, Token)) + sum(_chunk_tokens(s, count_tokens)
                                                                  for s in segments if isinstance(s, Chunks))
@@ -179,7 +207,9 @@ def fit_segments(segments: Sequence[Segment], budget: int, count_tokens: Callabl
 
     texts = {s.role: s.text for s in segments if isinstance(s, Text)}
     suffix_tokens = count(texts["suffix"]) if "suffix" in texts else 0
-    prefix_tokens = count(texts.get("prefix", ""))
+    prefix = texts.get("prefix", "")
+    starts = token_starts(prefix) if token_starts is not None and prefix else None
+    prefix_tokens = len(starts) if starts is not None else count(prefix)
     if prefix_tokens + suffix_tokens <= available:
         return list(segments)
     if "suffix" in texts:
@@ -189,7 +219,8 @@ def fit_segments(segments: Sequence[Segment], budget: int, count_tokens: Callabl
         prefix_budget = available - count_tokens(new_suffix)
     else:
         new_suffix, prefix_budget = "", available
-    new_prefix = _trim_top(texts.get("prefix", ""), lambda t: fits(t, prefix_budget))
+    estimate = (lambda offset: len(starts) - bisect_left(starts, offset)) if starts is not None else None
+    new_prefix = _trim_top(prefix, lambda t: fits(t, prefix_budget), estimate, prefix_budget)
     replaced = {"prefix": new_prefix, "suffix": new_suffix}
     return [Text(replaced[s.role], s.role) if isinstance(s, Text) else s for s in segments]
 

@@ -15,6 +15,8 @@ import logging
 import os
 import time
 import contextlib
+from bisect import bisect_right
+from itertools import accumulate
 from typing import Any, Callable, Iterator
 
 from ..context.prompt import Text, expand, fit_segments
@@ -106,6 +108,22 @@ class LlamaRunner:
                 del self._recent_tokens[next(iter(self._recent_tokens))]
         return list(ids)
 
+    def _token_starts(self, text: str) -> list[int]:
+        """Where each token of `text` starts (code points), from one tokenization and the vocabulary's
+        bytes: a guide for fitting the prompt (exact up to a token where the tokenizer adds a space)."""
+        ids = self._tokenize(text)
+        if self._healer is None:
+            return [0] * len(ids)
+        pieces = self._healer.pieces
+        starts, at = [], 0
+        for token in ids:
+            starts.append(at)
+            at += len(pieces[token])
+        if len(text) != len(text.encode("utf-8", "replace")):  # bytes -> code points
+            ends = list(accumulate(len(c.encode("utf-8", "replace")) for c in text))
+            starts = [bisect_right(ends, b) for b in starts]
+        return starts
+
     def generate(self, job: GenerationJob) -> GenerationResult:
         if job.cancel.is_set():
             return GenerationResult("", "cancelled")
@@ -117,7 +135,7 @@ class LlamaRunner:
         n_ctx = min(llm.n_ctx(), len(llm.input_ids))
         max_tokens = max(1, min(job.max_tokens, n_ctx // 2))
         segments = expand(fit_segments(job.segments, n_ctx - max_tokens - 1, lambda t: len(self._tokenize(t)),
-                                       job.prefix_share))
+                                       job.prefix_share, self._token_starts))
         tokens: list[int] = []
         heal, before_cursor = HealPlan([], b""), ""
         for segment in segments:
