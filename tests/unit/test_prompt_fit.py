@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from codegen_lsp.context.prompt import Text, _first_fitting, fit_segments
+from codegen_lsp.context.prompt import MAX_CHARS_PER_TOKEN, Text, _first_fitting, fit_segments
 
 
 def words(text: str) -> int:
@@ -66,7 +66,19 @@ def test_token_starts_give_the_same_prompt_with_fewer_counts_of_big_text(budget:
     assert guided == plain
     fitted = sum(words(s.text) for s in guided)
     assert fitted <= budget
-    # It had to cut whole blocks (a window smaller than a block is cut line by line either way): the
-    # guided search counts far less text.
-    if words(text) > budget >= 300:
+    # It had to cut whole blocks (a window smaller than a block is cut line by line either way) of a
+    # prefix short enough to be worth tokenizing whole: the guided search counts far less text.
+    if words(text) > budget >= 300 and cursor <= budget * MAX_CHARS_PER_TOKEN:
         assert sum(counted["starts"]) < sum(counted["plain"]) / 2, counted
+
+
+def test_text_too_long_to_fit_by_its_length_is_never_tokenized_whole():
+    huge = document(60_000)  # ~1.7 MB
+    seen = []
+
+    def starts(text: str) -> list[int]:
+        seen.append(len(text))
+        return word_starts(text)
+
+    fitted = fit_segments([Text(huge, "prefix")], 200, words, token_starts=starts)
+    assert not seen and 0 < words(fitted[0].text) <= 200

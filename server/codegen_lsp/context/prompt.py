@@ -208,7 +208,9 @@ def fit_segments(segments: Sequence[Segment], budget: int, count_tokens: Callabl
     texts = {s.role: s.text for s in segments if isinstance(s, Text)}
     suffix_tokens = count(texts["suffix"]) if "suffix" in texts else 0
     prefix = texts.get("prefix", "")
-    starts = token_starts(prefix) if token_starts is not None and prefix else None
+    # Not for text that cannot fit by its length alone: megabytes are cut without tokenizing them all.
+    guided = token_starts is not None and 0 < len(prefix) <= available * MAX_CHARS_PER_TOKEN
+    starts = token_starts(prefix) if guided else None
     prefix_tokens = len(starts) if starts is not None else count(prefix)
     if prefix_tokens + suffix_tokens <= available:
         return list(segments)
