@@ -5,6 +5,7 @@ with the tiny test model. llama-server (c) needs a several-minute build, so it i
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -77,6 +78,13 @@ def test_latency_replay_a_and_b(tiny_codegen1, tmp_path):
         assert 0 < s["evaluated_tokens_median"] <= s["prompt_tokens_median"]
         assert s["gen_tokens_per_s"] is None or s["gen_tokens_per_s"] > 0
     assert report["cancel_answer_ms"] is not None and report["cancel_answer_ms"] < 5000
+    # "Model calls only": the same requests for both, those where both called the model.
+    both = {x["key"] for x in report["samples"] if x["backend"] == "a" and x["key"] > 0
+            and x["evaluated_tokens"] is not None}
+    assert report["backends"]["a"]["model_calls_only_keys"] == report["backends"]["b"]["model_calls_only_keys"] == len(both)
+    a_both = sorted(x["latency_ms"] for x in report["samples"] if x["backend"] == "a" and x["key"] in both)
+    assert report["backends"]["a"]["model_calls_only_p50_ms"] == pytest.approx(statistics.median(a_both))
+    assert "model calls only" in out.with_suffix(".md").read_text()
     a, b = report["backends"]["a"], report["backends"]["b"]
     assert b["evaluated_tokens_median"] == b["prompt_tokens_median"]  # raw: no reuse at all
     assert a["evaluated_tokens_median"] < a["prompt_tokens_median"]  # the server keeps its KV prefix
@@ -90,3 +98,21 @@ def test_latency_replay_a_and_b(tiny_codegen1, tmp_path):
 def test_unknown_backend_is_an_error(tiny_codegen1):
     with pytest.raises(ValueError):
         run_latency(tiny_codegen1.gguf_path, tr.make_trace(keystrokes=5), backends="a,x")
+
+
+def test_model_calls_only_compares_the_requests_where_every_backend_called_the_model():
+    from codegen_lsp_devtools.bench.latency import Sample, keys_all_call_the_model, summarize
+
+    def sample(backend: str, key: int, ms: float, called: bool) -> Sample:
+        return Sample(backend, key, ms, 10, 1 if called else None, 2, 1.0, 1.0)
+
+    samples = [sample("a", 0, 900, True), sample("c", 0, 950, True),  # cold: never counted
+               sample("a", 1, 5, False), sample("c", 1, 60, True),  # a answered from its cache
+               sample("a", 2, 80, True), sample("c", 2, 40, True),
+               sample("a", 3, 90, True), sample("c", 3, 50, True),
+               sample("a", 4, 70, True), sample("c", 4, 3, False)]  # c answered without the model
+    keys = keys_all_call_the_model(samples, ["a", "c"])
+    assert keys == {2, 3}
+    a, c = summarize(samples, "a", keys), summarize(samples, "c", keys)
+    assert (a["model_calls_only_p50_ms"], c["model_calls_only_p50_ms"]) == (85, 45)
+    assert a["p50_ms"] == 75 and a["model_calls_only_keys"] == c["model_calls_only_keys"] == 2

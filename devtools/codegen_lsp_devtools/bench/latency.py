@@ -201,8 +201,19 @@ def _percentile(xs: list[float], q: int) -> float:
     return statistics.quantiles(xs, n=100, method="inclusive")[q - 1]
 
 
-def summarize(samples: list[Sample], backend: str) -> dict:
+def keys_all_call_the_model(samples: list[Sample], backends: list[str]) -> set[int]:
+    """Timed request keys where every backend called the model (no cache answered): the fair ground
+    for comparing the cost of a model call."""
+    called: dict[int, set[str]] = {}
+    for s in samples:
+        if s.key > 0 and s.evaluated_tokens is not None:
+            called.setdefault(s.key, set()).add(s.backend)
+    return {key for key, who in called.items() if who >= set(backends)}
+
+
+def summarize(samples: list[Sample], backend: str, model_call_keys: set[int] | None = None) -> dict:
     timed = [s for s in samples if s.backend == backend and s.key > 0]
+    both = [s.latency_ms for s in timed if model_call_keys is not None and s.key in model_call_keys]
     cold = [s for s in samples if s.backend == backend and s.key == 0]
     lat = [s.latency_ms for s in timed]
     model_calls = [s for s in timed if s.evaluated_tokens is not None]
@@ -215,6 +226,8 @@ def summarize(samples: list[Sample], backend: str) -> dict:
         "model_calls": len(model_calls),
         "p50_ms": statistics.median(lat) if lat else None,
         "p95_ms": _percentile(lat, 95) if lat else None,
+        "model_calls_only_p50_ms": statistics.median(both) if both else None,
+        "model_calls_only_keys": len(both),
         "mean_ms": statistics.fmean(lat) if lat else None,
         "max_ms": max(lat) if lat else None,
         "cold_ms": cold[0].latency_ms if cold else None,
@@ -380,6 +393,7 @@ def run_latency(model: Path, trace: dict, threads: int | None = None, max_tokens
         raise ValueError(f"backends are a, b and c (got {backends!r})")
     threads = threads or os.cpu_count() or 1
     machine = machine_info()
+    engine = engine_version()  # before the run: the code the server starts with, not what it is by the end
     build = None
     binary = None
     if "c" in chosen:
@@ -419,14 +433,14 @@ def run_latency(model: Path, trace: dict, threads: int | None = None, max_tokens
                   "seed": trace.get("seed"), "keystrokes": len(keys), "requests": len(points),
                   "typed_seconds": round(sum(k.delay_ms for k in keys) / 1000, 1)},
         "machine": {**machine, "load_1min_at_end": round(os.getloadavg()[0], 2)},
-        "engine": engine_version(),
+        "engine": engine,
         "llama_server": {"build": build, "command": llama_server.command if llama_server else None,
                          "endpoint": "/completion, prompt as token ids, cache_prompt: true"} if "c" in chosen else None,
         "wall_seconds": round(time.perf_counter() - started, 1),
         "cancel_answer_ms": rss.pop("cancel_answer_ms", None),
         "codegen_lsp_peak_rss_mib": {part: round(rss[f"a_{part}"] / 1024, 1) if rss.get(f"a_{part}") else None
                                      for part in ("server", "engine")},
-        "backends": {b: {"label": BACKENDS[b], **summarize(samples, b),
+        "backends": {b: {"label": BACKENDS[b], **summarize(samples, b, keys_all_call_the_model(samples, chosen)),
                          "peak_rss_mib": round(rss[b] / 1024, 1) if rss.get(b) else None} for b in chosen},
         "samples": [asdict(s) for s in samples],
     }
@@ -444,14 +458,15 @@ def _fmt(x, spec: str = ".0f") -> str:
 def table_rows(report: dict) -> list[list[str]]:
     rows = []
     for b, s in report["backends"].items():
-        rows.append([f"{b}: {s['label']}", _fmt(s["p50_ms"]), _fmt(s["p95_ms"]), _fmt(s["cold_ms"]),
+        rows.append([f"{b}: {s['label']}", _fmt(s["p50_ms"]), _fmt(s["p95_ms"]),
+                     _fmt(s.get("model_calls_only_p50_ms")), _fmt(s["cold_ms"]),
                      _fmt(s["prompt_tokens_median"]), _fmt(s["evaluated_tokens_median"]),
                      _fmt(s["prompt_tokens_per_s"] if (s["evaluated_tokens_median"] or 0) >= 64 else None, ".0f"), _fmt(s["gen_tokens_per_s"], ".1f"),
                      _fmt(s["peak_rss_mib"], ".0f"), f"{s['model_calls']}/{s['requests']}"])
     return rows
 
 
-HEADER = ["backend", "p50 ms", "p95 ms", "cold ms", "prompt tok", "evaluated tok", "prompt tok/s", "gen tok/s",
+HEADER = ["backend", "p50 ms", "p95 ms", "p50 ms model calls only", "cold ms", "prompt tok", "evaluated tok", "prompt tok/s", "gen tok/s",
           "peak RSS MiB", "model calls"]
 
 
@@ -473,7 +488,9 @@ def markdown_report(report: dict) -> str:
     lines += ["| " + " | ".join(HEADER) + " |", "|" + " --- |" * len(HEADER)]
     lines += ["| " + " | ".join(r) + " |" for r in table_rows(report)]
     lines += ["", "Latencies are medians/p95 over the timed requests (the cold one excluded); "
-              "prompt/evaluated tokens are medians per request."]
+              "prompt/evaluated tokens are medians per request. \"Model calls only\": the median over the "
+              f"{next(iter(report['backends'].values())).get('model_calls_only_keys', 0)} requests where every "
+              "backend called the model (no cache answered)."]
     if report.get("cancel_answer_ms") is not None:
         lines += [f"codegen-lsp answered a cancelled 400-token request {report['cancel_answer_ms']:.1f} ms after "
                   "$/cancelRequest."]
@@ -491,6 +508,14 @@ def print_report(report: dict) -> None:
         base = report["backends"]["b"]["p50_ms"]
         print("p50 relative to raw llama-cpp-python: " + ", ".join(
             f"{b} {s['p50_ms'] / base:.2f}" for b, s in report["backends"].items() if s["p50_ms"]))
+    if "c" in report["backends"] and report["backends"]["c"]["p50_ms"]:
+        c = report["backends"]["c"]
+        print("p50 relative to llama-server: " + ", ".join(
+            f"{b} {s['p50_ms'] / c['p50_ms']:.2f} over all requests"
+            + (f", {s['model_calls_only_p50_ms'] / c['model_calls_only_p50_ms']:.2f} where both called the model "
+               f"({s['model_calls_only_keys']} requests)" if s.get("model_calls_only_p50_ms")
+               and c.get("model_calls_only_p50_ms") else "")
+            for b, s in report["backends"].items() if b != "c" and s["p50_ms"]))
     if report.get("cancel_answer_ms") is not None:
         print(f"codegen-lsp: cancelled request answered {report['cancel_answer_ms']:.1f} ms after $/cancelRequest")
     if (parts := report.get("codegen_lsp_peak_rss_mib")) and parts.get("server"):
