@@ -61,7 +61,6 @@ class PromptLookup:
 class DraftStats:
     drafted: int = 0  # tokens proposed and verified
     accepted: int = 0  # of those, the ones greedy decoding agreed with
-    batches: int = 0  # decode calls made
 
 
 class DraftLength:
@@ -101,6 +100,7 @@ def greedy_tokens(llama_cpp: Any, llm: Any, history: list[int], budget: int, can
     batch = llm._batch.batch
     n_vocab = llm.n_vocab()
     n_ctx = min(llm.n_ctx(), len(llm.input_ids))
+    n_batch = int(llm.n_batch)  # tokens one decode call can take
     lookup = PromptLookup(history, budget) if speculate else None
     length = DraftLength()
 
@@ -116,7 +116,7 @@ def greedy_tokens(llama_cpp: Any, llm: Any, history: list[int], budget: int, can
         n_past = llm.n_tokens
         if lookup is not None:
             lookup.append(token)
-        room = min(budget - made, n_ctx - n_past - 2, batch_room(llm) - 1)
+        room = min(budget - made, n_ctx - n_past - 2, n_batch - 1)
         k = min(length.next(), room) if lookup is not None else 0
         draft = lookup.draft(k) if k > 0 else []
         row_tokens = [token] + draft
@@ -127,7 +127,6 @@ def greedy_tokens(llama_cpp: Any, llm: Any, history: list[int], budget: int, can
         batch.n_tokens = len(row_tokens)
         if (rc := llama_cpp.llama_decode(ctx, batch)) != 0:
             raise RuntimeError(f"llama_decode failed ({rc}) verifying {len(draft)} drafted tokens")
-        stats.batches += 1
         chosen = [argmax(0)]
         while len(chosen) <= len(draft) and chosen[-1] == draft[len(chosen) - 1]:
             chosen.append(argmax(len(chosen)))
@@ -150,7 +149,3 @@ def greedy_tokens(llama_cpp: Any, llm: Any, history: list[int], budget: int, can
                 return
         token = chosen[-1]
 
-
-def batch_room(llm: Any) -> int:
-    """Tokens one decode batch of this context can hold."""
-    return int(llm.n_batch)
