@@ -27,13 +27,13 @@ from .healing import HealPlan, TokenHealer, pick
 from .jobs import EngineConfig, GenerationJob, GenerationResult
 from .kv_reuse import apply_plan, enable_second_sequence, plan_reuse
 from .speculation import DraftStats, greedy_tokens
+from .tokens import SpliceTokenizer, splice_rule
 
 log = logging.getLogger(__name__)
 PROMPT_CHUNK_TOKENS = 64  # a cancel waits at most one chunk's evaluation
 # Moved cells keep keys/values computed against the text before them as it was: after this many
 # tokens were inserted or removed in front of them, they are evaluated again.
 MAX_DRIFT_TOKENS = 64
-RECENT_TOKENIZATIONS = 16  # a prompt fit makes ~10; the ids of a whole file are a few hundred KB at most
 
 
 class LlamaRunner:
@@ -46,7 +46,7 @@ class LlamaRunner:
         self._healer: TokenHealer | None = None
         self._heal_skips: set[str] = set()  # reasons already logged for this model
         self._rng = None
-        self._recent_tokens: dict[str, tuple[int, ...]] = {}  # text -> ids, oldest first (see _tokenize)
+        self._tokens: SpliceTokenizer | None = None
 
     @property
     def info(self) -> ModelFileInfo | None:
@@ -86,8 +86,9 @@ class LlamaRunner:
             self._chunk_reuse = False
             log.warning("KV chunk reuse disabled: %s", exc)
         self._exact_until, self._drift = 0, 0
-        self._healer, self._heal_skips = TokenHealer(_vocab_pieces(llama_cpp, self._llm)), set()
-        self._recent_tokens = {}  # another vocabulary
+        pieces = _vocab_pieces(llama_cpp, self._llm)
+        self._healer, self._heal_skips = TokenHealer(pieces), set()
+        self._tokens = _splice_tokenizer(llama_cpp, self._llm, pieces)
         import numpy as np
 
         self._rng = np.random.default_rng(config.seed)
@@ -97,32 +98,19 @@ class LlamaRunner:
         return info
 
     def _tokenize(self, text: str) -> list[int]:
-        """Token ids of `text`; the last few are remembered, because fitting the prompt to the window
-        has just tokenized the very text the prompt is then built from (a whole file: milliseconds)."""
-        if not text:
-            return []
-        if (ids := self._recent_tokens.get(text)) is None:
-            ids = tuple(self._llm.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=False))
-            self._recent_tokens[text] = ids
-            while len(self._recent_tokens) > RECENT_TOKENIZATIONS:
-                del self._recent_tokens[next(iter(self._recent_tokens))]
-        return list(ids)
+        """Token ids of `text`: fitting the prompt to the window has just tokenized the very text the
+        prompt is then built from, and the text of the keystroke before differs in one place (tokens.py)."""
+        assert self._tokens is not None
+        return list(self._tokens.ids(text))
 
     def _token_starts(self, text: str) -> list[int]:
-        """Where each token of `text` starts (code points), from one tokenization and the vocabulary's
-        bytes: a guide for fitting the prompt (exact up to a token where the tokenizer adds a space)."""
-        ids = self._tokenize(text)
-        if self._healer is None:
-            return [0] * len(ids)
-        pieces = self._healer.pieces
-        starts, at = [], 0
-        for token in ids:
-            starts.append(at)
-            at += len(pieces[token])
-        if len(text) != len(text.encode("utf-8", "replace")):  # bytes -> code points
-            ends = list(accumulate(len(c.encode("utf-8", "replace")) for c in text))
-            starts = [bisect_right(ends, b) for b in starts]
-        return starts
+        """Where each token of `text` starts (code points): a guide for fitting the prompt."""
+        assert self._tokens is not None
+        starts = self._tokens.byte_starts(text)
+        if text.isascii():
+            return starts.tolist()
+        ends = list(accumulate(len(c.encode("utf-8", "replace")) for c in text))  # bytes -> code points
+        return [bisect_right(ends, b) for b in starts.tolist()]
 
     def generate(self, job: GenerationJob) -> GenerationResult:
         if job.cancel.is_set():
@@ -334,6 +322,22 @@ def _vocab_pieces(llama_cpp: Any, llm: Any) -> list[bytes]:
         n = llama_cpp.llama_token_to_piece(vocab, token, buf, size, 0, False)
         pieces.append(buf.raw[:n] if 0 < n <= size else b"")
     return pieces
+
+
+def _splice_tokenizer(llama_cpp: Any, llm: Any, pieces: list[bytes]) -> SpliceTokenizer:
+    vocab = llm._model.vocab
+    user_defined = [pieces[t] for t in range(len(pieces))
+                    if llama_cpp.llama_vocab_get_attr(vocab, t) & llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED]
+    splice, runs = splice_rule(llm.metadata.get("tokenizer.ggml.model"), llm.metadata.get("tokenizer.ggml.pre"),
+                               user_defined)
+    if not splice:
+        log.info("prompts are tokenized whole: no splicing rule for this vocabulary (%s, %s)",
+                 llm.metadata.get("tokenizer.ggml.model"), llm.metadata.get("tokenizer.ggml.pre"))
+
+    def tokenize(text: str) -> list[int]:
+        return llm.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=False)
+
+    return SpliceTokenizer(tokenize, [len(p) for p in pieces], splice, runs)
 
 
 def _common_prefix(a: Any, b: list[int]) -> int:
