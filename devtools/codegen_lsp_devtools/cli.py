@@ -158,7 +158,7 @@ def cmd_bench_latency(args: argparse.Namespace) -> int:
         model = build_test_model(codegen_350m_shape()).quantized(args.quantization)
     try:
         report = run_latency(model, trace, args.threads, args.max_tokens, args.context_tokens, backends,
-                             args.request_pause_ms, Path(args.out))
+                             args.request_pause_ms, Path(args.out), token_healing=not args.no_token_healing)
     except (LlamaServerError, ValueError) as exc:
         raise SystemExit(f"codegen-lsp: error: {exc}") from None
     print_report(report)
@@ -249,6 +249,8 @@ def add_bench(sub: argparse._SubParsersAction) -> tuple[type[BaseException], ...
     p.add_argument("--no-llama-server", action="store_true", help="same as leaving c out of --backends")
     p.add_argument("--request-pause-ms", type=float, default=None,
                    help="request after pauses at least this long (default: the server's adaptive debounce for the trace)")
+    p.add_argument("--no-token-healing", action="store_true",
+                   help="codegen-lsp without token healing: the same tokens evaluated and decoded as b and c")
     p.add_argument("--out", default="bench-results/latency.json", help="JSON report (Markdown beside it)")
     p.set_defaults(func=cmd_bench_latency)
 

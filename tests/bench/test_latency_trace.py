@@ -95,6 +95,21 @@ def test_latency_replay_a_and_b(tiny_codegen1, tmp_path):
             assert sample["evaluated_tokens"] <= sample["prompt_tokens"]
 
 
+def test_without_token_healing_the_server_evaluates_the_prompt_b_evaluates(tiny_codegen1, tmp_path):
+    """`--no-token-healing`: no token comes off the prompt's end, so a and b get the same prompt on every
+    request where both call the model (with healing, a's is one shorter wherever the cursor is inside a word)."""
+    trace = tr.limit_trace(tr.make_trace(keystrokes=10, seed=1), 10)
+    out = tmp_path / "latency.json"
+    report = run_latency(tiny_codegen1.gguf_path, trace, threads=2, max_tokens=8, n_ctx=512, backends="a,b",
+                         out=out, echo=lambda *_: None, token_healing=False)
+    prompts = {(x["backend"], x["key"]): x["prompt_tokens"] for x in report["samples"] if x["evaluated_tokens"] is not None}
+    both = [key for (backend, key) in prompts if backend == "a" and ("b", key) in prompts]
+    assert len(both) >= 2
+    assert [prompts["a", key] for key in both] == [prompts["b", key] for key in both]
+    assert report["command_options"]["token_healing"] is False
+    assert "token healing off" in out.with_suffix(".md").read_text()
+
+
 def test_unknown_backend_is_an_error(tiny_codegen1):
     with pytest.raises(ValueError):
         run_latency(tiny_codegen1.gguf_path, tr.make_trace(keystrokes=5), backends="a,x")
@@ -116,3 +131,5 @@ def test_model_calls_only_compares_the_requests_where_every_backend_called_the_m
     a, c = summarize(samples, "a", keys), summarize(samples, "c", keys)
     assert (a["model_calls_only_p50_ms"], c["model_calls_only_p50_ms"]) == (85, 45)
     assert a["p50_ms"] == 75 and a["model_calls_only_keys"] == c["model_calls_only_keys"] == 2
+    # The fixed cost: latency less prompt evaluation and decoding (1 + 1 ms here), over the model calls.
+    assert (a["fixed_ms_p50"], c["fixed_ms_p50"]) == (78, 48)

@@ -236,6 +236,9 @@ def summarize(samples: list[Sample], backend: str, model_call_keys: set[int] | N
         "evaluated_tokens_max": max(s.evaluated_tokens for s in model_calls) if model_calls else None,
         "generated_tokens_median": statistics.median([s.generated_tokens or 0 for s in model_calls])
         if model_calls else None,
+        # What a model call costs besides evaluating and decoding: the fixed cost per call.
+        "fixed_ms_p50": statistics.median([s.latency_ms - (s.prompt_ms or 0) - (s.generate_ms or 0)
+                                           for s in model_calls]) if model_calls else None,
         "prompt_tokens_per_s": evaluated / (prompt_ms / 1000) if prompt_ms > 0 else None,
         "gen_tokens_per_s": gen_tokens / (gen_ms / 1000) if gen_ms > 0 else None,
     }
@@ -259,7 +262,8 @@ def server_debounce_ms(keys: list[tr.Keystroke]) -> float:
 
 
 async def _replay(model: Path, trace: dict, points: list[int], backends: list[str], prompts: PromptBuilder,
-                  threads: int, max_tokens: int, raw: RawBackend | None, llama_server, echo) -> tuple[list[Sample], dict]:
+                  threads: int, max_tokens: int, raw: RawBackend | None, llama_server, echo,
+                  token_healing: bool = True) -> tuple[list[Sample], dict]:
     from codegen_lsp.headless import answer, ready_session, stop_session
 
     language = trace.get("language", "python")
@@ -270,7 +274,7 @@ async def _replay(model: Path, trace: dict, points: list[int], backends: list[st
         if "a" in backends:
             options = {"model": str(model), "maxTokens": max_tokens, "contextTokens": prompts.n_ctx,
                        "temperature": 0, "threads": threads, "debounceMs": 0, "adaptiveDebounce": False,
-                       "warmAfterMs": 0, "speculativeSuggestions": False}
+                       "warmAfterMs": 0, "speculativeSuggestions": False, "tokenHealing": token_healing}
             client = await ready_session(Path(root), options, show_messages=False)
             uri = (Path(root) / trace.get("name", "trace.py")).as_uri()
             client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
@@ -384,7 +388,10 @@ async def _cancel_check(client, uri: str, text: str, cursor: int) -> float:
 
 def run_latency(model: Path, trace: dict, threads: int | None = None, max_tokens: int = 16, n_ctx: int = 2048,
                 backends: str = "a,b,c", request_pause_ms: float | None = None, out: Path | None = None,
-                llama_server_dir: Path | None = None, echo=print) -> dict:
+                llama_server_dir: Path | None = None, echo=print, token_healing: bool = True) -> dict:
+    """`token_healing` False: codegen-lsp evaluates and decodes exactly what b and c do (healing takes the
+    last token off the prompt and decodes it again, and the suggestion then goes on differently), so
+    the comparison measures the cost around the model alone."""
     from .llama_server import DEFAULT_DIR, LlamaServer, ensure_built
 
     chosen = [b.strip() for b in backends.split(",") if b.strip()]
@@ -417,7 +424,7 @@ def run_latency(model: Path, trace: dict, threads: int | None = None, max_tokens
             llama_server = LlamaServer(binary, model, threads, prompts.n_ctx, log_path=log_path)
             llama_server.start()
         samples, rss = asyncio.run(_replay(model, trace, points, chosen, prompts, threads, prompts.max_tokens,
-                                           raw, llama_server, echo))
+                                           raw, llama_server, echo, token_healing))
     finally:
         if raw is not None:
             raw.close()
@@ -426,7 +433,8 @@ def run_latency(model: Path, trace: dict, threads: int | None = None, max_tokens
         prompts.close()
     report = {
         "command_options": {"model": str(model), "threads": threads, "max_tokens": prompts.max_tokens,
-                            "n_ctx": prompts.n_ctx, "backends": chosen, "request_pause_ms": round(pause, 1)},
+                            "n_ctx": prompts.n_ctx, "backends": chosen, "request_pause_ms": round(pause, 1),
+                            "token_healing": token_healing},
         "model": {"path": str(model), "size_bytes": prompts.info.size_bytes, "architecture": prompts.info.architecture,
                   "prompt_format": prompts.info.prompt_format.value, "name": prompts.info.name},
         "trace": {"name": trace.get("name"), "source": trace.get("source"), "function": trace.get("function"),
@@ -461,13 +469,15 @@ def table_rows(report: dict) -> list[list[str]]:
         rows.append([f"{b}: {s['label']}", _fmt(s["p50_ms"]), _fmt(s["p95_ms"]),
                      _fmt(s.get("model_calls_only_p50_ms")), _fmt(s["cold_ms"]),
                      _fmt(s["prompt_tokens_median"]), _fmt(s["evaluated_tokens_median"]),
-                     _fmt(s["prompt_tokens_per_s"] if (s["evaluated_tokens_median"] or 0) >= 64 else None, ".0f"), _fmt(s["gen_tokens_per_s"], ".1f"),
+                     _fmt(s["prompt_tokens_per_s"] if (s["evaluated_tokens_median"] or 0) >= 64 else None, ".0f"),
+                     _fmt(s.get("generated_tokens_median")), _fmt(s["gen_tokens_per_s"], ".1f"),
+                     _fmt(s.get("fixed_ms_p50"), ".1f"),
                      _fmt(s["peak_rss_mib"], ".0f"), f"{s['model_calls']}/{s['requests']}"])
     return rows
 
 
-HEADER = ["backend", "p50 ms", "p95 ms", "p50 ms model calls only", "cold ms", "prompt tok", "evaluated tok", "prompt tok/s", "gen tok/s",
-          "peak RSS MiB", "model calls"]
+HEADER = ["backend", "p50 ms", "p95 ms", "p50 ms model calls only", "cold ms", "prompt tok", "evaluated tok", "prompt tok/s",
+          "generated tok", "gen tok/s", "fixed ms", "peak RSS MiB", "model calls"]
 
 
 def markdown_report(report: dict) -> str:
@@ -478,7 +488,8 @@ def markdown_report(report: dict) -> str:
              f"{_fmt(m['load_1min_at_start'], '.2f')}, at the end {_fmt(m.get('load_1min_at_end'), '.2f')}.",
              f"Model: `{report['model']['path']}` ({report['model']['prompt_format']}, "
              f"{report['model']['size_bytes'] / 2**20:.0f} MiB). Threads {o['threads']}, n_ctx {o['n_ctx']}, "
-             f"{o['max_tokens']} tokens per suggestion, greedy.",
+             f"{o['max_tokens']} tokens per suggestion, greedy; codegen-lsp's token healing "
+             f"{'on' if o.get('token_healing', True) else 'off'}.",
              f"Trace: {t['name']} `{t['function']}` (seed {t['seed']}), {t['keystrokes']} keys over "
              f"{t['typed_seconds']} s of typing, {t['requests']} requests after pauses ≥ {o['request_pause_ms']} ms.",
              f"Engine: {report['engine']}.", ""]
@@ -488,7 +499,8 @@ def markdown_report(report: dict) -> str:
     lines += ["| " + " | ".join(HEADER) + " |", "|" + " --- |" * len(HEADER)]
     lines += ["| " + " | ".join(r) + " |" for r in table_rows(report)]
     lines += ["", "Latencies are medians/p95 over the timed requests (the cold one excluded); "
-              "prompt/evaluated tokens are medians per request. \"Model calls only\": the median over the "
+              "prompt/evaluated/generated tokens are medians per model call; \"fixed ms\": the median of "
+              "latency − prompt evaluation − decoding per model call. \"Model calls only\": the median over the "
               f"{next(iter(report['backends'].values())).get('model_calls_only_keys', 0)} requests where every "
               "backend called the model (no cache answered)."]
     if report.get("cancel_answer_ms") is not None:
@@ -501,7 +513,8 @@ def print_report(report: dict) -> None:
     rows = [HEADER] + table_rows(report)
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
     m = report["machine"]
-    print(f"machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB; engine {report['engine']}")
+    print(f"machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB; engine {report['engine']}; token healing "
+          f"{'on' if report['command_options'].get('token_healing', True) else 'off'}")
     for r in rows:
         print("  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r)))
     if "b" in report["backends"] and report["backends"]["b"]["p50_ms"]:
