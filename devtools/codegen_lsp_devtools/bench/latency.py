@@ -62,6 +62,10 @@ class Sample:
     note: str = ""
 
 
+# The time the server gets between the keys before a request and the last one (the trace's own gap, at most this).
+MAX_KEY_GAP_MS = 100
+
+
 # -- the prompt codegen-lsp builds -------------------------------------------------------------------
 
 class PromptBuilder:
@@ -286,6 +290,10 @@ async def _replay(model: Path, trace: dict, points: list[int], backends: list[st
             nonlocal typed
             while typed < n:  # one didChange per key, at the cursor
                 k = keys[typed]
+                if typed == n - 1 and typed > 0:
+                    # The keys before the last came while the user typed, each apart from the next: the
+                    # server has handled them before the last key and the request arrive together.
+                    await asyncio.sleep(min(k.delay_ms, MAX_KEY_GAP_MS) / 1000)
                 text = tr.text_after(trace, typed)
                 line, col = tr.utf16_position(text, k.offset)
                 client.text_document_did_change(types.DidChangeTextDocumentParams(

@@ -48,10 +48,10 @@ class ReusePlan:
 def plan_reuse(cached: Sequence[int], new: list[int], prefix: int) -> ReusePlan | None:
     """The longest chunk of `new` after `prefix` that is also in `cached` after `prefix`, if it
     saves at least MIN_REUSE_TOKENS. The prompt's last token is never reused (its logits are sampled)."""
-    cached = [int(t) for t in cached]
     limit = len(new) - 1
     if limit - prefix < MIN_REUSE_TOKENS or len(cached) - prefix < MIN_REUSE_TOKENS:
         return None
+    cached = cached.tolist() if hasattr(cached, "tolist") else [int(t) for t in cached]  # numpy ints compare slowly
     index: dict[tuple[int, ...], list[int]] = {}
     for i in range(prefix, len(cached) - ANCHOR + 1):
         starts = index.setdefault(tuple(cached[i:i + ANCHOR]), [])

@@ -19,6 +19,8 @@ from bisect import bisect_right
 from itertools import accumulate
 from typing import Any, Callable, Iterator
 
+import numpy as np
+
 from ..context.prompt import Text, expand, fit_segments
 from ..gguf.inspect import ModelFileError, ModelFileInfo, inspect_model_file
 from ..postprocess.repetition import RepetitionScanner
@@ -89,8 +91,6 @@ class LlamaRunner:
         pieces = _vocab_pieces(llama_cpp, self._llm)
         self._healer, self._heal_skips = TokenHealer(pieces), set()
         self._tokens = _splice_tokenizer(llama_cpp, self._llm, pieces)
-        import numpy as np
-
         self._rng = np.random.default_rng(config.seed)
         self._info = info
         log.info("loaded %s (%s, %s) in %.2fs, n_ctx=%d", info.path, info.architecture, info.prompt_format.value,
@@ -255,7 +255,6 @@ class LlamaRunner:
         to `pieces`, past the end of `removed` too when the last token reaches beyond it (`return` +
         ` a` after a prompt that lost its ` `). Stops early when the job is cancelled."""
         import llama_cpp
-        import numpy as np
 
         healer, rest, chosen = self._healer, removed, []
         assert healer is not None
@@ -341,9 +340,6 @@ def _splice_tokenizer(llama_cpp: Any, llm: Any, pieces: list[bytes]) -> SpliceTo
 
 
 def _common_prefix(a: Any, b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if int(x) != y:
-            break
-        n += 1
-    return n
+    n = min(len(a), len(b))
+    differ = np.flatnonzero(np.asarray(a[:n], dtype=np.int64) != np.asarray(b[:n], dtype=np.int64))
+    return int(differ[0]) if len(differ) else n
