@@ -95,7 +95,7 @@ def test_typing_at_the_end_tokenizes_only_the_last_lines(vocab):
 def test_a_tokenizer_that_breaks_the_rule_turns_splicing_off():
     """Characters as tokens, whose ids also say whether an odd or even number of line breaks came before
     them: a line break inserted near the top changes every id after it, so reusing the old ids after the
-    edit is wrong. The first splice is checked and caught."""
+    edit is wrong. The check of the first splice (run when the engine is idle) catches it."""
     def tokenize(text: str) -> list[int]:
         ids, breaks = [], 0
         for ch in text:
@@ -107,10 +107,34 @@ def test_a_tokenizer_that_breaks_the_rule_turns_splicing_off():
     text = "".join(f"line{i} = {i}\n" for i in range(100))
     assert list(tokens.ids(text)) == tokenize(text)
     edited = text[:40] + "\n" + text[40:]
-    assert list(tokens.ids(edited)) == tokenize(edited)  # the checked splice was wrong: the whole ids
-    assert not tokens.splice and tokens.spliced == 1
+    assert list(tokens.ids(edited)) != tokenize(edited)  # spliced by the (here wrong) rule
+    assert tokens.spliced == 1 and tokens.unchecked == 1
+    tokens.check_one()
+    assert not tokens.splice and tokens.unchecked == 0
+    assert list(tokens.ids(edited)) == tokenize(edited)  # forgotten, tokenized whole
     again = edited[:80] + "\n" + edited[80:]
-    assert list(tokens.ids(again)) == tokenize(again)
+    assert list(tokens.ids(again)) == tokenize(again) and tokens.spliced == 1
+
+
+def test_the_engine_checks_its_first_splices_while_idle(smollm2: Path):
+    """The runner defers the checks of its first splices to `idle_work`, which the engine process runs
+    while no request waits; they pass on a real vocabulary and leave splicing on."""
+    from codegen_lsp.context.prompt import Text
+    from codegen_lsp.engine.jobs import EngineConfig, GenerationJob
+    from codegen_lsp.engine.llama_runner import LlamaRunner
+
+    runner = LlamaRunner()
+    runner.load(EngineConfig(smollm2, n_ctx=512))
+    try:
+        source = SOURCES[0][:3000]
+        for end in range(2000, 2006):
+            runner.generate(GenerationJob([Text(source[:end], "prefix")], max_tokens=1))
+        assert runner._tokens.spliced >= 4 and runner._tokens.unchecked >= 4
+        while runner.idle_work():
+            pass
+        assert runner._tokens.unchecked == 0 and runner._tokens.splice
+    finally:
+        runner.free()
 
 
 def test_which_vocabularies_splice():

@@ -83,6 +83,8 @@ def main(argv: list[str]) -> None:
     send(("ready",))
     while True:
         try:
+            while not conn.poll(0) and runner.idle_work():  # deferred work, only while no request waits
+                pass
             message = conn.recv()
         except (EOFError, OSError):
             break

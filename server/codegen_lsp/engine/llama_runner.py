@@ -103,6 +103,18 @@ class LlamaRunner:
         assert self._tokens is not None
         return list(self._tokens.ids(text))
 
+    def idle_work(self) -> bool:
+        """Do one piece of deferred work (checking a splice, tokens.py); whether any is left."""
+        if self._tokens is None or not self._tokens.unchecked:
+            return False
+        try:
+            self._tokens.check_one()
+        except Exception as exc:  # noqa: BLE001 - a failed check must not end the engine
+            log.warning("could not check a spliced tokenization (%s); prompts are tokenized whole", exc)
+            self._tokens.splice = False
+            return False
+        return self._tokens.unchecked > 0
+
     def _token_starts(self, text: str) -> list[int]:
         """Where each token of `text` starts (code points): a guide for fitting the prompt."""
         assert self._tokens is not None

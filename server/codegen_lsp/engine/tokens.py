@@ -16,9 +16,10 @@ Split points (`_line_points`), each a boundary in the GPT-2 and the Llama-3 pre-
   tokens: "    " then "return").
 A point is used only where the old ids have a token starting there too. Only vocabularies whose
 pre-tokenizer llama.cpp runs with those regexes splice (`SPLICE_PRE_TOKENIZERS`, and no added tokens
-but whitespace runs), and the first splices of every model are checked against a whole tokenization: a
-mismatch turns splicing off for that model (logged), so a tokenizer that breaks the rule costs time,
-never a wrong id.
+but whitespace runs; the tests check both regex families on real vocabularies). As a last guard the
+first splices of every model are checked against a whole tokenization while the engine waits for
+requests: a mismatch turns splicing off for that model (logged), so a tokenizer that breaks the rule
+would cost at most those first prompts' ids.
 """
 
 from __future__ import annotations
@@ -138,6 +139,7 @@ class SpliceTokenizer:
         self.runs = runs  # whitespace tokens matched before BPE (CodeGen's added tokens)
         self._recent: dict[str, _Entry] = {}  # oldest first
         self._to_verify = VERIFY_FIRST
+        self._unchecked: list[tuple[str, tuple[int, ...]]] = []  # splices to check when the engine is idle
         self.spliced = 0  # texts answered by splicing (for tests and benchmarks)
 
     def ids(self, text: str) -> tuple[int, ...]:
@@ -191,14 +193,25 @@ class SpliceTokenizer:
         self.spliced += 1
         if self._to_verify > 0:
             self._to_verify -= 1
-            whole = list(self._tokenize(text))
-            if whole != ids:
-                self.splice = False
-                log.warning("tokenizing only the edited part of a prompt gave other ids than the whole text "
-                            "(at characters %d..%d of %d); this model's prompts are tokenized whole from now on",
-                            p1, p2, len(text))
-                return whole
+            self._unchecked.append((text, tuple(ids)))
         return ids
+
+    @property
+    def unchecked(self) -> int:
+        return len(self._unchecked)
+
+    def check_one(self) -> None:
+        """Tokenize one of the model's first splices whole and compare (the engine calls this while it
+        waits for requests: a whole tokenization costs milliseconds). A mismatch turns splicing off and
+        forgets every remembered tokenization: the next prompts are tokenized whole."""
+        if not self._unchecked:
+            return
+        text, ids = self._unchecked.pop(0)
+        if tuple(self._tokenize(text)) != ids:
+            self.splice, self._unchecked = False, []
+            self._recent.clear()
+            log.warning("tokenizing only the edited part of a prompt gave other ids than tokenizing it whole; "
+                        "this model's prompts are tokenized whole from now on")
 
     @staticmethod
     def _token_at(starts: np.ndarray, offset: int) -> int | None:
