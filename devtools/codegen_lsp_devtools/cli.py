@@ -9,6 +9,7 @@ function adds its subcommand to the runtime's subparsers and returns the excepti
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 from codegen_lsp.cli import CliError
@@ -158,7 +159,8 @@ def cmd_bench_latency(args: argparse.Namespace) -> int:
         model = build_test_model(codegen_350m_shape()).quantized(args.quantization)
     try:
         report = run_latency(model, trace, args.threads, args.max_tokens, args.context_tokens, backends,
-                             args.request_pause_ms, Path(args.out), token_healing=not args.no_token_healing)
+                             args.request_pause_ms, Path(args.out), token_healing=not args.no_token_healing,
+                             llama_server_args=shlex.split(args.llama_server_args))
     except (LlamaServerError, ValueError) as exc:
         raise SystemExit(f"codegen-lsp: error: {exc}") from None
     print_report(report)
@@ -249,6 +251,9 @@ def add_bench(sub: argparse._SubParsersAction) -> tuple[type[BaseException], ...
     p.add_argument("--no-llama-server", action="store_true", help="same as leaving c out of --backends")
     p.add_argument("--request-pause-ms", type=float, default=None,
                    help="request after pauses at least this long (default: the server's adaptive debounce for the trace)")
+    p.add_argument("--llama-server-args", default="", metavar="ARGS",
+                   help="more llama-server arguments, e.g. its own speculation: "
+                        "'--spec-type ngram-simple --spec-ngram-simple-size-n 3'")
     p.add_argument("--no-token-healing", action="store_true",
                    help="codegen-lsp without token healing: the same tokens evaluated and decoded as b and c")
     p.add_argument("--out", default="bench-results/latency.json", help="JSON report (Markdown beside it)")

@@ -133,3 +133,20 @@ def test_model_calls_only_compares_the_requests_where_every_backend_called_the_m
     assert a["p50_ms"] == 75 and a["model_calls_only_keys"] == c["model_calls_only_keys"] == 2
     # The fixed cost: latency less prompt evaluation and decoding (1 + 1 ms here), over the model calls.
     assert (a["fixed_ms_p50"], c["fixed_ms_p50"]) == (78, 48)
+    assert a["drafted_tokens"] is None  # nobody reported drafts
+    samples[4].drafted_tokens, samples[4].accepted_tokens = 6, 4
+    samples[6].drafted_tokens, samples[6].accepted_tokens = 3, 0
+    assert (summarize(samples, "a")["drafted_tokens"], summarize(samples, "a")["accepted_tokens"]) == (9, 4)
+
+
+def test_llama_server_runs_with_its_own_speculation_when_asked(tmp_path):
+    from codegen_lsp_devtools.bench.llama_server import LlamaServer, LlamaServerError
+
+    server = LlamaServer(Path("/bin/false"), tmp_path / "m.gguf", 2, 512, extra_args=["--spec-type", "ngram-simple"])
+    with pytest.raises(LlamaServerError):
+        server.start(timeout=5)  # /bin/false exits at once: only the command is checked here
+    assert server.command[-2:] == ["--spec-type", "ngram-simple"]
+    plain = LlamaServer(Path("/bin/false"), tmp_path / "m.gguf", 2, 512)
+    with pytest.raises(LlamaServerError):
+        plain.start(timeout=5)
+    assert "--spec-type" not in plain.command

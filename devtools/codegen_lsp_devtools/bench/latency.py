@@ -60,6 +60,8 @@ class Sample:
     prompt_ms: float | None
     generate_ms: float | None
     note: str = ""
+    drafted_tokens: int | None = None  # speculative drafts verified, and of those accepted
+    accepted_tokens: int | None = None
 
 
 # The time the server gets between the keys before a request and the last one (the trace's own gap, at most this).
@@ -245,6 +247,11 @@ def summarize(samples: list[Sample], backend: str, model_call_keys: set[int] | N
                                            for s in model_calls]) if model_calls else None,
         "prompt_tokens_per_s": evaluated / (prompt_ms / 1000) if prompt_ms > 0 else None,
         "gen_tokens_per_s": gen_tokens / (gen_ms / 1000) if gen_ms > 0 else None,
+        # None where the backend does not report drafts (b, and llama-server without speculation)
+        "drafted_tokens": sum(s.drafted_tokens or 0 for s in model_calls)
+        if any(s.drafted_tokens is not None for s in model_calls) else None,
+        "accepted_tokens": sum(s.accepted_tokens or 0 for s in model_calls)
+        if any(s.accepted_tokens is not None for s in model_calls) else None,
     }
 
 
@@ -319,7 +326,8 @@ async def _replay(model: Path, trace: dict, points: list[int], backends: list[st
             for s in stats:
                 if s.version == version and s.model_call:
                     return Sample("a", n, ms, s.prompt_tokens, s.evaluated_prompt_tokens, s.generated_tokens,
-                                  s.prompt_ms, s.generate_ms)
+                                  s.prompt_ms, s.generate_ms, drafted_tokens=s.drafted_tokens,
+                                  accepted_tokens=s.accepted_tokens)
             note = f"{stats[-1].source}: {stats[-1].reason}" if stats else "no codegenLsp/stats for the request"
             return Sample("a", n, ms, None, None, None, None, None, note)
 
@@ -336,7 +344,8 @@ async def _replay(model: Path, trace: dict, points: list[int], backends: list[st
             ms = (time.perf_counter() - started) * 1000
             t = r.get("timings", {})
             return Sample("c", n, ms, len(tokens), t.get("prompt_n"), t.get("predicted_n"), t.get("prompt_ms"),
-                          t.get("predicted_ms"), f"cache_n={t.get('cache_n')}")
+                          t.get("predicted_ms"), f"cache_n={t.get('cache_n')}", t.get("draft_n"),
+                          t.get("draft_n_accepted"))
 
         for i, n in enumerate([0] + points):
             text = tr.text_after(trace, n)
@@ -396,7 +405,8 @@ async def _cancel_check(client, uri: str, text: str, cursor: int) -> float:
 
 def run_latency(model: Path, trace: dict, threads: int | None = None, max_tokens: int = 16, n_ctx: int = 2048,
                 backends: str = "a,b,c", request_pause_ms: float | None = None, out: Path | None = None,
-                llama_server_dir: Path | None = None, echo=print, token_healing: bool = True) -> dict:
+                llama_server_dir: Path | None = None, echo=print, token_healing: bool = True,
+                llama_server_args: list[str] | None = None) -> dict:
     """`token_healing` False: codegen-lsp evaluates and decodes exactly what b and c do (healing takes the
     last token off the prompt and decodes it again, and the suggestion then goes on differently), so
     the comparison measures the cost around the model alone."""
@@ -429,7 +439,8 @@ def run_latency(model: Path, trace: dict, threads: int | None = None, max_tokens
         if "c" in chosen:
             log_path = (out.parent if out else Path("bench-results")) / "llama-server.log"
             log_path.parent.mkdir(parents=True, exist_ok=True)
-            llama_server = LlamaServer(binary, model, threads, prompts.n_ctx, log_path=log_path)
+            llama_server = LlamaServer(binary, model, threads, prompts.n_ctx, log_path=log_path,
+                                       extra_args=list(llama_server_args or []))
             llama_server.start()
         samples, rss = asyncio.run(_replay(model, trace, points, chosen, prompts, threads, prompts.max_tokens,
                                            raw, llama_server, echo, token_healing))
@@ -442,7 +453,7 @@ def run_latency(model: Path, trace: dict, threads: int | None = None, max_tokens
     report = {
         "command_options": {"model": str(model), "threads": threads, "max_tokens": prompts.max_tokens,
                             "n_ctx": prompts.n_ctx, "backends": chosen, "request_pause_ms": round(pause, 1),
-                            "token_healing": token_healing},
+                            "token_healing": token_healing, "llama_server_args": llama_server_args or []},
         "model": {"path": str(model), "size_bytes": prompts.info.size_bytes, "architecture": prompts.info.architecture,
                   "prompt_format": prompts.info.prompt_format.value, "name": prompts.info.name},
         "trace": {"name": trace.get("name"), "source": trace.get("source"), "function": trace.get("function"),
@@ -480,12 +491,13 @@ def table_rows(report: dict) -> list[list[str]]:
                      _fmt(s["prompt_tokens_per_s"] if (s["evaluated_tokens_median"] or 0) >= 64 else None, ".0f"),
                      _fmt(s.get("generated_tokens_median")), _fmt(s["gen_tokens_per_s"], ".1f"),
                      _fmt(s.get("fixed_ms_p50"), ".1f"),
+                     "–" if s.get("drafted_tokens") is None else f"{s['accepted_tokens']}/{s['drafted_tokens']}",
                      _fmt(s["peak_rss_mib"], ".0f"), f"{s['model_calls']}/{s['requests']}"])
     return rows
 
 
 HEADER = ["backend", "p50 ms", "p95 ms", "p50 ms model calls only", "cold ms", "prompt tok", "evaluated tok", "prompt tok/s",
-          "generated tok", "gen tok/s", "fixed ms", "peak RSS MiB", "model calls"]
+          "generated tok", "gen tok/s", "fixed ms", "accepted/drafted", "peak RSS MiB", "model calls"]
 
 
 def markdown_report(report: dict) -> str:

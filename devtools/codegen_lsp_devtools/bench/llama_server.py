@@ -120,6 +120,7 @@ class LlamaServer:
     cache_reuse: int = 256
     n_batch: int = 512
     log_path: Path | None = None
+    extra_args: list[str] = field(default_factory=list)  # e.g. its own speculation: --spec-type ngram-simple
     port: int = 0
     process: subprocess.Popen | None = None
     command: list[str] = field(default_factory=list)
@@ -131,7 +132,7 @@ class LlamaServer:
         self.command = [str(self.binary), "-m", str(self.model), "--host", "127.0.0.1", "--port", str(self.port),
                         "-t", str(self.threads), "-tb", str(self.threads), "-c", str(self.n_ctx), "-np", "1",
                         "--cache-reuse", str(self.cache_reuse), "-b", str(self.n_batch), "-ub", str(self.n_batch),
-                        "-fa", "off", "--no-webui"]
+                        "-fa", "off", "--no-webui", *self.extra_args]
         log = self.log_path.open("w") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
