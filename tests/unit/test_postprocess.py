@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from codegen_lsp.postprocess import (
     CompletionContext,
@@ -289,3 +291,35 @@ def test_postprocess_uses_document_tree_and_crlf() -> None:
 def test_postprocess_without_grammar() -> None:
     result = _post(None, "foo {\n  |\n}\n", "a;\n}\n")
     assert (result.text, result.mode) == ("a;", "multi-line")
+
+
+def _indent_unit_line_by_line(text: str) -> str:
+    """detect_indent_unit as it was written first, a line at a time: the reference for the one-pass version."""
+    from collections import Counter
+
+    tabbed = spaced = previous = 0
+    steps: Counter[int] = Counter()
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        whitespace = line[: len(line) - len(line.lstrip(" \t"))]
+        if whitespace.startswith("\t"):
+            tabbed += 1
+        elif whitespace:
+            spaced += 1
+            if len(whitespace) > previous:
+                steps[len(whitespace) - previous] += 1
+            previous = len(whitespace)
+            continue
+        previous = 0
+    if tabbed > spaced:
+        return "\t"
+    return " " * steps.most_common(1)[0][0] if steps else "    "
+
+
+@given(st.lists(st.tuples(st.sampled_from(["", " ", "  ", "   ", "    ", "\t", "\t\t", " \t", "\t "]),
+                          st.sampled_from(["x", "", " ", "if y:", "\t", "# c"])), max_size=40),
+       st.sampled_from(["\n", "\r\n", "\r"]))
+def test_detect_indent_unit_matches_the_line_by_line_reference(lines, newline) -> None:
+    text = newline.join(indent + rest for indent, rest in lines)
+    assert detect_indent_unit(text) == _indent_unit_line_by_line(text)

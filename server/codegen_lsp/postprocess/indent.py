@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from .text import indent_width, is_blank, leading_whitespace
 
 DEFAULT_INDENT_UNIT = "    "
+# The indentation of each line with something on it, in one pass (it runs on every suggestion over up
+# to 20,000 characters: a Python loop over the lines took ~0.5 ms of it).
+_LINE_INDENT = re.compile(r"^([ \t]*)\S", re.MULTILINE)
 
 
 def detect_indent_unit(text: str, default: str = DEFAULT_INDENT_UNIT) -> str:
@@ -14,10 +18,7 @@ def detect_indent_unit(text: str, default: str = DEFAULT_INDENT_UNIT) -> str:
     tabbed = spaced = 0
     steps: Counter[int] = Counter()
     previous = 0
-    for line in text.splitlines():
-        if is_blank(line):
-            continue
-        whitespace = leading_whitespace(line)
+    for whitespace in _LINE_INDENT.findall(text.replace("\r", "\n")):
         if whitespace.startswith("\t"):
             tabbed += 1
         elif whitespace:
