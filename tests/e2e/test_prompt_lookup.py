@@ -22,6 +22,7 @@ from codegen_lsp.context.prompt import Text
 from codegen_lsp.engine import llama_runner
 from codegen_lsp.engine.jobs import CancelFlag, EngineConfig, GenerationJob, GenerationResult
 from codegen_lsp.engine.llama_runner import LlamaRunner
+from codegen_lsp.engine.speculation import EXPLORE_EVERY, MAX_DRAFT, DraftPolicy
 from support import REPO_ROOT
 
 ENGINE = REPO_ROOT / "server" / "codegen_lsp" / "engine"
@@ -40,6 +41,13 @@ LONG = {  # attention over more than 512 cached tokens
     "runner": (RUNNER[:3400], ()),
 }
 DEFAULT_MODEL = sorted((REPO_ROOT / "models").glob("*.gguf"))[0]
+
+
+def drafting_runner() -> LlamaRunner:
+    """A runner whose policy takes every batch for free, so it drafts wherever the context repeats: what
+    these tests check is what happens to drafts (identity, stops, cancels, a full context), not whether
+    drafting pays on this machine (the policy's own tests and `bench speculation` are for that)."""
+    return LlamaRunner(draft_policy=lambda: DraftPolicy([1.0] * (MAX_DRAFT + 2)))
 
 
 class Recorder:
@@ -61,7 +69,7 @@ class Recorder:
 @pytest.fixture(scope="module", params=["smollm2", "default"])
 def runner(request) -> LlamaRunner:
     model = request.getfixturevalue("smollm2") if request.param == "smollm2" else DEFAULT_MODEL
-    made = LlamaRunner()
+    made = drafting_runner()
     made.load(EngineConfig(Path(model), n_ctx=1024, seed=0))
     yield made
     made.free()
@@ -95,7 +103,7 @@ def test_greedy_output_is_the_same_token_for_token(runner: LlamaRunner, name: st
 
 @pytest.fixture(scope="module")
 def default_runner() -> LlamaRunner:
-    made = LlamaRunner()
+    made = drafting_runner()
     made.load(EngineConfig(DEFAULT_MODEL, n_ctx=1024, seed=0))
     yield made
     made.free()
@@ -139,7 +147,7 @@ def test_a_cancel_mid_draft_leaves_the_cache_right_for_the_next_request(runner: 
 
 
 def test_a_nearly_full_context_limits_the_drafts(monkeypatch):
-    small = LlamaRunner()
+    small = drafting_runner()
     small.load(EngineConfig(DEFAULT_MODEL, n_ctx=256, seed=0))
     try:
         prefix = "class File:\n" + REPEATS * 3 + "    def get_"
@@ -148,6 +156,27 @@ def test_a_nearly_full_context_limits_the_drafts(monkeypatch):
         assert on.prompt_tokens + on.generated_tokens <= 256 and on.generated_tokens >= 60, on
     finally:
         small.free()
+
+
+def test_drafts_that_keep_missing_stop_being_made(smollm2: Path):
+    """With the policy as shipped (costs measured on this machine): numbered assignments of random
+    values, where every short n-gram recurs with another continuation, so drafts are made and rejected.
+    After a few generations it drafts at most the one exploratory token per EXPLORE_EVERY steps."""
+    import random
+
+    rng = random.Random(0)
+    runner = LlamaRunner()
+    runner.load(EngineConfig(smollm2, n_ctx=1024, seed=0))
+    try:
+        drafted = []
+        for n in range(6):
+            prefix = "".join(f"value_{i} = {rng.randint(0, 10**6)} * {rng.randint(0, 10**6)}\n"
+                             for i in range(30 + n))
+            drafted.append(generate(runner, prefix, on=True, max_tokens=48).drafted_tokens)
+        assert drafted[0] > 0, drafted  # it did try: the test is about learning to stop
+        assert max(drafted[3:]) <= 48 // EXPLORE_EVERY + 1, drafted
+    finally:
+        runner.free()
 
 
 async def test_through_the_server_drafts_are_counted_and_the_suggestion_is_the_same(client, tmp_path: Path):

@@ -1,8 +1,8 @@
-"""Prompt-lookup drafting (engine/speculation.py): which tokens are proposed, and how many."""
+"""Prompt-lookup drafting (engine/speculation.py): which tokens are proposed, and how many (DraftPolicy,\nwith pinned or measured batch costs)."""
 
 from __future__ import annotations
 
-from codegen_lsp.engine.speculation import FIRST_DRAFT, MAX_DRAFT, DraftLength, PromptLookup
+from codegen_lsp.engine.speculation import EXPLORE_EVERY, MAX_DRAFT, DraftPolicy, PromptLookup
 
 
 def lookup(tokens: list[int]) -> PromptLookup:
@@ -33,17 +33,49 @@ def test_appended_tokens_are_looked_up_too():
     assert got.draft(3) == [12, 13, 10]
 
 
-def test_draft_length_grows_on_full_acceptance_and_pauses_after_misses():
-    length = DraftLength()
-    assert length.next() == FIRST_DRAFT
-    length.update(FIRST_DRAFT, FIRST_DRAFT)
-    assert length.next() == FIRST_DRAFT * 2
-    length.update(8, 3)
-    assert length.next() == 4  # what was accepted, plus one
-    length.update(4, 0)  # a full miss: no draft on the next step
-    assert length.next() == 0 and length.next() == 2
-    length.update(2, 0)  # a second miss in a row: two steps without
-    assert [length.next() for _ in range(3)] == [0, 0, 1]
-    for _ in range(10):
-        length.update(1, 1)
-    assert length.next() == MAX_DRAFT
+FREE = [1.0] * (MAX_DRAFT + 2)  # every batch costs one step (a GPU, nearly)
+DEAR = [float(n) for n in range(MAX_DRAFT + 2)]  # a batch costs as much as its tokens one at a time
+
+
+def test_free_batches_draft_as_long_as_there_is_room():
+    policy = DraftPolicy(FREE)
+    assert policy.next(64) == MAX_DRAFT and policy.next(3) == 3 and policy.next(0) == 0
+
+
+def test_batches_as_dear_as_steps_never_pay_however_good_the_drafts():
+    policy = DraftPolicy(DEAR)
+    for _ in range(50):
+        policy.verified(4, 4, 0.05)  # every draft accepted: p close to 1, still nothing to gain
+    assert policy.p > 0.95
+    assert policy.next(16) == 0
+
+
+def test_only_one_short_draft_now_and_then_where_nothing_pays():
+    policy = DraftPolicy(DEAR)
+    lengths = []
+    for _ in range(3 * EXPLORE_EVERY + 3):
+        k = policy.next(16)
+        lengths.append(k)
+        policy.verified(k, 0, 0.02) if k else policy.single_step(0.01)
+    assert sorted(set(lengths)) == [0, 1] and lengths.count(1) == 3  # one in EXPLORE_EVERY + 1 steps
+
+
+def test_misses_teach_it_to_stop_drafting_even_where_batches_are_free():
+    policy = DraftPolicy(FREE)
+    for _ in range(30):
+        policy.verified(policy.next(16) or 1, 0, 0.01)
+    assert policy.p < 0.1 and policy.next(16) == 0
+
+
+def test_measured_batch_costs_replace_the_cheap_prior():
+    policy = DraftPolicy()  # costs measured
+    policy.single_step(0.010)
+    first = policy.next(16)
+    assert first > 0  # the prior says batches are cheap: try one
+    # Every batch turns out to cost its tokens' worth of steps; each size is tried once, then no more.
+    for _ in range(MAX_DRAFT + 1):
+        k = policy.next(16)
+        if not k:
+            break
+        policy.verified(k, k, 0.010 * (k + 1))
+    assert policy.next(16) == 0

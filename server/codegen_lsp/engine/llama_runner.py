@@ -28,7 +28,7 @@ from .candidates import MAX_CANDIDATES, decode_candidates, final_text
 from .healing import HealPlan, TokenHealer, pick
 from .jobs import EngineConfig, GenerationJob, GenerationResult
 from .kv_reuse import apply_plan, enable_second_sequence, plan_reuse
-from .speculation import DraftStats, greedy_tokens
+from .speculation import DraftPolicy, DraftStats, greedy_tokens
 from .tokens import SpliceTokenizer, splice_rule
 
 log = logging.getLogger(__name__)
@@ -39,8 +39,11 @@ MAX_DRIFT_TOKENS = 64
 
 
 class LlamaRunner:
-    def __init__(self) -> None:
+    def __init__(self, draft_policy: Callable[[], DraftPolicy] = DraftPolicy) -> None:
+        """`draft_policy` makes the prompt-lookup policy of each loaded model (tests pin its costs)."""
         self._llm: Any = None
+        self._draft_policy = draft_policy
+        self._drafts = draft_policy()  # learned while decoding, kept across generations of one model
         self._info: ModelFileInfo | None = None
         self._chunk_reuse = False  # kv_reuse works on this context
         # Cache cells from _exact_until on may be approximate (moved); _drift: tokens edited before them.
@@ -91,6 +94,7 @@ class LlamaRunner:
         pieces = _vocab_pieces(llama_cpp, self._llm)
         self._healer, self._heal_skips = TokenHealer(pieces), set()
         self._tokens = _splice_tokenizer(llama_cpp, self._llm, pieces)
+        self._drafts = self._draft_policy()  # another model: other costs, other acceptance
         self._rng = np.random.default_rng(config.seed)
         self._info = info
         log.info("loaded %s (%s, %s) in %.2fs, n_ctx=%d", info.path, info.architecture, info.prompt_format.value,
@@ -207,8 +211,8 @@ class LlamaRunner:
         elif greedy:  # our own loop: prompt-lookup drafts (engine/speculation.py), no re-evaluated last token
             import llama_cpp
 
-            decoded = greedy_tokens(llama_cpp, llm, tokens + healed, budget, job.cancel.is_set, job.prompt_lookup,
-                                    drafts)
+            decoded = greedy_tokens(llama_cpp, llm, tokens + healed, budget, job.cancel.is_set,
+                                    self._drafts if job.prompt_lookup else None, drafts)
         else:
             decoded = llm.generate(tokens + healed, temp=job.temperature, top_p=job.top_p, top_k=40,
                                    repeat_penalty=1.0)

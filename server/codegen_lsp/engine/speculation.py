@@ -12,22 +12,30 @@ tinyBLAS does not (a token's logits move by up to ~0.7 depending on the batch), 
 two may differ (tests/e2e/test_prompt_lookup.py).
 
 Cost: on a 2-core CPU a batch is far from free (SmolLM2: 2 tokens cost 1.7 single steps, 9 tokens
-3.2, 17 tokens 5.3; docs/benchmarks.md), so drafts pay only when most of them are accepted; the draft length adapts to what was accepted, and after a draft that
-missed entirely drafting pauses for a number of steps that doubles with each miss. Sampled decoding
-(temperature > 0) does not use this module.
+3.2, 17 tokens 5.3; docs/benchmarks.md), so drafts pay only when most of them are accepted.
+`DraftPolicy` measures both, the cost of each batch size and the acceptance rate, and drafts only the
+length that is expected to pay (none where nothing does). Sampled decoding (temperature > 0) does not
+use this module.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+import time
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 MAX_NGRAM = 4  # the longest tail looked up; shorter ones (down to 1 token) are tried next
 MAX_DRAFT = 16
-FIRST_DRAFT = 4
-MAX_PAUSE = 32  # steps without drafts after repeated misses, at most
+# DraftPolicy's starting beliefs: a batch of n tokens costs 1 + 0.2 (n - 1) steps (cheap, so the first
+# drafts measure it), and drafts are accepted with p = 2/3.
+PRIOR_COST = lambda n: 1.0 + 0.2 * max(0, n - 1)  # noqa: E731
+PRIOR_ACCEPTED, PRIOR_REJECTED = 2.0, 1.0
+DECAY = 0.9  # weight of older verifications in p, per verification
+SMOOTHING = 0.2  # moving averages of step and batch times
+MARGIN = 0.05  # draft only where the expected gain beats this (noise in the measured costs)
+EXPLORE_EVERY = 64  # steps without a draft before one short draft is tried anyway
 
 
 class PromptLookup:
@@ -63,34 +71,64 @@ class DraftStats:
     accepted: int = 0  # of those, the ones greedy decoding agreed with
 
 
-class DraftLength:
-    """How many tokens to draft next: grows while drafts are accepted whole, shrinks to what was
-    accepted otherwise; after a draft with nothing accepted, no drafts for 1, 2, 4, ... steps."""
+class DraftPolicy:
+    """How many tokens to draft next: the length that buys the most tokens per unit of decode time.
 
-    def __init__(self) -> None:
-        self.k, self._pause, self._misses = FIRST_DRAFT, 0, 0
+    A verification of k drafted tokens yields 1 + p + ... + p^k tokens on average (p: the chance that
+    the next drafted token is accepted, given the ones before it were) and costs what a batch of k + 1
+    tokens costs, measured relative to a one-token step. Both are learned while decoding and kept across
+    generations (one policy per loaded model): where a batch costs nearly as much per token as single
+    steps (a few CPU cores) or drafts keep missing, it stops drafting; where batches are cheap (a GPU) it
+    drafts long. Not yet measured batch sizes are assumed cheap (the first drafts find out), and after
+    EXPLORE_EVERY steps without a draft one short draft is tried, so a change (the document starts
+    repeating itself) is noticed; on this 2-core CPU that costs about 1% when every draft misses."""
 
-    def next(self) -> int:
-        if self._pause:
-            self._pause -= 1
-            return 0
-        return self.k
+    def __init__(self, batch_cost: Sequence[float] | None = None) -> None:
+        """`batch_cost[n]`: a fixed cost of an n-token batch relative to one token (tests); None: measured."""
+        self._fixed = batch_cost is not None
+        self._cost = list(batch_cost) if batch_cost is not None else [PRIOR_COST(n) for n in range(MAX_DRAFT + 2)]
+        self._measured = [self._fixed] * (MAX_DRAFT + 2)
+        self._step = 0.0  # seconds of a one-token step (moving average)
+        self._accepted, self._rejected = PRIOR_ACCEPTED, PRIOR_REJECTED
+        self._since_draft = 0
 
-    def update(self, drafted: int, accepted: int) -> None:
-        if not drafted:
+    @property
+    def p(self) -> float:
+        return self._accepted / (self._accepted + self._rejected)
+
+    def next(self, room: int) -> int:
+        """The draft length for this step (0: none), at most `room`."""
+        best, best_k, p, expected = 1.0 + MARGIN, 0, self.p, 1.0
+        for k in range(1, min(room, MAX_DRAFT) + 1):
+            expected += p ** k
+            if (gain := expected / self._cost[k + 1]) > best:
+                best, best_k = gain, k
+        if best_k == 0 and self._since_draft >= EXPLORE_EVERY and room >= 1:
+            best_k = 1
+        return best_k
+
+    def single_step(self, seconds: float) -> None:
+        """A step without a draft took `seconds`."""
+        self._since_draft += 1
+        self._step = seconds if not self._step else self._step + SMOOTHING * (seconds - self._step)
+
+    def verified(self, drafted: int, accepted: int, seconds: float) -> None:
+        """A batch of the step's token and `drafted` tokens took `seconds`; `accepted` were kept."""
+        self._since_draft = 0
+        self._accepted = self._accepted * DECAY + accepted
+        self._rejected = self._rejected * DECAY + (1 if accepted < drafted else 0)
+        n = drafted + 1
+        if self._fixed or not self._step or n >= len(self._cost):
             return
-        if accepted == drafted:
-            self.k, self._misses = min(MAX_DRAFT, self.k * 2), 0
-        elif accepted:
-            self.k, self._misses = max(1, accepted + 1), 0
+        ratio = max(1.0, seconds / self._step)
+        if not self._measured[n]:
+            self._cost[n], self._measured[n] = ratio, True
         else:
-            self._misses += 1
-            self.k = max(1, self.k // 2)
-            self._pause = min(MAX_PAUSE, 2 ** (self._misses - 1))
+            self._cost[n] += SMOOTHING * (ratio - self._cost[n])
 
 
 def greedy_tokens(llama_cpp: Any, llm: Any, history: list[int], budget: int, cancelled: Callable[[], bool],
-                  speculate: bool, stats: DraftStats) -> Iterator[int]:
+                  policy: DraftPolicy | None, stats: DraftStats) -> Iterator[int]:
     """Greedy tokens after `history`, whose last token's logits are current in sequence 0; at most
     `budget` of them, none after a cancel. The caller may stop early (a stop string): `llm.input_ids`
     and `llm.n_tokens` always say which tokens the KV cache holds (the last token yielded before a
@@ -101,8 +139,7 @@ def greedy_tokens(llama_cpp: Any, llm: Any, history: list[int], budget: int, can
     n_vocab = llm.n_vocab()
     n_ctx = min(llm.n_ctx(), len(llm.input_ids))
     n_batch = int(llm.n_batch)  # tokens one decode call can take
-    lookup = PromptLookup(history, budget) if speculate else None
-    length = DraftLength()
+    lookup = PromptLookup(history, budget) if policy is not None else None
 
     def argmax(row: int) -> int:
         return int(np.argmax(np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, row), shape=(n_vocab,))))
@@ -117,7 +154,7 @@ def greedy_tokens(llama_cpp: Any, llm: Any, history: list[int], budget: int, can
         if lookup is not None:
             lookup.append(token)
         room = min(budget - made, n_ctx - n_past - 2, n_batch - 1)
-        k = min(length.next(), room) if lookup is not None else 0
+        k = policy.next(room) if policy is not None and room > 0 else 0
         draft = lookup.draft(k) if k > 0 else []
         row_tokens = [token] + draft
         for row, t in enumerate(row_tokens):
@@ -125,8 +162,10 @@ def greedy_tokens(llama_cpp: Any, llm: Any, history: list[int], budget: int, can
             batch.n_seq_id[row], batch.logits[row] = 1, True
             batch.seq_id[row][0] = 0
         batch.n_tokens = len(row_tokens)
+        started = time.perf_counter()
         if (rc := llama_cpp.llama_decode(ctx, batch)) != 0:
             raise RuntimeError(f"llama_decode failed ({rc}) verifying {len(draft)} drafted tokens")
+        seconds = time.perf_counter() - started
         chosen = [argmax(0)]
         while len(chosen) <= len(draft) and chosen[-1] == draft[len(chosen) - 1]:
             chosen.append(argmax(len(chosen)))
@@ -134,10 +173,13 @@ def greedy_tokens(llama_cpp: Any, llm: Any, history: list[int], budget: int, can
         kept = 1 + accepted  # cells holding `token` and the accepted drafts
         llm.input_ids[n_past: n_past + kept] = row_tokens[:kept]
         llm.n_tokens = n_past + kept
+        if policy is not None and draft:
+            policy.verified(len(draft), accepted, seconds)
+        elif policy is not None:
+            policy.single_step(seconds)
         if draft:
             stats.drafted += len(draft)
             stats.accepted += accepted
-            length.update(len(draft), accepted)
             if accepted < len(draft):
                 llama_cpp.llama_memory_seq_rm(mem, 0, n_past + kept, -1)
         for t in chosen[:-1]:
