@@ -42,8 +42,10 @@ class Settings(BaseModel):
     prompt_lookup: bool = Field(False, alias="promptLookup",
                                 description="Greedy decoding drafts the tokens that followed the last few tokens "
                                             "earlier in the context and checks them in one batch (prompt-lookup "
-                                            "speculation). Off by default: on CPU a batch costs nearly as much per "
-                                            "token as single steps, so it measured slower. Local models only.")
+                                            "speculation), where the measured cost of a batch and the acceptance "
+                                            "rate say it pays. Off by default: on a few CPU cores a batch costs "
+                                            "nearly as much per token as single steps, so it measured no faster. "
+                                            "Local models only.")
     repetition_filter: bool = Field(True, alias="repetitionFilter",
                                     description="Cut a suggestion where it starts repeating itself (a unit repeated 8 "
                                                 "times, a block repeating the one before it, a line a third time) "
