@@ -72,10 +72,23 @@ def test_measured_batch_costs_replace_the_cheap_prior():
     policy.single_step(0.010)
     first = policy.next(16)
     assert first > 0  # the prior says batches are cheap: try one
-    # Every batch turns out to cost its tokens' worth of steps; each size is tried once, then no more.
-    for _ in range(MAX_DRAFT + 1):
-        k = policy.next(16)
-        if not k:
-            break
-        policy.verified(k, k, 0.010 * (k + 1))
+    # Every batch turns out to cost its tokens' worth of steps, and about half of each draft is kept:
+    # after a few batches (larger sizes are assumed at least as dear as the ones measured), no more.
+    tried = 0
+    while (k := policy.next(16)) and tried < MAX_DRAFT + 1:
+        policy.verified(k, k // 2, 0.010 * (k + 1))
+        tried += 1
+    assert policy.next(16) == 0 and tried <= 3, tried
+
+
+def test_one_dear_batch_makes_larger_unmeasured_ones_dear_too():
+    policy = DraftPolicy()
+    policy.single_step(0.010)
+    policy.verified(1, 0, 0.017)  # a 2-token batch: 1.7 steps, and the draft missed
+    # p is now below the prior; a 2-token batch is known to cost 1.7, so a 4-token one is assumed
+    # to cost at least 1.7 + 2 * 0.2, and with that nothing pays.
     assert policy.next(16) == 0
+    cheap = DraftPolicy()  # the same acceptance but nothing measured: the prior's cheap batches pay
+    cheap.single_step(0.010)
+    cheap.verified(1, 0, 0.0)  # a batch measured at no cost counts as one step
+    assert cheap.next(16) > 0

@@ -30,7 +30,8 @@ MAX_NGRAM = 4  # the longest tail looked up; shorter ones (down to 1 token) are 
 MAX_DRAFT = 16
 # DraftPolicy's starting beliefs: a batch of n tokens costs 1 + 0.2 (n - 1) steps (cheap, so the first
 # drafts measure it), and drafts are accepted with p = 2/3.
-PRIOR_COST = lambda n: 1.0 + 0.2 * max(0, n - 1)  # noqa: E731
+PRIOR_SLOPE = 0.2
+PRIOR_COST = lambda n: 1.0 + PRIOR_SLOPE * max(0, n - 1)  # noqa: E731
 PRIOR_ACCEPTED, PRIOR_REJECTED = 2.0, 1.0
 DECAY = 0.9  # weight of older verifications in p, per verification
 SMOOTHING = 0.2  # moving averages of step and batch times
@@ -79,7 +80,8 @@ class DraftPolicy:
     tokens costs, measured relative to a one-token step. Both are learned while decoding and kept across
     generations (one policy per loaded model): where a batch costs nearly as much per token as single
     steps (a few CPU cores) or drafts keep missing, it stops drafting; where batches are cheap (a GPU) it
-    drafts long. Not yet measured batch sizes are assumed cheap (the first drafts find out), and after
+    drafts long. Not yet measured batch sizes are assumed cheap, but never cheaper than a smaller size
+    measured (the first drafts find out), and after
     EXPLORE_EVERY steps without a draft one short draft is tried, so a change (the document starts
     repeating itself) is noticed; on this 2-core CPU that costs about 1% when every draft misses."""
 
@@ -125,6 +127,11 @@ class DraftPolicy:
             self._cost[n], self._measured[n] = ratio, True
         else:
             self._cost[n] += SMOOTHING * (ratio - self._cost[n])
+        # A larger batch not measured yet costs at least what this one did, plus the prior's slope:
+        # one dear measurement is enough to stop trying every larger size in turn.
+        for m in range(n + 1, len(self._cost)):
+            if not self._measured[m]:
+                self._cost[m] = max(self._cost[m], self._cost[n] + PRIOR_SLOPE * (m - n))
 
 
 def greedy_tokens(llama_cpp: Any, llm: Any, history: list[int], budget: int, cancelled: Callable[[], bool],
