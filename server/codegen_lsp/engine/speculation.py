@@ -20,8 +20,8 @@ use this module.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -80,10 +80,10 @@ class DraftPolicy:
     tokens costs, measured relative to a one-token step. Both are learned while decoding and kept across
     generations (one policy per loaded model): where a batch costs nearly as much per token as single
     steps (a few CPU cores) or drafts keep missing, it stops drafting; where batches are cheap (a GPU) it
-    drafts long. Not yet measured batch sizes are assumed cheap, but never cheaper than a smaller size
-    measured (the first drafts find out), and after
-    EXPLORE_EVERY steps without a draft one short draft is tried, so a change (the document starts
-    repeating itself) is noticed; on this 2-core CPU that costs about 1% when every draft misses."""
+    drafts long. Batch sizes not measured yet are assumed cheap, but never cheaper than a smaller size
+    measured (the first drafts find out). After EXPLORE_EVERY steps without a draft one 1-token draft
+    is tried, so a change (the document starts repeating itself) is noticed; where every draft misses
+    that costs about 1 % on a 2-core CPU (a 2-token batch: 1.7 steps)."""
 
     def __init__(self, batch_cost: Sequence[float] | None = None) -> None:
         """`batch_cost[n]`: a fixed cost of an n-token batch relative to one token (tests); None: measured."""
