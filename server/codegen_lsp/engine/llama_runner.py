@@ -15,8 +15,6 @@ import logging
 import os
 import time
 import contextlib
-from bisect import bisect_right
-from itertools import accumulate
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -125,8 +123,11 @@ class LlamaRunner:
         starts = self._tokens.byte_starts(text)
         if text.isascii():
             return starts.tolist()
-        ends = list(accumulate(len(c.encode("utf-8", "replace")) for c in text))  # bytes -> code points
-        return [bisect_right(ends, b) for b in starts.tolist()]
+        # bytes -> code points: each character's UTF-8 length (a lone surrogate is encoded as "?", one
+        # byte), summed, in numpy; a Python loop over the characters took ~2.5 ms per 20 KB file.
+        cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        width = 1 + (cps >= 0x80) + (cps >= 0x800) + (cps >= 0x10000) - 2 * ((cps >= 0xD800) & (cps < 0xE000))
+        return np.searchsorted(np.cumsum(width), starts, side="right").tolist()
 
     def generate(self, job: GenerationJob) -> GenerationResult:
         if job.cancel.is_set():
