@@ -33,26 +33,9 @@ def cmd_test_model(args: argparse.Namespace) -> int:
 # -- the default model -----------------------------------------------------------------------------
 
 def cmd_train_default(args: argparse.Namespace) -> int:
-    from codegen_lsp.convert import convert_checkpoint
-    from .training.corpus import build_corpus
-    from .training.train import TrainSpec, train
+    from .training.command import run
 
-    spec = TrainSpec(n_layer=args.layers, n_embd=args.embd, n_head=args.heads, rotary_dim=args.rotary_dim,
-                     vocab=args.vocab, seq_len=args.seq_len, batch=args.batch, steps=args.steps,
-                     learning_rate=args.lr, seed=args.seed, corpus_bytes=args.corpus_mb * 2**20)
-    out = Path(args.out)
-    corpus = build_corpus()
-    out.mkdir(parents=True, exist_ok=True)
-    corpus.write_manifest(out / "corpus_manifest.json")
-    print(f"corpus: {len(corpus.files)} files from {len(corpus.packages)} packages "
-          f"({len(corpus.split(True))} held out); manifest: {out / 'corpus_manifest.json'}")
-    result = train(corpus, spec, out, minutes=args.minutes, progress=not args.quiet)
-    print(f"{'finished' if result.finished else 'stopped'} at step {result.steps_done}/{spec.steps}, "
-          f"loss {result.loss:.3f}, {result.seconds / 60:.1f} min this run; checkpoint: {out}")
-    if args.gguf:
-        report = convert_checkpoint(out, Path(args.gguf), args.outtype, progress=not args.quiet)
-        print(f"wrote {report.out} ({args.outtype}, {report.bytes_written / 2**20:.1f} MiB)")
-    return 0
+    return run(args)
 
 
 def _model_file(args: argparse.Namespace) -> Path:
@@ -351,30 +334,13 @@ def add_bench(sub: argparse._SubParsersAction) -> tuple[type[BaseException], ...
 
 
 def add_train_default(sub: argparse._SubParsersAction) -> tuple[type[BaseException], ...]:
-    from .training.train import TrainSpec
+    from .training.command import TrainCommandError, add_arguments
 
-    train_defaults = TrainSpec()
     p = sub.add_parser("train-default", help="train the default model (CodeGen architecture, CodeGen2 recipe) "
                                              "on permissively licensed source found on this machine; resumable")
-    p.add_argument("--out", default=".cache/default-model", help="checkpoint folder (resumed if present)")
-    p.add_argument("--steps", type=int, default=train_defaults.steps)
-    p.add_argument("--minutes", type=float, default=None, help="stop (with a checkpoint) after this long")
-    p.add_argument("--seed", type=int, default=train_defaults.seed)
-    p.add_argument("--layers", type=int, default=train_defaults.n_layer)
-    p.add_argument("--embd", type=int, default=train_defaults.n_embd)
-    p.add_argument("--heads", type=int, default=train_defaults.n_head)
-    p.add_argument("--rotary-dim", type=int, default=train_defaults.rotary_dim)
-    p.add_argument("--vocab", type=int, default=train_defaults.vocab)
-    p.add_argument("--seq-len", type=int, default=train_defaults.seq_len)
-    p.add_argument("--batch", type=int, default=train_defaults.batch)
-    p.add_argument("--lr", type=float, default=train_defaults.learning_rate)
-    p.add_argument("--corpus-mb", type=int, default=train_defaults.corpus_bytes // 2**20, help="MiB of source text tokenized for training")
-    p.add_argument("--gguf", default=None, help="also convert the checkpoint to this .gguf")
-    p.add_argument("--outtype", default="q8_0", choices=OUTTYPES)
-    p.add_argument("--quiet", action="store_true")
+    add_arguments(p, OUTTYPES)
     p.set_defaults(func=cmd_train_default)
-
-    return ()
+    return (TrainCommandError,)
 
 
 def add_test_model(sub: argparse._SubParsersAction) -> tuple[type[BaseException], ...]:

@@ -266,11 +266,12 @@ def build_hf_checkpoint(spec: TinyModelSpec, out_dir: Path) -> None:
 
 
 def save_hf_checkpoint(model, tokenizer, out_dir: Path, family: str, mp_num: int = 4,
-                       n_positions: int = 1024) -> None:
+                       n_positions: int = 1024, **save_options) -> None:
     """A CodeGen checkpoint folder as the hub has them: weights, config, tokenizer, and for CodeGen2 the
-    modeling file that states mp_num (our converter reads it; it never guesses)."""
+    modeling file that states mp_num (our converter reads it; it never guesses). `save_options` go to
+    `save_pretrained` (a `state_dict` in another dtype, `max_shard_size`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir, safe_serialization=True)
+    model.save_pretrained(out_dir, safe_serialization=True, **save_options)
     if mp_num != 4:
         _relayout_qkv(out_dir, mp_num)
     elif family == "codegen2":

@@ -71,11 +71,15 @@ def read_texts(corpus: Corpus, held_out: bool, limit_bytes: int) -> list[str]:
 
 
 def encode(tokenizer, texts: list[str], eos: int) -> np.ndarray:
-    ids: list[int] = []
-    for encoding in tokenizer.encode_batch(texts):
-        ids.extend(encoding.ids)
-        ids.append(eos)
-    return np.asarray(ids, dtype=np.int32)
+    """All texts' ids, each followed by `eos`; in chunks, without offsets where tokenizers can (a GPU
+    machine tokenizes hundreds of MiB on all its cores)."""
+    encode_batch = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
+    end = np.array([eos], dtype=np.int32)
+    parts = [end[:0]]
+    for start in range(0, len(texts), 512):
+        for encoding in encode_batch(texts[start:start + 512]):
+            parts += [np.asarray(encoding.ids, dtype=np.int32), end]
+    return np.concatenate(parts)
 
 
 def infill_example(window: np.ndarray, rng: np.random.Generator, specials: Specials, newline_ids: set[int],
@@ -144,66 +148,152 @@ class TrainResult:
     finished: bool
 
 
-def train(corpus: Corpus, spec: TrainSpec, out_dir: Path, minutes: float | None = None,
-          progress: bool = True) -> TrainResult:
+@dataclass(frozen=True)
+class RunOptions:
+    """How one run goes, as opposed to what it trains (`TrainSpec`)."""
+
+    minutes: float | None = None  # stop (with a checkpoint) after this long
+    fit_schedule: bool = False  # time the first steps, then shorten `steps` so the schedule ends in `minutes`
+    device: str = "cpu"  # "cuda": bf16 autocast, fused AdamW, pinned batches
+    workers: int = 0  # processes building batches ahead of the device
+    tokenizer_gguf: Path | None = None  # train on the vocabulary inside this GGUF (the shipped one)
+    tokenizer_json: Path | None = None  # ... or in this tokenizer.json (what travels to a GPU machine)
+    export_dir: Path | None = None  # also pack fp16 shards here at every checkpoint (`export.pack`)
+    export_extra: tuple[Path, ...] = ()  # files packed beside them (the corpus manifest)
+    export_shard_mb: int = 15  # decimal MB: 15 is 14.3 MiB, under a 16 MiB limit per returned file
+    until: float | None = None  # wall-clock time (time.time()) by which training stops, whatever `minutes` says
+    progress: bool = True
+
+
+def load_tokenizer(corpus: Corpus, spec: TrainSpec, out_dir: Path, run: RunOptions):
+    """The run's tokenizer: the one a resumed run saved, else the shipped vocabulary (from a GGUF or a
+    tokenizer.json), else one trained on the corpus (`spec.vocab` merges; tiny test runs)."""
+    from tokenizers import Tokenizer
+
+    for saved in (out_dir / "tokenizer.json", run.tokenizer_json):
+        if saved is not None and saved.exists():
+            return Tokenizer.from_file(str(saved))
+    if run.tokenizer_gguf is not None:
+        from .tokenizer import shipped_tokenizer
+
+        return shipped_tokenizer(run.tokenizer_gguf)
+    return train_tokenizer(read_texts(corpus, False, spec.tokenizer_bytes), spec.vocab, "codegen2")
+
+
+def codegen_config(spec: TrainSpec, vocab_rows: int, eos: int):
+    from transformers import CodeGenConfig
+
+    config = CodeGenConfig(vocab_size=vocab_rows, n_positions=spec.n_positions, n_ctx=spec.n_positions,
+                           n_embd=spec.n_embd, n_layer=spec.n_layer, n_head=spec.n_head, rotary_dim=spec.rotary_dim,
+                           activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                           bos_token_id=eos, eos_token_id=eos, tie_word_embeddings=False)
+    config._name_or_path = "codegen-lsp-default"
+    return config
+
+
+class _Steps:
+    """Steps `first`..`last` as a map-style dataset, so a DataLoader's workers build batches ahead of
+    the GPU (each batch depends only on its step: any worker may build any step)."""
+
+    def __init__(self, batches: Batches, first: int, last: int) -> None:
+        self.batches, self.first, self.last = batches, first, last
+
+    def __len__(self) -> int:
+        return max(0, self.last - self.first)
+
+    def __getitem__(self, index: int):
+        return self.batches.batch(self.first + index)
+
+
+WARM_STEPS, TIMED_STEPS = 5, 20  # fit_schedule: steps not timed (allocator, kernels); fewest steps timed
+RESERVE_S = 20.0  # the final checkpoint and export after the last step
+
+
+def train(corpus: Corpus, spec: TrainSpec, out_dir: Path, run: RunOptions = RunOptions()) -> TrainResult:
     """Train (or resume) into `out_dir`; always leaves a loadable Hugging Face checkpoint there."""
+    import contextlib
+
     import torch
     from tqdm import tqdm
-    from transformers import CodeGenConfig, CodeGenForCausalLM
+    from transformers import CodeGenForCausalLM
 
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(spec.seed)
-    tokenizer_path = out_dir / "tokenizer.json"
-    if tokenizer_path.exists():
-        from tokenizers import Tokenizer
-
-        tokenizer = Tokenizer.from_file(str(tokenizer_path))
-    else:
-        tokenizer = train_tokenizer(read_texts(corpus, False, spec.tokenizer_bytes), spec.vocab, "codegen2")
+    cuda = run.device.startswith("cuda")
+    tokenizer = load_tokenizer(corpus, spec, out_dir, run)
     specials = Specials(*(tokenizer.token_to_id(t) for t in (ENDOFTEXT, "<mask_1>", "<sep>", "<eom>")))
     newline_ids = {i for token, i in tokenizer.get_vocab().items() if token.endswith("Ċ")}  # byte-level "\n"
     ids = encode(tokenizer, read_texts(corpus, False, spec.corpus_bytes), specials.eos)
 
     n_rows = -(-tokenizer.get_vocab_size(with_added_tokens=True) // 64) * 64
-    config = CodeGenConfig(vocab_size=n_rows, n_positions=spec.n_positions, n_ctx=spec.n_positions,
-                           n_embd=spec.n_embd, n_layer=spec.n_layer, n_head=spec.n_head, rotary_dim=spec.rotary_dim,
-                           activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                           bos_token_id=specials.eos, eos_token_id=specials.eos, tie_word_embeddings=False)
-    config._name_or_path = "codegen-lsp-default"
-    model = CodeGenForCausalLM(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate, weight_decay=0.01, betas=(0.9, 0.95))
+    model = CodeGenForCausalLM(codegen_config(spec, n_rows, specials.eos)).to(run.device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate, weight_decay=0.01, betas=(0.9, 0.95),
+                                  **({"fused": True} if cuda else {}))
     step, loss_value = 0, float("nan")
     checkpoint = out_dir / CHECKPOINT
     if checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=False)
+        state = torch.load(checkpoint, weights_only=False, map_location=run.device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, loss_value = state["step"], state["loss"]
 
-    batches = Batches(ids, spec, specials, newline_ids)
+    loader = torch.utils.data.DataLoader(_Steps(Batches(ids, spec, specials, newline_ids), step, spec.steps),
+                                         batch_size=None, num_workers=run.workers, pin_memory=cuda,
+                                         **({"prefetch_factor": 4} if run.workers else {}))
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
     started = time.perf_counter()
-    deadline = started + minutes * 60 if minutes else None
+    limits = [started + run.minutes * 60] if run.minutes else []
+    if run.until is not None:
+        limits.append(started + run.until - time.time())
+    deadline = min(limits) if limits else None
+    first, timed_from, timed_at, run_steps = step, None, step, spec.steps
+
+    def save() -> None:
+        _save(model, optimizer, step, loss_value, tokenizer, spec, out_dir, run)
+
     model.train()
-    with tqdm(total=spec.steps, initial=step, desc="train", disable=not progress, unit="step") as bar:
-        while step < spec.steps and (deadline is None or time.perf_counter() < deadline):
+    with tqdm(total=spec.steps, initial=step, desc="train", disable=not run.progress, unit="step") as bar:
+        for inputs, labels in loader:
+            if step >= spec.steps or (deadline is not None and time.perf_counter() >= deadline):
+                break
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(spec, step)
-            inputs, labels = batches.batch(step)
-            loss = model(input_ids=inputs, labels=labels).loss
-            optimizer.zero_grad()
+            inputs, labels = inputs.to(run.device, non_blocking=True), labels.to(run.device, non_blocking=True)
+            with autocast:
+                loss = model(input_ids=inputs, labels=labels).loss
+            optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
-            step, loss_value = step + 1, float(loss.detach())
+            step += 1
+            if step % spec.checkpoint_every == 0 or step == spec.steps or not cuda:
+                loss_value = float(loss.detach())  # a GPU sync: on CUDA only where it is reported
+                bar.set_postfix(loss=f"{loss_value:.3f}")
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.3f}")
+            if run.fit_schedule and deadline is not None and (step - first == WARM_STEPS or (
+                    timed_from is not None and step - timed_at >= TIMED_STEPS and step % spec.checkpoint_every == 0)):
+                # refitted at checkpoints from the recent pace, so a machine that gets busier or idler
+                # mid-run still ends its schedule (the learning rate's decay) near the deadline
+                if cuda:
+                    torch.cuda.synchronize()
+                now = time.perf_counter()
+                if timed_from is not None:
+                    per_step = (now - timed_from) / (step - timed_at)
+                    fitted = step + int((deadline - now - RESERVE_S) / per_step)
+                    spec = dataclasses.replace(spec, steps=max(step + 1, min(run_steps, fitted)))
+                    bar.total = spec.steps
+                timed_from, timed_at = now, step
             if step % spec.checkpoint_every == 0:
-                _save(model, optimizer, step, loss_value, tokenizer, spec, out_dir)
-    _save(model, optimizer, step, loss_value, tokenizer, spec, out_dir)
+                save()
+                if not run.progress:  # a log line per checkpoint where there is no progress bar
+                    print(f"step {step}/{spec.steps} loss {loss_value:.3f} "
+                          f"{time.perf_counter() - started:.0f} s", flush=True)
+    save()
     return TrainResult(out_dir, step, loss_value, time.perf_counter() - started, step >= spec.steps)
 
 
-def _save(model, optimizer, step: int, loss: float, tokenizer, spec: TrainSpec, out_dir: Path) -> None:
+def _save(model, optimizer, step: int, loss: float, tokenizer, spec: TrainSpec, out_dir: Path,
+          run: RunOptions) -> None:
     """The resumable state, and beside it a Hugging Face checkpoint our converter reads."""
     import torch
 
@@ -215,3 +305,24 @@ def _save(model, optimizer, step: int, loss: float, tokenizer, spec: TrainSpec, 
     model.train()
     (out_dir / "train_spec.json").write_text(spec.to_json() + "\n")
     (out_dir / "train_state.json").write_text(json.dumps({"step": step, "loss": loss}) + "\n")
+    if run.export_dir is not None:
+        _export(model, tokenizer, out_dir, run)
+
+
+def _export(model, tokenizer, out_dir: Path, run: RunOptions) -> None:
+    """fp16 weights in shards of at most `run.export_shard_mb` MB with everything the converter needs,
+    packed into `run.export_dir` (`export.pack`)."""
+    import shutil
+
+    import torch
+
+    from .export import pack
+
+    staging = out_dir / "export"
+    shutil.rmtree(staging, ignore_errors=True)
+    half = {name: tensor.detach().to("cpu", torch.float16) for name, tensor in model.state_dict().items()}
+    save_hf_checkpoint(model, tokenizer, staging, "codegen2", mp_num=4, state_dict=half,
+                       max_shard_size=f"{run.export_shard_mb}MB")
+    for name in ("train_spec.json", "train_state.json"):
+        shutil.copyfile(out_dir / name, staging / name)
+    pack(staging, run.export_dir, list(run.export_extra))
