@@ -32,7 +32,7 @@ def offer_caps(model_chosen: bool = False) -> types.ClientCapabilities:
     caps = capabilities()
     caps.window.show_message = types.ShowMessageRequestClientCapabilities()  # type: ignore[union-attr]
     if model_chosen:
-        caps.experimental = {"codegenLsp": {"modelChosen": True}}
+        caps.experimental = {"codegenLsp": {"modelChosen": True, "chooseModelFile": True}}
     return caps
 
 
@@ -55,6 +55,12 @@ class Offered:
         @client.feature("codegenLsp/modelChosen")
         def _chosen(params):
             self.chosen.append(params)
+
+        self.pick_file = asyncio.Event()
+
+        @client.feature("codegenLsp/chooseModelFile")
+        def _pick(params):
+            self.pick_file.set()
 
 
 async def server(env: dict[str, str], answer, root: Path, model_chosen: bool = False, model=None,
@@ -320,3 +326,39 @@ async def test_cancelling_the_download_stops_the_pull_and_keeps_the_demo_model(c
         finally:
             gated.release.set()
             await client.shutdown_session()
+
+
+async def test_choose_a_gguf_opens_the_clients_picker_or_tells_how(cache, workspace, tiny_codegen1):
+    env = {"CODEGEN_LSP_CACHE": str(cache)}
+    client, offered = await server(env, Answer.CHOOSE, workspace, model_chosen=True)
+    try:
+        await asyncio.wait_for(offered.pick_file.wait(), 30)
+        # The extension picked a file and the person declined saving it: a switch for this session only.
+        result = await client.workspace_execute_command_async(types.ExecuteCommandParams(
+            command="codegen-lsp.useModel", arguments=[str(tiny_codegen1.gguf_path)]))
+        assert result["status"] == "ready" and Path(result["model"]) == tiny_codegen1.gguf_path
+        assert client.statuses[-1]["builtin"] is False and client.statuses[-1]["model"] == tiny_codegen1.gguf_path.name
+        # The editor sends its (empty) model setting again, e.g. after another setting changed: the switch stands.
+        loads = [s["state"] for s in client.statuses].count("loading")
+        client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+            settings={"codegenLsp": {"model": None, "maxTokens": 8}}))
+        await logged(client, "model download offer: choose")
+        await asyncio.sleep(0.5)
+        assert [s["state"] for s in client.statuses].count("loading") == loads
+        assert client.messages == []
+    finally:
+        await client.shutdown_session()
+    other = workspace.parent / "other"
+    other.mkdir()
+    plain, offered_plain = await server(env, Answer.CHOOSE, other)
+    try:
+        async def told() -> types.ShowMessageParams:
+            while not plain.messages:
+                await asyncio.sleep(0.05)
+            return plain.messages[0]
+
+        shown = await asyncio.wait_for(told(), 30)
+        assert "codegenLsp.model" in shown.message and ".gguf" in shown.message
+        assert not offered_plain.pick_file.is_set()
+    finally:
+        await plain.shutdown_session()
