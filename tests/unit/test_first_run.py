@@ -4,6 +4,7 @@ without a server."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from dataclasses import replace
 
@@ -71,7 +72,9 @@ async def test_the_child_reports_progress_and_its_result():
 
 
 async def test_the_childs_error_line_is_the_failure():
-    script = "import sys\nprint('traceback noise', file=sys.stderr)\nprint('codegen-lsp: error: cannot download x from y: refused', file=sys.stderr)\nsys.exit(1)"
+    script = ("import sys\nprint('traceback noise', file=sys.stderr)\n"
+              "print('codegen-lsp: error: cannot download x from y: refused', file=sys.stderr)\n"
+              "print('a warning at exit', file=sys.stderr)\nsys.exit(1)")
     with pytest.raises(PullFailed, match="^cannot download x from y: refused$"):
         await pull_in_child("m", lambda *_: None, asyncio.Event(), command=child(script))
     with pytest.raises(PullFailed, match="exit status 3"):
@@ -80,10 +83,19 @@ async def test_the_childs_error_line_is_the_failure():
 
 async def test_cancel_stops_a_child_that_ignores_sigint():
     cancel = asyncio.Event()
-    script = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nprint('{\"phase\": \"download\"}', flush=True)\ntime.sleep(60)"
+    script = ("import json, os, signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+              "print(json.dumps({'phase': str(os.getpid())}), flush=True)\ntime.sleep(60)")
+    pids: list[int] = []
     started = asyncio.Event()
-    task = asyncio.ensure_future(pull_in_child("m", lambda *_: started.set(), cancel, command=child(script)))
+
+    def report(phase, fraction):
+        pids.append(int(phase))
+        started.set()
+
+    task = asyncio.ensure_future(pull_in_child("m", report, cancel, command=child(script)))
     await asyncio.wait_for(started.wait(), 10)
     cancel.set()
     with pytest.raises(PullCancelled):
         await asyncio.wait_for(task, 10)  # SIGINT ignored: SIGKILL after the grace period
+    with pytest.raises(ProcessLookupError):
+        os.kill(pids[0], 0)  # gone, and reaped
