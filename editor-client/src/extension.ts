@@ -19,9 +19,19 @@ import {
   type ErrorHandlerResult,
   type LanguageClientOptions,
   type ServerOptions,
+  type StaticFeature,
 } from 'vscode-languageclient/node';
 import { LANGUAGES } from './languages';
 import { gaveUpMessage, HOW_TO_INSTALL, INSTALL_HINT, INSTALL_URL, restartingMessage, SHOW_LOGS, startFailedMessage } from './messages';
+import {
+  CHOOSE_MODEL_FILE_NOTIFICATION,
+  EXPERIMENTAL_CAPABILITIES,
+  MODEL_CHOSEN_NOTIFICATION,
+  onChooseModelFile,
+  onModelChosen,
+  USE_MODEL_COMMAND,
+  type OfferUi,
+} from './modelOffer';
 import { LIST_MODELS_COMMAND, modelItems, synthesisMessage, synthesizeArguments, SYNTHESIZE_COMMAND } from './requests';
 import { RestartPolicy } from './restartPolicy';
 import {
@@ -53,6 +63,41 @@ interface Launch {
   stderr: string;
   spawnError?: string;
   exited: Promise<{ code: number | null; signal: string | null }>;
+}
+
+/** Tells the server (capabilities.experimental.codegenLsp) that we handle its first-run offer's notifications. */
+const offerFeature: StaticFeature = {
+  fillClientCapabilities: (capabilities) => {
+    capabilities.experimental = { ...(capabilities.experimental as object | undefined), ...EXPERIMENTAL_CAPABILITIES };
+  },
+  initialize: () => undefined,
+  getState: () => ({ kind: 'static' }),
+  clear: () => undefined,
+};
+
+/** The VS Code side of modelOffer.ts: messages, the file picker, settings, and the server's useModel command. */
+function offerUi(client: LanguageClient): OfferUi {
+  return {
+    ask: (message, ...choices) => Promise.resolve(vscode.window.showInformationMessage(message, ...choices)),
+    pickGguf: async () => {
+      const picked = await vscode.window.showOpenDialog({
+        canSelectMany: false,
+        canSelectFolders: false,
+        filters: { 'GGUF models': ['gguf'] },
+        openLabel: 'Use this model',
+        title: 'codegen-lsp: choose a .gguf model',
+      });
+      return picked?.[0]?.fsPath;
+    },
+    save: async (value, target) => {
+      await vscode.workspace.getConfiguration(SECTION).update('model', value,
+        target === 'workspace' ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global);
+    },
+    useInSession: async (value) => {
+      await client.sendRequest(ExecuteCommandRequest.type, { command: USE_MODEL_COMMAND, arguments: [value] });
+    },
+    hasWorkspace: (vscode.workspace.workspaceFolders?.length ?? 0) > 0,
+  };
 }
 
 function clientSettings(): ClientSettings {
@@ -152,6 +197,17 @@ class Controller implements vscode.Disposable {
       if (client === this.client) {
         this.setStatus(fromServerStatus(params));
       }
+    });
+    client.registerFeature(offerFeature);
+    const offerFailed = (err: unknown) => {
+      this.output.error(`codegen-lsp model choice: ${errorText(err)}`);
+      void vscode.window.showErrorMessage(`codegen-lsp: ${errorText(err)}`);
+    };
+    client.onNotification(MODEL_CHOSEN_NOTIFICATION, (params: unknown) => {
+      onModelChosen(params, offerUi(client)).catch(offerFailed);
+    });
+    client.onNotification(CHOOSE_MODEL_FILE_NOTIFICATION, () => {
+      onChooseModelFile(offerUi(client)).catch(offerFailed);
     });
     client.onDidChangeState((e) => {
       if (client !== this.client) {

@@ -2,9 +2,9 @@
 
 export type ClientStatus =
   | { kind: 'starting' }
-  | { kind: 'loading'; model: string | null }
-  | { kind: 'ready'; model: string | null }
-  | { kind: 'generating'; model: string | null }
+  | { kind: 'loading'; model: string | null; builtin?: boolean }
+  | { kind: 'ready'; model: string | null; builtin?: boolean }
+  | { kind: 'generating'; model: string | null; builtin?: boolean }
   | { kind: 'error'; reason: string }
   | { kind: 'stopped' };
 
@@ -21,14 +21,30 @@ export interface ServerStatusParams {
   state: 'none' | 'loading' | 'ready' | 'generating' | 'error';
   model: string | null;
   detail: string;
+  /** The server runs its built-in demo model (no codegenLsp.model); absent from older servers. */
+  builtin?: boolean;
 }
 
 export const STATUS_NOTIFICATION = 'codegenLsp/status';
 
 const NAME = 'codegen-lsp';
+export const BUILTIN_LABEL = 'built-in demo model';
 
-function modelName(model: string | null): string {
+function modelName(model: string | null, builtin?: boolean): string {
+  if (builtin) {
+    return BUILTIN_LABEL;
+  }
   return model && model.length > 0 ? model : 'default model';
+}
+
+/** The ready tooltip: the demo model says what it is and how to switch. */
+function readyTooltip(model: string | null, builtin?: boolean): string {
+  if (!builtin) {
+    return `${NAME}: ${modelName(model)} ready`;
+  }
+  const file = model ? ` (${model})` : '';
+  return `${NAME}: ${BUILTIN_LABEL}${file} ready. It is tiny, for trying things out: run "codegen-lsp: Pick model" ` +
+    'or set codegenLsp.model for real suggestions.';
 }
 
 export function statusView(status: ClientStatus): StatusView {
@@ -36,14 +52,15 @@ export function statusView(status: ClientStatus): StatusView {
     case 'starting':
       return view(`$(sync~spin) ${NAME}`, `${NAME}: starting the server`, `${NAME} starting`);
     case 'loading':
-      return view(`$(sync~spin) ${NAME}: loading`, `${NAME}: loading ${modelName(status.model)}`,
-        `${NAME} loading ${modelName(status.model)}`);
+      return view(`$(sync~spin) ${NAME}: loading`, `${NAME}: loading ${modelName(status.model, status.builtin)}`,
+        `${NAME} loading ${modelName(status.model, status.builtin)}`);
     case 'ready':
-      return view(`$(check) ${NAME}: ${modelName(status.model)}`, `${NAME}: ${modelName(status.model)} ready`,
-        `${NAME} ready ${modelName(status.model)}`);
+      return view(`$(check) ${NAME}: ${modelName(status.model, status.builtin)}`, readyTooltip(status.model, status.builtin),
+        `${NAME} ready ${modelName(status.model, status.builtin)}`);
     case 'generating':
-      return view(`$(loading~spin) ${NAME}: ${modelName(status.model)}`,
-        `${NAME}: generating with ${modelName(status.model)}`, `${NAME} generating ${modelName(status.model)}`);
+      return view(`$(loading~spin) ${NAME}: ${modelName(status.model, status.builtin)}`,
+        `${NAME}: generating with ${modelName(status.model, status.builtin)}`,
+        `${NAME} generating ${modelName(status.model, status.builtin)}`);
     case 'error':
       return { text: `$(error) ${NAME}`, tooltip: status.reason, accessibilityLabel: `${NAME} error: ${status.reason}`, error: true };
     case 'stopped':
@@ -67,7 +84,7 @@ export function fromServerStatus(params: unknown): ClientStatus {
     case 'loading':
     case 'ready':
     case 'generating':
-      return { kind: p.state, model };
+      return p.builtin === true ? { kind: p.state, model, builtin: true } : { kind: p.state, model };
     case 'none':
       return { kind: 'error', reason: detail || 'no model loaded' };
     case 'error':

@@ -41,3 +41,19 @@ test('server notifications map to client states', () => {
   assert.equal(fromServerStatus({ state: 'weird' }).kind, 'error');
   assert.equal(fromServerStatus(null).kind, 'error');
 });
+
+test('the built-in demo model is named as such, and says how to switch', () => {
+  const params = { state: 'ready', model: 'codegen-lsp-default-q8_0.gguf', detail: 'built-in demo model: x', builtin: true };
+  const status = fromServerStatus(params);
+  assert.deepEqual(status, { kind: 'ready', model: 'codegen-lsp-default-q8_0.gguf', builtin: true });
+  const view = statusView(status);
+  assert.equal(view.text, '$(check) codegen-lsp: built-in demo model');
+  assert.match(view.tooltip, /built-in demo model \(codegen-lsp-default-q8_0\.gguf\) ready/);
+  assert.match(view.tooltip, /Pick model/);
+  assert.equal(statusView(fromServerStatus({ ...params, state: 'generating' })).text,
+    '$(loading~spin) codegen-lsp: built-in demo model');
+  // A configured model (or an older server without the field) shows the file name.
+  assert.equal(statusView(fromServerStatus({ ...params, builtin: false })).text,
+    '$(check) codegen-lsp: codegen-lsp-default-q8_0.gguf');
+  assert.deepEqual(fromServerStatus({ state: 'ready', model: 'a.gguf', detail: '' }), { kind: 'ready', model: 'a.gguf' });
+});

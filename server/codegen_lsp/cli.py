@@ -62,9 +62,19 @@ def cmd_models_pull(args: argparse.Namespace) -> int:
     from .resources import cache_dir
 
     entry = load_registry(Path(args.registry) if args.registry else None).get(args.name)
+    report = None
+    if args.json_progress:  # for the server's first-run offer (features/offer.py): one JSON object a line
+        import json
+
+        def report(phase: str, fraction: float | None) -> None:
+            print(json.dumps({"phase": phase, "fraction": fraction}), flush=True)
+
     pulled = pull_model(entry, cache_dir(), args.quantization, endpoint=args.endpoint,
-                        progress=not args.quiet, force=args.force)
-    print(f"{pulled.name}: {pulled.path} (commit {pulled.commit}, {pulled.quantization})")
+                        progress=not (args.quiet or args.json_progress), force=args.force, report=report)
+    if args.json_progress:
+        print(json.dumps({"done": str(pulled.path), "name": pulled.name, "commit": pulled.commit}), flush=True)
+    else:
+        print(f"{pulled.name}: {pulled.path} (commit {pulled.commit}, {pulled.quantization})")
     return 0
 
 
@@ -245,6 +255,8 @@ def build_parser(command: str | None = None) -> tuple[argparse.ArgumentParser, t
             p.add_argument("--endpoint", default=None, help="hub URL (default: HF_ENDPOINT or the Hugging Face hub)")
             p.add_argument("--force", action="store_true", help="convert again even if cached")
             p.add_argument("--quiet", action="store_true")
+            p.add_argument("--json-progress", action="store_true",
+                           help="progress as JSON lines on stdout ({\"phase\", \"fraction\"}, then {\"done\": path})")
         p.add_argument("--registry", default=None, help="registry TOML (default: models/registry.toml)")
         p.set_defaults(func=func)
 

@@ -23,6 +23,7 @@ class Status(TypedDict):
     path: str | None  # the model file the server loads or runs (None: remote without a local GGUF)
     remote: str | None  # remoteUrl when generation runs on an inference server
     crashes: int | None  # only on the "error" sent for an engine crash: the crashes in this streak
+    builtin: bool  # the model is the built-in demo model (no `model` setting); its detail says so too
 
 
 STATUS_FIELDS = tuple(Status.__annotations__)

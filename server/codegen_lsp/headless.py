@@ -97,7 +97,9 @@ async def start_session(root: Path, options: dict, log_level: str = "warning",
     client.stderr_task = asyncio.create_task(_drain_stderr(client))  # type: ignore[attr-defined]
     try:
         await client.initialize_async(types.InitializeParams(
-            capabilities=client_capabilities(), root_uri=root.resolve().as_uri(), initialization_options=options))
+            capabilities=client_capabilities(), root_uri=root.resolve().as_uri(),
+            # No first-run offer: this client declares no window/showMessageRequest support anyway, and says so.
+            initialization_options={"offerModelDownload": False, **options}))
     except (JsonRpcException, RuntimeError) as exc:
         await _abandon(client)
         raise ServerModelError(f"the server did not start: {_failure(client, exc)}") from None

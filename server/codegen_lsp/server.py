@@ -30,6 +30,7 @@ from .documents.store import DocumentStore
 from .engine.jobs import CancelFlag, Engine
 from .engine.process import EngineEvent, ProcessEngine
 from .events import STATS_NOTIFICATION, STATUS_NOTIFICATION, Status, SuggestionStats
+from .first_run import BUILTIN_LABEL
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,7 @@ class ModelState:
     detail: str = ""
     path: Path | None = None
     remote: str | None = None  # remoteUrl of the engine that loaded it
+    builtin: bool = False  # the built-in demo model (no `model` setting, local engine)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -192,6 +194,10 @@ class CodegenLanguageServer(LanguageServer):
         self.model_watch_path: Path | None = None
         self.generating = 0  # model calls in flight, for the "generating" status
         self.model_load_started = False  # set by `initialized`; settings changes before it never reload
+        # A model chosen in this session without a saved setting (the first-run offer's download, or
+        # `codegen-lsp.useModel`): used while the configured `model` is empty (features/lifecycle.apply_settings).
+        self.model_override: str | None = None
+        self.model_offer_asked = False  # the first-run offer was made in this session (features/offer.py)
 
     def is_current(self, uri: str, version: int) -> bool:
         """Whether `version` of `uri` is the open document's current text."""
@@ -219,7 +225,7 @@ class CodegenLanguageServer(LanguageServer):
             else:
                 self.log_to_client(f"{event.reason}; {outcome}", types.MessageType.Error)
         elif event.kind == "restarted" and event.info is not None:
-            self.set_model_status("ready", f"{event.info.name} ({event.info.prompt_format.value})")
+            self.set_model_status("ready", self.ready_detail(event.info.name, event.info.prompt_format.value))
             self.log_to_client("the engine process was restarted; the model is loaded again")
         elif event.kind == "restart-failed":
             self.set_model_status("error", event.reason)
@@ -234,12 +240,16 @@ class CodegenLanguageServer(LanguageServer):
             self.model.path = path
         self.publish_status(crashes)
 
+    def ready_detail(self, name: str, prompt_format: str) -> str:
+        """The status detail of a loaded model: the built-in demo model says so."""
+        return f"{BUILTIN_LABEL}: {name} ({prompt_format})" if self.model.builtin else f"{name} ({prompt_format})"
+
     def publish_status(self, crashes: int | None = None) -> None:
         state = "generating" if self.generating and self.model.status == "ready" else self.model.status
         path = self.model.path
         status: Status = {"state": state, "model": path.name if path else None, "detail": self.model.detail,
                           "path": str(path) if path else None, "remote": self.model.remote,
-                          "crashes": crashes}
+                          "crashes": crashes, "builtin": self.model.builtin}
         self.protocol.notify(STATUS_NOTIFICATION, status)
 
     def publish_stats(self, stats: SuggestionStats) -> None:

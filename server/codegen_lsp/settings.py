@@ -83,6 +83,11 @@ class Settings(BaseModel):
                                            description="A turn still generating after this long inserts nothing.")
     max_document_bytes: int = Field(4 * 2**20, ge=1024, alias="maxDocumentBytes",
                                     description="Bigger documents get plain-text context (no syntax tree).")
+    offer_model_download: bool = Field(True, alias="offerModelDownload",
+                                       description="When the built-in demo model is running (no `model` set, no "
+                                                   "remoteUrl), offer once per workspace to download "
+                                                   "CodeGen-350M-mono or to choose a .gguf. Off: never ask "
+                                                   "(CI, headless use).")
     remote_url: str | None = Field(None, alias="remoteUrl",
                                    description="Base URL of an OpenAI-compatible completion server (llama-server, "
                                                "vLLM, llama_cpp.server) to generate with instead of the in-process "

@@ -9,7 +9,8 @@ if TYPE_CHECKING:
 
 
 def register_all(server: "CodegenLanguageServer") -> None:
-    from . import actions, completion, inline, lifecycle, models, synthesize, sync
+    from . import actions, completion, inline, lifecycle, models, offer, synthesize, sync
 
-    for module in (lifecycle, sync, inline, completion, actions, synthesize, models):
+    lifecycle.register(server, after_first_load=offer.offer_after_first_load)
+    for module in (sync, inline, completion, actions, synthesize, models, offer):
         module.register(server)

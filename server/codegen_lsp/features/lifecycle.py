@@ -6,6 +6,7 @@ import asyncio
 import threading
 import uuid
 from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
@@ -66,12 +67,14 @@ async def load_model(ls: "CodegenLanguageServer") -> None:
     try:  # remote: a local GGUF only when `model` names one (its metadata and sentinel texts)
         path = resolve_model_path(ls.settings.model) if ls.settings.model or not remote else None
     except ModelNotConfigured as exc:
+        state.builtin = False
         ls.set_model_status("error", str(exc))
         ls.tell_user(str(exc), types.MessageType.Warning)
         state.ready.set()
         return
     if path is None:
         state.path = None
+    state.builtin = not ls.settings.model and not remote  # resolve_model_path gave the embedded default
     label = f"{path.name if path else 'model'}{f' at {remote}' if remote else ''}"
     ls.set_model_status("loading", f"loading {label}", path)
     token = str(uuid.uuid4())
@@ -87,7 +90,7 @@ async def load_model(ls: "CodegenLanguageServer") -> None:
     try:
         config = _remote_config(ls.settings, path) if remote else _engine_config(ls.settings, path)
         info = await asyncio.wrap_future(ls.engine.load(config, report))
-        ls.set_model_status("ready", f"{info.name} ({info.prompt_format.value})")
+        ls.set_model_status("ready", ls.ready_detail(info.name, info.prompt_format.value))
         ls.log_to_client(f"model ready: {path or info.name}{f' at {remote}' if remote else ''} "
                          f"({info.architecture}, {info.prompt_format.value})")
     except ModelFileError as exc:
@@ -137,6 +140,8 @@ def apply_settings(ls: "CodegenLanguageServer", *overrides: dict[str, Any] | Non
                 return False
             for o in culprits:
                 del o[exc.key]
+    if not new.model and ls.model_override:  # chosen in this session, not saved: stands while none is configured
+        new = new.model_copy(update={"model": ls.model_override})
     old, ls.settings = ls.settings, new
     if new != old:
         ls.completions.forget_cache()  # answers depend on the settings (and the model they name)
@@ -156,7 +161,17 @@ async def fetch_client_configuration(ls: "CodegenLanguageServer") -> dict[str, A
     return section_of(result[0]) if result else None
 
 
-def register(server: "CodegenLanguageServer") -> None:
+def use_model(ls: "CodegenLanguageServer", value: str) -> bool:
+    """Switch to `value` (a `model` setting value) for this session, without writing any setting: it stands
+    while the configured `model` is empty (a saved setting wins). True if a reload is due."""
+    ls.model_override = value or None
+    return apply_settings(ls, {"model": value or None})
+
+
+def register(server: "CodegenLanguageServer",
+             after_first_load: Callable[["CodegenLanguageServer"], Awaitable[None]] | None = None) -> None:
+    """`after_first_load(ls)` runs once the first model load has ended (features/offer.py's offer)."""
+
     @server.feature(types.INITIALIZE)
     def initialize(ls: "CodegenLanguageServer", params: types.InitializeParams) -> None:
         ls.loop = asyncio.get_running_loop()
@@ -174,7 +189,12 @@ def register(server: "CodegenLanguageServer") -> None:
     async def initialized(ls: "CodegenLanguageServer", params: types.InitializedParams) -> None:
         apply_settings(ls, await fetch_client_configuration(ls))
         ls.model_load_started = True
-        ls.spawn(load_model(ls))
+        ls.spawn(_first_load(ls))
+
+    async def _first_load(ls: "CodegenLanguageServer") -> None:
+        await load_model(ls)
+        if after_first_load is not None:
+            await after_first_load(ls)
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(ls: "CodegenLanguageServer", params: types.DidChangeConfigurationParams):

@@ -10,6 +10,10 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+
+# (phase, fraction of it done or None): "download", "convert", "check"; see `pull_model`.
+Report = Callable[[str, "float | None"], None]
 
 from ..convert import convert_checkpoint
 from ..convert.writer import atomic_output
@@ -48,12 +52,38 @@ def _write_lock(cache: Path, lock: dict[str, str]) -> None:
         tmp.write_text(json.dumps(lock, indent=1, sort_keys=True), encoding="utf-8")
 
 
-def download_checkpoint(entry: RegistryEntry, cache: Path, revision: str, endpoint: str | None) -> Path:
+def _byte_progress(report: Report):
+    """A tqdm class for snapshot_download that reports the bytes of its byte bars as a fraction (works
+    whether or not the bars are displayed: tqdm's own counters stop when it is disabled)."""
+    from tqdm.auto import tqdm
+
+    class Reporting(tqdm):  # type: ignore[misc, valid-type]
+        def __init__(self, *args, **kwargs) -> None:
+            self._bytes = kwargs.get("unit") == "B"
+            self._done = float(kwargs.get("initial") or 0)
+            super().__init__(*args, **kwargs)
+
+        def update(self, n=1):
+            result = super().update(n)
+            if self._bytes and n:
+                self._done += n
+                total = getattr(self, "total", None)
+                if total:
+                    report("download", min(self._done / total, 1.0))
+            return result
+
+    return Reporting
+
+
+def download_checkpoint(entry: RegistryEntry, cache: Path, revision: str, endpoint: str | None,
+                        report: Report | None = None) -> Path:
     """Fetch config, tokenizer and weights (safetensors when the repo has them, else .bin)."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     kwargs = dict(repo_id=entry.repo_id, revision=revision, cache_dir=str(cache / "hub"), endpoint=endpoint)
+    if report is not None:
+        kwargs["tqdm_class"] = _byte_progress(report)
     try:
         folder = Path(snapshot_download(allow_patterns=CHECKPOINT_FILES + ["*.safetensors"], **kwargs))
         if not any(folder.glob("*.safetensors")):
@@ -65,7 +95,14 @@ def download_checkpoint(entry: RegistryEntry, cache: Path, revision: str, endpoi
 
 
 def pull_model(entry: RegistryEntry, cache: Path, quantization: str | None = None, endpoint: str | None = None,
-               progress: bool = True, force: bool = False) -> PulledModel:
+               progress: bool = True, force: bool = False, report: Report | None = None) -> PulledModel:
+    """Download, convert, quantize, check and cache. The GGUF appears at `model_path` only whole (written
+    to a temporary file and renamed) and is removed again if it does not load. `report(phase, fraction)`
+    hears "download" (with the fraction of bytes), "convert" and "check" as each starts."""
+    def tell(phase: str, fraction: float | None = None) -> None:
+        if report is not None:
+            report(phase, fraction)
+
     quant = quantization or entry.quantization
     out = model_path(cache, entry, quant)
     lock = _read_lock(cache)
@@ -73,9 +110,12 @@ def pull_model(entry: RegistryEntry, cache: Path, quantization: str | None = Non
         return PulledModel(entry.name, out, lock[entry.name], quant)
     out.parent.mkdir(parents=True, exist_ok=True)
     revision = lock.get(entry.name, entry.revision)
-    folder = download_checkpoint(entry, cache, revision, endpoint)
+    tell("download", 0.0)
+    folder = download_checkpoint(entry, cache, revision, endpoint, report)
     commit = folder.name  # huggingface_hub's snapshot folders are named by commit id
+    tell("convert")
     convert_checkpoint(folder, out, quant, mp_num=entry.mp_num, progress=progress)
+    tell("check")
     try:
         check_model_loads(out)
     except Exception:

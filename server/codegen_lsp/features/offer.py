@@ -1,0 +1,169 @@
+"""The first-run offer over LSP (the decisions are `first_run.py`'s), and the `codegen-lsp.useModel` command.
+
+After the first model load, if the server runs its built-in demo model, one `window/showMessageRequest`
+offers: download CodeGen-350M-mono (`models pull` in a child process, `models/pull_process.py`, with
+cancellable `$/progress`, then an in-memory switch), choose a .gguf, or keep the demo model. It runs as a
+background task: completions are served while the message is open and while the download runs.
+
+Nothing is written to the user's settings here. Clients that declare
+`capabilities.experimental.codegenLsp.modelChosen` get `codegenLsp/modelChosen` ({"model": value}) after a
+download and ask the person whether to save it; with `chooseModelFile` they get `codegenLsp/chooseModelFile`
+and open a file picker (then save with consent, or switch this session with `codegen-lsp.useModel`).
+Other clients are told in a message how to make the choice permanent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+
+from ..first_run import (ACTION_TITLES, MESSAGE, OFFERED_MODEL, PHASE_TEXT, Answer, OfferContext, answer_of,
+                         memory_of, offer_memory, overall_percent, why_not_offer)
+from ..models.pull_process import PullCancelled, PullFailed, pull_in_child
+from ..resources import cache_dir
+from .lifecycle import load_model, use_model
+
+if TYPE_CHECKING:
+    from ..server import CodegenLanguageServer
+
+MODEL_CHOSEN_NOTIFICATION = "codegenLsp/modelChosen"
+CHOOSE_MODEL_FILE_NOTIFICATION = "codegenLsp/chooseModelFile"
+USE_MODEL_COMMAND = "codegen-lsp.useModel"
+EXPERIMENTAL_KEY = "codegenLsp"  # capabilities.experimental.codegenLsp.{modelChosen, chooseModelFile}
+
+HOW_TO_KEEP = ('To keep it, set codegenLsp.model = "{value}" in your editor\'s settings, or model = "{value}" in '
+               "codegen-lsp.toml at the workspace root.")
+HOW_TO_CHOOSE = ("To use your own model, set codegenLsp.model to the path of a .gguf file in your editor's "
+                 'settings, or model = "/path/to/model.gguf" in codegen-lsp.toml at the workspace root.')
+
+
+def client_supports(ls: "CodegenLanguageServer", feature: str) -> bool:
+    experimental = ls.client_capabilities.experimental
+    ours = experimental.get(EXPERIMENTAL_KEY) if isinstance(experimental, dict) else None
+    return isinstance(ours, dict) and ours.get(feature) is True
+
+
+def _client_can_ask(ls: "CodegenLanguageServer") -> bool:
+    window = ls.client_capabilities.window
+    return window is not None and window.show_message is not None
+
+
+async def offer_after_first_load(ls: "CodegenLanguageServer") -> None:
+    """Make the offer if `first_run.why_not_offer` says so; never raises into the load."""
+    memory = offer_memory(cache_dir())
+    context = OfferContext(enabled=ls.settings.offer_model_download, builtin=ls.model.builtin,
+                           ready=ls.model.status == "ready", client_can_ask=_client_can_ask(ls),
+                           asked_this_session=ls.model_offer_asked, remembered=memory.recall(ls.workspace_root))
+    reason = why_not_offer(context)
+    if reason is not None:
+        ls.log_to_client(f"no model download offered: {reason}", types.MessageType.Log)
+        return
+    ls.model_offer_asked = True
+    try:
+        chosen = await ls.window_show_message_request_async(types.ShowMessageRequestParams(
+            type=types.MessageType.Info, message=MESSAGE,
+            actions=[types.MessageActionItem(title=title) for title in ACTION_TITLES.values()]))
+    except Exception as exc:  # noqa: BLE001 - a client that cannot show it: no offer, no memory
+        ls.log_to_client(f"the model download offer was not shown: {exc}", types.MessageType.Log)
+        return
+    answer = answer_of(chosen.title if chosen is not None else None)
+    ls.log_to_client(f"model download offer: {answer.value}", types.MessageType.Log)
+    download = None
+    if answer is Answer.DOWNLOAD:
+        download = await download_offered_model(ls)
+    elif answer is Answer.CHOOSE:
+        if client_supports(ls, "chooseModelFile"):
+            ls.protocol.notify(CHOOSE_MODEL_FILE_NOTIFICATION, {})
+        else:
+            ls.tell_user(HOW_TO_CHOOSE, types.MessageType.Info)
+    _remember(ls, memory_of(answer, download))
+
+
+def _remember(ls: "CodegenLanguageServer", what: str | None) -> None:
+    if what is None:
+        return
+    try:
+        offer_memory(cache_dir()).remember(ls.workspace_root, what)
+    except OSError as exc:
+        ls.log_to_client(f"cannot remember the model offer's answer: {exc}", types.MessageType.Warning)
+
+
+async def download_offered_model(ls: "CodegenLanguageServer") -> str:
+    """Pull OFFERED_MODEL with cancellable progress, then switch to it: "ok", "cancelled" or "failed"."""
+    cancel = asyncio.Event()
+    report = await _start_progress(ls, cancel)
+    try:
+        await pull_in_child(OFFERED_MODEL, report.phase, cancel)
+    except PullCancelled:
+        report.end("cancelled")
+        ls.log_to_client(f"the download of {OFFERED_MODEL} was cancelled; the built-in demo model keeps running")
+        return "cancelled"
+    except (PullFailed, OSError) as exc:
+        report.end("failed")
+        ls.tell_user(f"cannot download {OFFERED_MODEL}: {exc}. The built-in demo model keeps running.",
+                     types.MessageType.Warning)
+        return "failed"
+    report.end("downloaded")
+    if use_model(ls, OFFERED_MODEL):
+        await load_model(ls)
+    if ls.model.status != "ready":  # load_model has told the person why
+        return "failed"
+    if client_supports(ls, "modelChosen"):
+        ls.protocol.notify(MODEL_CHOSEN_NOTIFICATION, {"model": OFFERED_MODEL})
+    else:
+        ls.tell_user(f"now using {OFFERED_MODEL} in this session. " + HOW_TO_KEEP.format(value=OFFERED_MODEL),
+                     types.MessageType.Info)
+    return "ok"
+
+
+class _Progress:
+    """`$/progress` for the pull (or nothing, for a client without window.workDoneProgress)."""
+
+    def __init__(self, ls: "CodegenLanguageServer", token: str | None) -> None:
+        self.ls, self.token, self.last = ls, token, -1
+
+    def phase(self, phase: str, fraction: float | None) -> None:
+        percent = overall_percent(phase, fraction)
+        if self.token is None or percent == self.last:
+            return
+        self.last = percent
+        self.ls.work_done_progress.report(self.token, types.WorkDoneProgressReport(
+            percentage=percent, message=f"{PHASE_TEXT.get(phase, phase)} {OFFERED_MODEL}"))
+
+    def end(self, outcome: str) -> None:
+        if self.token is not None:
+            self.ls.work_done_progress.end(self.token, types.WorkDoneProgressEnd(message=outcome))
+            self.ls.work_done_progress.tokens.pop(self.token, None)
+
+
+async def _start_progress(ls: "CodegenLanguageServer", cancel: asyncio.Event) -> _Progress:
+    window = ls.client_capabilities.window
+    if not (window and window.work_done_progress):
+        return _Progress(ls, None)
+    token = str(uuid.uuid4())
+    try:
+        await asyncio.wait_for(ls.work_done_progress.create_async(token), 5)
+    except Exception:  # noqa: BLE001 - a client that refuses progress still gets the model
+        return _Progress(ls, None)
+    loop = asyncio.get_running_loop()
+    # pygls cancels this future on window/workDoneProgress/cancel.
+    ls.work_done_progress.tokens[token].add_done_callback(
+        lambda future: loop.call_soon_threadsafe(cancel.set) if future.cancelled() else None)
+    ls.work_done_progress.begin(token, types.WorkDoneProgressBegin(
+        title="codegen-lsp", message=f"downloading {OFFERED_MODEL}", percentage=0, cancellable=True))
+    return _Progress(ls, token)
+
+
+def register(server: "CodegenLanguageServer") -> None:
+    @server.command(USE_MODEL_COMMAND)
+    async def use_model_command(ls, *args):  # no annotations: pygls evaluates them to structure the arguments
+        """Switch this session to a model (a `model` setting value) without writing settings."""
+        if len(args) != 1 or not isinstance(args[0], str) or not args[0].strip():
+            raise JsonRpcInvalidParams(f"{USE_MODEL_COMMAND} takes one argument, a .gguf path or registry name")
+        if use_model(ls, args[0].strip()):
+            await load_model(ls)
+        return {"model": ls.settings.model, "status": ls.model.status, "detail": ls.model.detail}

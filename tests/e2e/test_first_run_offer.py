@@ -1,0 +1,364 @@
+"""The first-run offer (features/offer.py, first_run.py): the real server on the embedded demo model, a
+client that answers window/showMessageRequest, a per-test cache (CODEGEN_LSP_CACHE) and a hub that is the
+loopback mirror (support/hub_mirror.py) or a closed port (HF_ENDPOINT)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+from pytest_lsp.client import make_test_lsp_client
+
+from codegen_lsp.first_run import ACTION_TITLES, BUILTIN_LABEL, OFFERED_MODEL, Answer
+from support.hub_mirror import HubMirror
+from support.lsp import SERVER, capabilities, inline, open_doc, record_events, start, wait_for_stats
+
+REPO_ID = "Salesforce/codegen-350M-mono"  # what models/registry.toml says OFFERED_MODEL is
+PULLED = f"{OFFERED_MODEL}-q8_0.gguf"
+# The embedded model writes a line of code here (tests/e2e/test_default_model.py).
+POINT = "class Point:\n    def __init__(self, x, y):\n        self.x = x\n        "
+# What memorizing_codegen1 (the mirror's checkpoint) writes at (5, 8); the demo model does not.
+SOURCE = "import os\n\n\ndef read_config(path):\n    with open(path) as fh:\n        \n"
+EXPECTED = "return fh.read()"
+
+
+def offer_caps(model_chosen: bool = False) -> types.ClientCapabilities:
+    caps = capabilities()
+    caps.window.show_message = types.ShowMessageRequestClientCapabilities()  # type: ignore[union-attr]
+    if model_chosen:
+        caps.experimental = {"codegenLsp": {"modelChosen": True, "chooseModelFile": True}}
+    return caps
+
+
+class Offered:
+    """Answers the server's showMessageRequest with `answer` (an Answer, None to dismiss, or a future to
+    hold the message open) and records what was asked."""
+
+    def __init__(self, client: LanguageClient, answer) -> None:
+        self.requests: list[types.ShowMessageRequestParams] = []
+        self.chosen: list[tuple] = []
+        self.asked = asyncio.Event()
+
+        @client.feature(types.WINDOW_SHOW_MESSAGE_REQUEST)
+        async def _request(params: types.ShowMessageRequestParams):
+            self.requests.append(params)
+            self.asked.set()
+            value = await answer if isinstance(answer, asyncio.Future) else answer
+            return None if value is None else types.MessageActionItem(title=ACTION_TITLES[value])
+
+        @client.feature("codegenLsp/modelChosen")
+        def _chosen(params):
+            self.chosen.append(params)
+
+        self.pick_file = asyncio.Event()
+
+        @client.feature("codegenLsp/chooseModelFile")
+        def _pick(params):
+            self.pick_file.set()
+
+
+async def server(env: dict[str, str], answer, root: Path, model_chosen: bool = False, model=None,
+                 **options) -> tuple[LanguageClient, Offered]:
+    client = make_test_lsp_client()
+    record_events(client)
+    offered = Offered(client, answer)
+    await client.start_io(*SERVER, env=dict(os.environ, HF_HUB_DISABLE_TELEMETRY="1", **env))
+    await start(client, model, root, caps=offer_caps(model_chosen), **options)
+    return client, offered
+
+
+async def logged(client: LanguageClient, needle: str, timeout: float = 30) -> str:
+    async def poll() -> str:
+        while True:
+            for message in client.log_messages:
+                if needle in message.message:
+                    return message.message
+            await asyncio.sleep(0.02)
+
+    return await asyncio.wait_for(poll(), timeout)
+
+
+async def status_of(client: LanguageClient, model: str, timeout: float = 240) -> dict:
+    """The first ready or error status that names `model`."""
+    async def poll() -> dict:
+        while True:
+            for status in client.statuses:  # type: ignore[attr-defined]
+                if status["model"] == model and status["state"] in ("ready", "error"):
+                    return status
+            await asyncio.sleep(0.05)
+
+    return await asyncio.wait_for(poll(), timeout)
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    root.mkdir()
+    return root
+
+
+async def test_status_names_the_demo_model_and_the_offer_comes_once_then_keep_is_remembered(cache, workspace, tmp_path):
+    env = {"CODEGEN_LSP_CACHE": str(cache), "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}"}
+    client, offered = await server(env, Answer.KEEP, workspace)
+    try:
+        ready = [s for s in client.statuses if s["state"] == "ready"][-1]
+        assert ready["builtin"] is True and ready["detail"].startswith(BUILTIN_LABEL), ready
+        await asyncio.wait_for(offered.asked.wait(), 30)
+        await logged(client, "model download offer: keep")
+        assert len(offered.requests) == 1
+        assert [a.title for a in offered.requests[0].actions or []] == list(ACTION_TITLES.values())
+        assert [s["state"] for s in client.statuses].count("loading") == 1
+    finally:
+        await client.shutdown_session()
+    # Same workspace, next session: not asked again. Another workspace is asked.
+    again, offered_again = await server(env, Answer.KEEP, workspace)
+    try:
+        await logged(again, "no model download offered: answered before in this workspace (keep)")
+        assert offered_again.requests == []
+    finally:
+        await again.shutdown_session()
+    other = tmp_path / "other"
+    other.mkdir()
+    elsewhere, offered_elsewhere = await server(env, Answer.KEEP, other)
+    try:
+        await asyncio.wait_for(offered_elsewhere.asked.wait(), 30)
+    finally:
+        await elsewhere.shutdown_session()
+
+
+async def test_dismissing_changes_nothing_and_is_not_asked_again(cache, workspace):
+    env = {"CODEGEN_LSP_CACHE": str(cache), "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}"}
+    client, offered = await server(env, None, workspace)
+    try:
+        await logged(client, "model download offer: dismissed")
+        loads = len([s for s in client.statuses if s["state"] == "loading"])
+        uri = (workspace / "a.py").as_uri()
+        open_doc(client, uri, POINT)
+        assert await inline(client, uri, 3, 8)
+        assert len([s for s in client.statuses if s["state"] == "loading"]) == loads == 1
+        assert client.statuses[-1]["builtin"] is True and client.messages == []
+        assert not (cache / "models").exists()
+    finally:
+        await client.shutdown_session()
+    again, offered_again = await server(env, Answer.KEEP, workspace)
+    try:
+        await logged(again, "no model download offered: answered before in this workspace (dismissed)")
+        assert offered_again.requests == []
+    finally:
+        await again.shutdown_session()
+
+
+async def test_completions_are_answered_while_the_offer_is_open(cache, workspace):
+    env = {"CODEGEN_LSP_CACHE": str(cache)}
+    hold: asyncio.Future = asyncio.get_running_loop().create_future()
+    client, offered = await server(env, hold, workspace)
+    try:
+        await asyncio.wait_for(offered.asked.wait(), 30)
+        uri = (workspace / "a.py").as_uri()
+        open_doc(client, uri, POINT)
+        items = await asyncio.wait_for(inline(client, uri, 3, 8), 30)
+        assert items and str(items[0].insert_text).strip()
+        assert not hold.done()
+    finally:
+        hold.set_result(None)
+        await client.shutdown_session()
+
+
+async def test_offer_off_or_model_configured_never_asks(cache, workspace, tiny_codegen1):
+    env = {"CODEGEN_LSP_CACHE": str(cache)}
+    client, offered = await server(env, Answer.KEEP, workspace, offerModelDownload=False)
+    try:
+        await logged(client, "no model download offered: offerModelDownload is off")
+    finally:
+        await client.shutdown_session()
+    configured, offered_configured = await server(env, Answer.KEEP, workspace, model=str(tiny_codegen1.gguf_path))
+    try:
+        await logged(configured, "no model download offered: a model is configured")
+        assert configured.statuses[-1]["builtin"] is False
+        assert BUILTIN_LABEL not in configured.statuses[-1]["detail"]
+    finally:
+        await configured.shutdown_session()
+    assert offered.requests == offered_configured.requests == []
+
+
+async def test_download_switches_to_the_pulled_model(cache, workspace, memorizing_codegen1):
+    with HubMirror(REPO_ID, memorizing_codegen1.hf_dir) as hub:
+        client, offered = await server({"CODEGEN_LSP_CACHE": str(cache), "HF_ENDPOINT": hub.url}, Answer.DOWNLOAD,
+                                       workspace, model_chosen=True)
+        try:
+            uri = (workspace / "a.py").as_uri()
+            open_doc(client, uri, SOURCE)
+            await asyncio.wait_for(offered.asked.wait(), 30)
+            # While the pull runs, the demo model still answers.
+            before = await asyncio.wait_for(inline(client, uri, 5, 8), 30)
+            ready = await status_of(client, PULLED)
+            assert ready["state"] == "ready" and ready["builtin"] is False, ready
+            assert Path(ready["path"]) == cache / "models" / PULLED
+            assert hub.downloaded(), "nothing was fetched from the mirror"
+            download = [reports for reports in client.progress_reports.values()
+                        if reports and isinstance(reports[0], types.WorkDoneProgressBegin)
+                        and (reports[0].message or "") == f"downloading {OFFERED_MODEL}"]
+            assert len(download) == 1, client.progress_reports
+            kinds = [type(r).__name__ for r in download[0]]
+            assert kinds[0] == "WorkDoneProgressBegin" and download[0][0].cancellable
+            assert "WorkDoneProgressReport" in kinds and kinds[-1] == "WorkDoneProgressEnd", kinds
+            assert download[0][-1].message == "downloaded"
+            items = await inline(client, uri, 5, 8)
+            assert [item.insert_text for item in items] == [EXPECTED], (items, before)
+            stats = await wait_for_stats(client, lambda s: s.source == "model" and s.kind == "request"
+                                         and s.reason == "ok" and s.generated_tokens > 0)
+            assert stats
+            # The client is told, and nothing was written: the server has no way to write settings.
+            for _ in range(100):
+                if offered.chosen:
+                    break
+                await asyncio.sleep(0.05)
+            assert [getattr(p, "model", None) for p in offered.chosen] == [OFFERED_MODEL]
+            assert not [m for m in client.messages if m.type == types.MessageType.Warning]
+        finally:
+            await client.shutdown_session()
+
+
+async def test_download_with_the_hub_unreachable_warns_and_keeps_the_demo_model(cache, workspace):
+    port = closed_port()
+    client, offered = await server({"CODEGEN_LSP_CACHE": str(cache), "HF_ENDPOINT": f"http://127.0.0.1:{port}"},
+                                   Answer.DOWNLOAD, workspace)
+    try:
+        await asyncio.wait_for(offered.asked.wait(), 30)
+
+        async def warning() -> types.ShowMessageParams:
+            while True:
+                for message in client.messages:
+                    if f"cannot download {OFFERED_MODEL}" in message.message:
+                        return message
+                await asyncio.sleep(0.05)
+
+        shown = await asyncio.wait_for(warning(), 120)
+        assert shown.type == types.MessageType.Warning
+        assert f"127.0.0.1:{port}" in shown.message and "built-in demo model keeps running" in shown.message
+        assert [s["state"] for s in client.statuses].count("loading") == 1
+        uri = (workspace / "a.py").as_uri()
+        open_doc(client, uri, POINT)
+        assert await inline(client, uri, 3, 8)
+        assert client.statuses[-1]["builtin"] is True
+        assert not (cache / "models" / PULLED).exists()
+    finally:
+        await client.shutdown_session()
+    # A failed download is not an answer: the next session offers again.
+    again, offered_again = await server({"CODEGEN_LSP_CACHE": str(cache)}, None, workspace)
+    try:
+        await asyncio.wait_for(offered_again.asked.wait(), 30)
+    finally:
+        await again.shutdown_session()
+
+
+def pull_processes() -> list[int]:
+    """The `models pull --json-progress` children running now (the server's pulls)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"--json-progress" in args and b"pull" in args:
+            found.append(int(cmdline.parent.name))
+    return found
+
+
+class GatedRequests(list):
+    """HubMirror's request log, holding every file download until `release` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release, self.download_started = threading.Event(), threading.Event()
+
+    def append(self, item) -> None:
+        super().append(item)
+        if item[0] == "GET" and "/resolve/" in item[1]:
+            self.download_started.set()
+            self.release.wait(60)
+
+
+async def test_cancelling_the_download_stops_the_pull_and_keeps_the_demo_model(cache, workspace, tiny_codegen1):
+    with HubMirror(REPO_ID, tiny_codegen1.hf_dir) as hub:
+        hub.requests = gated = GatedRequests()
+        client, offered = await server({"CODEGEN_LSP_CACHE": str(cache), "HF_ENDPOINT": hub.url}, Answer.DOWNLOAD,
+                                       workspace)
+        try:
+            await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(None, gated.download_started.wait, 60), 90)
+            token = next(token for token, reports in client.progress_reports.items()
+                         if reports and getattr(reports[0], "message", "") == f"downloading {OFFERED_MODEL}")
+            assert pull_processes(), "no pull child while the download is held"
+            # The download is held at the mirror: the demo model answers meanwhile.
+            uri = (workspace / "a.py").as_uri()
+            open_doc(client, uri, POINT)
+            assert await asyncio.wait_for(inline(client, uri, 3, 8), 30)
+            client.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(token=token))
+
+            async def ended() -> types.WorkDoneProgressEnd:
+                while not isinstance(client.progress_reports[token][-1], types.WorkDoneProgressEnd):
+                    await asyncio.sleep(0.05)
+                return client.progress_reports[token][-1]
+
+            assert (await asyncio.wait_for(ended(), 20)).message == "cancelled"
+            assert pull_processes() == [], "the pull child outlived the cancel"
+            await logged(client, "model download offer: download")
+            assert not (cache / "models" / PULLED).exists()
+            assert [s["state"] for s in client.statuses].count("loading") == 1
+            assert client.statuses[-1]["builtin"] is True
+        finally:
+            gated.release.set()
+            await client.shutdown_session()
+
+
+async def test_choose_a_gguf_opens_the_clients_picker_or_tells_how(cache, workspace, tiny_codegen1):
+    env = {"CODEGEN_LSP_CACHE": str(cache)}
+    client, offered = await server(env, Answer.CHOOSE, workspace, model_chosen=True)
+    try:
+        await asyncio.wait_for(offered.pick_file.wait(), 30)
+        # The extension picked a file and the person declined saving it: a switch for this session only.
+        result = await client.workspace_execute_command_async(types.ExecuteCommandParams(
+            command="codegen-lsp.useModel", arguments=[str(tiny_codegen1.gguf_path)]))
+        assert result["status"] == "ready" and Path(result["model"]) == tiny_codegen1.gguf_path
+        assert client.statuses[-1]["builtin"] is False and client.statuses[-1]["model"] == tiny_codegen1.gguf_path.name
+        # The editor sends its (empty) model setting again, e.g. after another setting changed: the switch stands.
+        loads = [s["state"] for s in client.statuses].count("loading")
+        client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+            settings={"codegenLsp": {"model": None, "maxTokens": 8}}))
+        await logged(client, "model download offer: choose")
+        await asyncio.sleep(0.5)
+        assert [s["state"] for s in client.statuses].count("loading") == loads
+        assert client.messages == []
+    finally:
+        await client.shutdown_session()
+    other = workspace.parent / "other"
+    other.mkdir()
+    plain, offered_plain = await server(env, Answer.CHOOSE, other)
+    try:
+        async def told() -> types.ShowMessageParams:
+            while not plain.messages:
+                await asyncio.sleep(0.05)
+            return plain.messages[0]
+
+        shown = await asyncio.wait_for(told(), 30)
+        assert "codegenLsp.model" in shown.message and ".gguf" in shown.message
+        assert not offered_plain.pick_file.is_set()
+    finally:
+        await plain.shutdown_session()
