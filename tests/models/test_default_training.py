@@ -60,3 +60,21 @@ def test_training_resumes_and_converts_to_an_infill_gguf(corpus, tmp_path: Path)
     convert_checkpoint(tmp_path / "ckpt", gguf, "q8_0", progress=False)
     check_model_loads(gguf)
     assert inspect_model_file(gguf).prompt_format is PromptFormat.CODEGEN2_INFILL
+
+
+def test_the_shipped_tokenizer_tokenizes_as_llama_cpp_does(corpus):
+    """A new default model trains on the embedded model's vocabulary, rebuilt from its GGUF; the ids must be
+    the ones llama.cpp gives the same text when serving (held-out files: code, whitespace runs, non-ASCII)."""
+    import llama_cpp
+
+    from codegen_lsp.models.resolve import default_model_path
+    from codegen_lsp_devtools.training.tokenizer import shipped_tokenizer
+    from codegen_lsp_devtools.training.train import read_texts
+
+    gguf = default_model_path()
+    tokenizer = shipped_tokenizer(gguf)
+    vocab = llama_cpp.Llama(str(gguf), vocab_only=True, verbose=False)
+    texts = read_texts(corpus, True, 300_000) + ["<|endoftext|>x<mask_1>\n\t\t\tif a:\n" + " " * 40 + "é ü 中"]
+    assert len(texts) >= 10
+    for text in texts:
+        assert tokenizer.encode(text).ids == vocab.tokenize(text.encode(), add_bos=False, special=True), text[:200]
