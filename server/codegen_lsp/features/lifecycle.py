@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from pathlib import Path
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
