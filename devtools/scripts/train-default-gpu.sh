@@ -24,11 +24,11 @@ import platform, torch, transformers, tokenizers
 print("python", platform.python_version(), "torch", torch.__version__, "transformers", transformers.__version__,
       "tokenizers", tokenizers.__version__, "cuda", torch.cuda.is_available() and torch.cuda.get_device_name(0))
 PY
-# 8 layers, n_embd 384, 6 heads of 64, rotary_dim 32 (CodeGen-350M's head shape): 26.8 M parameters, 51 MiB
+# 8 layers, n_embd 384, 8 heads of 48 (a multiple of mp_num = 4 in any transformers), rotary_dim 24: 26.8 M parameters, 51 MiB
 # of fp16. 256 x 1024 tokens a step; the learning rate decays to 10 % by the deadline.
 "$PYTHON" -m codegen_lsp_devtools.training \
     --device cuda --workers 8 --tokenizer-json .cache/device/tokenizer.json \
     --out "${TRAIN_DIR:-/tmp/codegen-lsp-default}" --export "$OUT" \
-    --layers 8 --embd 384 --heads 6 --rotary-dim 32 --positions 1024 --seq-len 1023 --batch 256 \
+    --layers 8 --embd 384 --heads 8 --rotary-dim 24 --positions 1024 --seq-len 1023 --batch 256 \
     --lr 1.5e-3 --warmup 100 --steps 100000 --minutes 8 --until "$UNTIL" --fit-schedule \
     --checkpoint-every 250 --corpus-mb 512 --quiet "$@" 2>&1 | tee "$OUT/train.log"

@@ -18,6 +18,9 @@ CONFIGS = {
     "hd80-rot32-mp4-l3": TinyModelSpec(n_embd=320, n_head=4, rotary_dim=32, n_layer=3, seed=12, train_steps=150),
     "hd64-rot32-mp8-l2-cg2": TinyModelSpec(family="codegen2", n_embd=512, n_head=8, rotary_dim=32, mp_num=8,
                                            n_layer=2, seed=13, train_steps=150),
+    # 6 heads in 4 blocks: heads straddle blocks (the default model's shapes: n_embd 192, 6 heads of 32)
+    "hd32-rot16-mp4-h6-cg2": TinyModelSpec(family="codegen2", n_embd=192, n_head=6, rotary_dim=16, n_layer=2,
+                                           seed=15, train_steps=150),
     "hd80-rot64-mp8-l3-cg2": TinyModelSpec(family="codegen2", n_embd=640, n_head=8, rotary_dim=64, mp_num=8,
                                            n_layer=3, seed=14, train_steps=100),
 }

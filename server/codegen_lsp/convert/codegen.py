@@ -85,8 +85,10 @@ def plan_codegen(ckpt: Checkpoint, mp_num_override: int | None = None) -> Conver
     vocab = load_hf_vocab(ckpt.folder).padded_to(n_rows, ckpt.folder)
     family = detect_family(vocab)
     mp_num = resolve_mp_num(ckpt, family, mp_num_override)
-    if mp_num <= 0 or n_embd % mp_num or n_head % mp_num:
-        raise ConversionError(ckpt.folder, f"mp_num={mp_num} does not divide n_embd={n_embd} and n_head={n_head}")
+    # Heads may straddle the mp_num blocks: transformers' CodeGen joins the blocks' Q (K, V) before it
+    # splits heads, as split_qkv does, so only n_embd must divide.
+    if mp_num <= 0 or n_embd % mp_num:
+        raise ConversionError(ckpt.folder, f"mp_num={mp_num} does not divide n_embd={n_embd}")
 
     eos = vocab.id_of(ENDOFTEXT)
     if eos is None:
