@@ -17,7 +17,8 @@ from pytest_lsp.client import make_test_lsp_client
 
 from codegen_lsp.first_run import ACTION_TITLES, BUILTIN_LABEL, OFFERED_MODEL, Answer
 from support.hub_mirror import HubMirror
-from support.lsp import SERVER, capabilities, inline, open_doc, record_events, start, wait_for_stats
+from support.lsp import (SERVER, capabilities, inline, open_doc, record_events, start, wait_for_logged,
+                         wait_for_stats)
 
 REPO_ID = "Salesforce/codegen-350M-mono"  # what models/registry.toml says OFFERED_MODEL is
 PULLED = f"{OFFERED_MODEL}-q8_0.gguf"
@@ -73,17 +74,6 @@ async def server(env: dict[str, str], answer, root: Path, model_chosen: bool = F
     return client, offered
 
 
-async def logged(client: LanguageClient, needle: str, timeout: float = 30) -> str:
-    async def poll() -> str:
-        while True:
-            for message in client.log_messages:
-                if needle in message.message:
-                    return message.message
-            await asyncio.sleep(0.02)
-
-    return await asyncio.wait_for(poll(), timeout)
-
-
 async def status_of(client: LanguageClient, model: str, timeout: float = 240) -> dict:
     """The first ready or error status that names `model`."""
     async def poll() -> dict:
@@ -121,7 +111,7 @@ async def test_status_names_the_demo_model_and_the_offer_comes_once_then_keep_is
         ready = [s for s in client.statuses if s["state"] == "ready"][-1]
         assert ready["builtin"] is True and ready["detail"].startswith(BUILTIN_LABEL), ready
         await asyncio.wait_for(offered.asked.wait(), 30)
-        await logged(client, "model download offer: keep")
+        await wait_for_logged(client, "model download offer: keep")
         assert len(offered.requests) == 1
         assert [a.title for a in offered.requests[0].actions or []] == list(ACTION_TITLES.values())
         assert [s["state"] for s in client.statuses].count("loading") == 1
@@ -130,7 +120,7 @@ async def test_status_names_the_demo_model_and_the_offer_comes_once_then_keep_is
     # Same workspace, next session: not asked again. Another workspace is asked.
     again, offered_again = await server(env, Answer.KEEP, workspace)
     try:
-        await logged(again, "no model download offered: answered before in this workspace (keep)")
+        await wait_for_logged(again, "no model download offered: answered before in this workspace (keep)")
         assert offered_again.requests == []
     finally:
         await again.shutdown_session()
@@ -147,7 +137,7 @@ async def test_dismissing_changes_nothing_and_is_not_asked_again(cache, workspac
     env = {"CODEGEN_LSP_CACHE": str(cache), "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}"}
     client, offered = await server(env, None, workspace)
     try:
-        await logged(client, "model download offer: dismissed")
+        await wait_for_logged(client, "model download offer: dismissed")
         loads = len([s for s in client.statuses if s["state"] == "loading"])
         uri = (workspace / "a.py").as_uri()
         open_doc(client, uri, POINT)
@@ -159,7 +149,7 @@ async def test_dismissing_changes_nothing_and_is_not_asked_again(cache, workspac
         await client.shutdown_session()
     again, offered_again = await server(env, Answer.KEEP, workspace)
     try:
-        await logged(again, "no model download offered: answered before in this workspace (dismissed)")
+        await wait_for_logged(again, "no model download offered: answered before in this workspace (dismissed)")
         assert offered_again.requests == []
     finally:
         await again.shutdown_session()
@@ -185,12 +175,12 @@ async def test_offer_off_or_model_configured_never_asks(cache, workspace, tiny_c
     env = {"CODEGEN_LSP_CACHE": str(cache)}
     client, offered = await server(env, Answer.KEEP, workspace, offerModelDownload=False)
     try:
-        await logged(client, "no model download offered: offerModelDownload is off")
+        await wait_for_logged(client, "no model download offered: offerModelDownload is off")
     finally:
         await client.shutdown_session()
     configured, offered_configured = await server(env, Answer.KEEP, workspace, model=str(tiny_codegen1.gguf_path))
     try:
-        await logged(configured, "no model download offered: a model is configured")
+        await wait_for_logged(configured, "no model download offered: a model is configured")
         assert configured.statuses[-1]["builtin"] is False
         assert BUILTIN_LABEL not in configured.statuses[-1]["detail"]
     finally:
@@ -319,7 +309,7 @@ async def test_cancelling_the_download_stops_the_pull_and_keeps_the_demo_model(c
 
             assert (await asyncio.wait_for(ended(), 20)).message == "cancelled"
             assert pull_processes() == [], "the pull child outlived the cancel"
-            await logged(client, "model download offer: download")
+            await wait_for_logged(client, "model download offer: download")
             assert not (cache / "models" / PULLED).exists()
             assert [s["state"] for s in client.statuses].count("loading") == 1
             assert client.statuses[-1]["builtin"] is True
@@ -342,7 +332,7 @@ async def test_choose_a_gguf_opens_the_clients_picker_or_tells_how(cache, worksp
         loads = [s["state"] for s in client.statuses].count("loading")
         client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
             settings={"codegenLsp": {"model": None, "maxTokens": 8}}))
-        await logged(client, "model download offer: choose")
+        await wait_for_logged(client, "model download offer: choose")
         await asyncio.sleep(0.5)
         assert [s["state"] for s in client.statuses].count("loading") == loads
         assert client.messages == []

@@ -95,16 +95,25 @@ async def start(client: LanguageClient, model: Path | str | None, root: Path, wa
     return result
 
 
-async def wait_for_shown(client: LanguageClient, needle: str, timeout: float = 60) -> str:
-    """The first showMessage (what a person reads) containing `needle`."""
+async def _first_containing(messages, needle: str, timeout: float) -> str:
     async def poll() -> str:
         while True:
-            for message in client.messages:
+            for message in messages:
                 if needle in message.message:
                     return message.message
             await asyncio.sleep(0.02)
 
     return await asyncio.wait_for(poll(), timeout)
+
+
+async def wait_for_shown(client: LanguageClient, needle: str, timeout: float = 60) -> str:
+    """The first showMessage (what a person reads) containing `needle`."""
+    return await _first_containing(client.messages, needle, timeout)
+
+
+async def wait_for_logged(client: LanguageClient, needle: str, timeout: float = 30) -> str:
+    """The first window/logMessage containing `needle`."""
+    return await _first_containing(client.log_messages, needle, timeout)
 
 
 async def wait_for_stats(client: LanguageClient, predicate, timeout: float = 10, what: str = "stats") -> SuggestionStats:
