@@ -13,6 +13,7 @@ from pathlib import Path
 import codegen_lsp
 from codegen_lsp import doctor
 from codegen_lsp.engine.crash import REBUILD_HINT
+from codegen_lsp.models.resolve import default_model_path
 
 LLAMA_VERSION = metadata.version("llama-cpp-python")
 
@@ -30,7 +31,7 @@ def test_doctor_reports_the_build_and_passes():
     assert "system info        CPU : " in out and "AVX2 = 1" in out  # the SIMD features compiled in
     assert "GPU offload" in out
     assert "evaluation         ok: loaded in" in out
-    assert "codegen-lsp-default-q8_0.gguf" in out and "prompt format codegen2-infill" in out
+    assert default_model_path().name in out and "prompt format codegen2-infill" in out
     assert "model cache (CODEGEN_LSP_CACHE)" in out
     assert out.rstrip().endswith("all checks passed")
 
@@ -62,7 +63,7 @@ def test_doctor_with_a_corrupt_or_missing_model_fails_and_says_why(tmp_path: Pat
     assert "fix: point --model" in done.stdout
     # The machine check still ran, on the embedded default model.
     assert "evaluation         ok:" in done.stdout and "1 problem found" in done.stdout
-    assert "codegen-lsp-default-q8_0.gguf (on the embedded default model, the chosen one being unusable)" in done.stdout
+    assert f"{default_model_path().name} (on the embedded default model, the chosen one being unusable)" in done.stdout
     missing = cli("doctor", "--model", str(tmp_path / "missing.gguf"), "--json")
     assert missing.returncode == 1
     report = json.loads(missing.stdout)
@@ -73,7 +74,6 @@ def test_a_model_that_makes_llama_cpp_abort_is_blamed_not_the_build(tmp_path: Pa
     """A GGUF our inspection accepts, with a rotary dimension larger than a head: ggml asserts, the child dies."""
     from gguf import GGUFReader
 
-    from codegen_lsp.models.resolve import default_model_path
 
     crafted = tmp_path / "rope.gguf"
     shutil.copyfile(default_model_path(), crafted)
@@ -97,7 +97,7 @@ def test_a_crashing_evaluation_fails_the_doctor_with_sigill_and_the_fix(monkeypa
     text = out.getvalue()
     assert ("evaluation         the engine died with SIGILL: "
             "llama.cpp used a CPU instruction this machine refuses") in text
-    assert "codegen-lsp-default-q8_0.gguf with this llama.cpp build: the engine died with SIGILL" in text
+    assert f"{default_model_path().name} with this llama.cpp build: the engine died with SIGILL" in text
     assert f"fix: {REBUILD_HINT}" in text and text.rstrip().endswith("1 problem found")
 
 
