@@ -32,12 +32,12 @@ REPEATS = "".join(f"    def get_{n}(self):\n        return self._{n}\n\n" for n 
 PROMPTS = {
     "short": ("def add(a, b):\n    return ", ()),
     "repeats": ("class File:\n" + REPEATS + "    def get_", ()),
-    "line": (SOURCE[:1500] + "    for ", ("\n",)),
+    "line": (SOURCE[:2800], ("\n",)),  # mid-line: both models draft before the line ends
     "stop in a draft": ("class File:\n" + REPEATS + "    def get_", ("return",)),
 }
 LONG = {  # attention over more than 512 cached tokens
     "long": (SOURCE[:2600], ()),
-    "longer": (SOURCE[:3000], ()),
+    "longer": (SOURCE[:2800], ()),
     "runner": (RUNNER[:3400], ()),
 }
 DEFAULT_MODEL = sorted((REPO_ROOT / "models").glob("*.gguf"))[0]
@@ -76,21 +76,22 @@ def runner(request) -> LlamaRunner:
 
 
 def generate(runner: LlamaRunner, prefix: str, stops=(), on=True, max_tokens=48, cancel=None,
-             fresh=True) -> GenerationResult:
+             fresh=True, stop_on_loop=True) -> GenerationResult:
     if fresh:
         runner.forget_cache()
     job = GenerationJob([Text(prefix, role="prefix")], max_tokens=max_tokens, stop_strings=tuple(stops),
-                        prompt_lookup=on)
+                        prompt_lookup=on, stop_on_loop=stop_on_loop)
     if cancel is not None:
         job.cancel = cancel
     return runner.generate(job)
 
 
-def same_with_and_without(runner: LlamaRunner, prefix: str, stops, monkeypatch, max_tokens=48) -> None:
+def same_with_and_without(runner: LlamaRunner, prefix: str, stops, monkeypatch, max_tokens=48,
+                          stop_on_loop=True) -> None:
     record = Recorder(monkeypatch)
-    off = generate(runner, prefix, stops, on=False, max_tokens=max_tokens)
+    off = generate(runner, prefix, stops, on=False, max_tokens=max_tokens, stop_on_loop=stop_on_loop)
     off_tokens = record.tokens
-    on = generate(runner, prefix, stops, on=True, max_tokens=max_tokens)
+    on = generate(runner, prefix, stops, on=True, max_tokens=max_tokens, stop_on_loop=stop_on_loop)
     assert on.drafted_tokens > 0, "nothing was drafted: this prompt does not test speculation"
     assert record.tokens == off_tokens and (on.text, on.finish_reason) == (off.text, off.finish_reason), (off, on)
     assert off.drafted_tokens == 0 and on.generated_tokens == off.generated_tokens
@@ -151,8 +152,9 @@ def test_a_nearly_full_context_limits_the_drafts(monkeypatch):
     small.load(EngineConfig(DEFAULT_MODEL, n_ctx=256, seed=0))
     try:
         prefix = "class File:\n" + REPEATS * 3 + "    def get_"
-        same_with_and_without(small, prefix, (), monkeypatch, max_tokens=120)
-        on = generate(small, prefix, on=True, max_tokens=120)
+        # The default model repeats these methods; the loop stop would end it long before the context does.
+        same_with_and_without(small, prefix, (), monkeypatch, max_tokens=120, stop_on_loop=False)
+        on = generate(small, prefix, on=True, max_tokens=120, stop_on_loop=False)
         assert on.prompt_tokens + on.generated_tokens <= 256 and on.generated_tokens >= 60, on
     finally:
         small.free()
@@ -185,8 +187,9 @@ async def test_through_the_server_drafts_are_counted_and_the_suggestion_is_the_s
 
     from support.lsp import inline, open_doc, start, wait_for_stats
 
+    # repetitionFilter off: the default model repeats the getters above, which the filter would cut to nothing.
     await start(client, DEFAULT_MODEL, tmp_path, promptLookup=True, maxTokens=48, speculativeSuggestions=False,
-                warmAfterMs=0)
+                warmAfterMs=0, repetitionFilter=False)
     text = "class File:\n" + REPEATS + "    def get_"
     got = {}
     for on in (True, False):
@@ -201,4 +204,9 @@ async def test_through_the_server_drafts_are_counted_and_the_suggestion_is_the_s
     (with_items, with_stats), (without_items, without_stats) = got[True], got[False]
     assert with_stats.drafted_tokens > 0 and with_stats.accepted_tokens > 0, with_stats
     assert without_stats.drafted_tokens == 0, without_stats
-    assert with_items == without_items and with_items and with_items[0].strip(), (with_items, without_items)
+    # The same decoding and the same verdict of the post-processing (the default model's text here, 48
+    # tokens of repeated getters, ends mid-method, so both may be empty; identity token for token is
+    # tested on the runner above).
+    assert with_items == without_items, (with_items, without_items)
+    assert (with_stats.generated_tokens, with_stats.reason) == (without_stats.generated_tokens, without_stats.reason)
+    assert with_stats.generated_tokens > 0, with_stats

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from codegen_lsp_devtools.training.corpus import build_corpus
-from codegen_lsp_devtools.training.train import Specials, TrainSpec, infill_example, train
+from codegen_lsp_devtools.training.train import RunOptions, Specials, TrainSpec, infill_example, train
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +51,9 @@ def test_training_resumes_and_converts_to_an_infill_gguf(corpus, tmp_path: Path)
 
     spec = TrainSpec(n_layer=1, n_embd=64, n_head=4, rotary_dim=8, vocab=600, seq_len=64, batch=4, steps=3,
                      warmup_steps=1, corpus_bytes=2**20, tokenizer_bytes=300_000, checkpoint_every=2)
-    first = train(corpus, spec, tmp_path / "ckpt", progress=False)
+    first = train(corpus, spec, tmp_path / "ckpt", RunOptions(progress=False))
     assert first.finished and first.steps_done == 3 and np.isfinite(first.loss)
-    again = train(corpus, TrainSpec(**{**spec.__dict__, "steps": 5}), tmp_path / "ckpt", progress=False)
+    again = train(corpus, TrainSpec(**{**spec.__dict__, "steps": 5}), tmp_path / "ckpt", RunOptions(progress=False))
     assert again.steps_done == 5  # resumed at step 3, not restarted
     assert json.loads((tmp_path / "ckpt" / "train_state.json").read_text())["step"] == 5
     gguf = tmp_path / "default.gguf"
