@@ -153,7 +153,7 @@ class RunOptions:
     """How one run goes, as opposed to what it trains (`TrainSpec`)."""
 
     minutes: float | None = None  # stop (with a checkpoint) after this long
-    fit_schedule: bool = False  # time the first steps, then shorten `steps` so the schedule ends in `minutes`
+    fit_schedule: bool = False  # time the steps, and at each checkpoint refit `steps` so the schedule ends by the deadline
     device: str = "cpu"  # "cuda": bf16 autocast, fused AdamW, pinned batches
     workers: int = 0  # processes building batches ahead of the device
     tokenizer_gguf: Path | None = None  # train on the vocabulary inside this GGUF (the shipped one)
