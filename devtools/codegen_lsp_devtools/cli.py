@@ -204,12 +204,15 @@ def cmd_bench_quality(args: argparse.Namespace) -> int:
     print(f"single-line infill exact match {report['infill_exact_match']:.2f}% "
           f"(baseline, repeat the line above: {report['infill_baseline_repeat_line_above']:.2f}%) over "
           f"{report['infill_cases']} lines of {report['held_out_files']} held-out files")
+    print(f"line edit similarity: infill {report['infill_edit_similarity']:.1f} (baseline "
+          f"{report['infill_baseline_edit_similarity']:.1f}), after a space {report['after_space_edit_similarity']:.1f}")
     print(f"after a space: exact match {report['after_space_exact_match']:.2f}%, sensible "
           f"{report['after_space_sensible']:.2f}% over {report['after_space_cases']} cursors; "
           f"degenerate {report['degenerate']:.2f}%")
     for name in args.compare:
         key = name.replace("-", "_")
-        print(f"without {name}: infill exact match {report[f'infill_exact_match_without_{key}']:.2f}%, after a "
+        print(f"without {name}: infill exact match {report[f'infill_exact_match_without_{key}']:.2f}% "
+              f"(similarity {report[f'infill_edit_similarity_without_{key}']:.1f}), after a "
               f"space exact match {report[f'after_space_exact_match_without_{key}']:.2f}%, sensible "
               f"{report[f'after_space_sensible_without_{key}']:.2f}%; degenerate "
               f"{report[f'degenerate_without_{key}']:.2f}%")

@@ -102,6 +102,8 @@ def test_bench_quality_reports_model_and_baselines(tiny_codegen2, tmp_path: Path
     report = json.loads(out.read_text())
     assert report["held_out_files"] == 2 and report["infill_cases"] == 4
     assert 0 <= report["infill_exact_match"] <= 100 and 0 <= report["infill_baseline_repeat_line_above"] <= 100
+    assert 0 <= report["infill_edit_similarity"] <= 100 and 0 < report["infill_baseline_edit_similarity"] <= 100
+    assert f"line edit similarity: infill {report['infill_edit_similarity']:.1f}" in done.stdout
     assert report["perplexity"] > 1 and report["perplexity_unigram_baseline"] > 1 and report["perplexity_tokens"] > 0
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"not a gguf")

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from codegen_lsp_devtools.training.corpus import build_corpus
-from codegen_lsp_devtools.training.train import RunOptions, Specials, TrainSpec, infill_example, train
+from codegen_lsp_devtools.training.train import (RunOptions, Specials, TrainSpec, cursor_example, infill_example,
+                                                 train)
 
 
 @pytest.fixture(scope="module")
@@ -31,16 +32,73 @@ def test_corpus_is_permissive_deduplicated_and_split_by_file(corpus):
 
 def test_infill_example_has_codegen2_layout():
     specials = Specials(eos=0, mask=1, sep=2, eom=3)
-    newline = 9
-    window = np.array([10, 11, newline, 12, 13, newline, 14, newline, 15], dtype=np.int32)
-    rng = np.random.default_rng(0)
-    example = infill_example(window, rng, specials, {newline}, whole_lines=True)
+    window = np.array([10, 11, 9, 12, 13, 9, 14, 9, 15], dtype=np.int32)
+    example = infill_example(window, np.random.default_rng(0), specials)
     mask_at = example.index(1)
     tail = example.index(0)
     assert example[tail:tail + 3] == [0, 2, 1] and example[-1] == 3
     prefix, suffix, middle = example[:mask_at], example[mask_at + 1:tail], example[tail + 3:-1]
-    assert prefix + middle + suffix == window.tolist()
-    assert middle and middle[-1] == newline and (not prefix or prefix[-1] == newline)  # whole lines
+    assert prefix + middle + suffix == window.tolist() and middle
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from codegen_lsp.models.resolve import default_model_path
+    from codegen_lsp_devtools.training.tokenizer import shipped_tokenizer
+
+    tokenizer = shipped_tokenizer(default_model_path())
+    ids = [tokenizer.token_to_id(t) for t in ("<|endoftext|>", "<mask_1>", "<sep>", "<eom>")]
+    return tokenizer, Specials(*ids)
+
+
+CODE = """import os
+
+
+class Walker:
+    def __init__(self, root):
+        self.root = root
+
+    def files(self):
+        for folder, _, names in os.walk(self.root):
+            for name in names:
+                yield os.path.join(folder, name)
+"""
+
+
+def test_cursor_examples_are_shaped_like_healed_requests(shipped):
+    """As the server asks: the prefix ends where token healing leaves it, the middle spells out the
+    healed text and runs to a line's end, the suffix starts with that line's break."""
+    tokenizer, specials = shipped
+    rng = np.random.default_rng(0)
+    seen_indent = seen_inside = 0
+    for _ in range(200):
+        example = cursor_example(CODE, rng, specials, tokenizer, 1024)
+        mask_at, tail = example.index(specials.mask), example.index(specials.eos)
+        assert example[tail:tail + 3] == [specials.eos, specials.sep, specials.mask] and example[-1] == specials.eom
+        prompt = example[:mask_at]
+        prefix, suffix, middle = (tokenizer.decode(part) for part in (prompt, example[mask_at + 1:tail], example[tail + 3:-1]))
+        assert prefix + middle + suffix == CODE
+        assert suffix.startswith("\n") and middle.strip() and "\n" not in middle[-1:]
+        if prefix.endswith("\n"):  # a cursor right after a line break (or its indentation, healed away)
+            seen_indent += 1
+            continue
+        # otherwise the cursor is inside the middle's first line, and the prompt is the text before it,
+        # tokenized, less its last token (what token healing takes off)
+        first_line = middle.split("\n")[0]
+        cursors = [len(prefix) + k for k in range(1, len(first_line) + 1)
+                   if tokenizer.encode(CODE[:len(prefix) + k]).ids[:-1] == prompt]
+        assert cursors, (prefix[-30:], middle)
+        seen_inside += 1
+    assert seen_indent > 40 and seen_inside > 40  # both request shapes are trained
+
+
+def test_cursor_examples_fit_the_window(shipped):
+    tokenizer, specials = shipped
+    long_code = CODE * 40
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        example = cursor_example(long_code, rng, specials, tokenizer, 257)
+        assert len(example) <= 257 and example[-1] == specials.eom
 
 
 def test_training_resumes_and_converts_to_an_infill_gguf(corpus, tmp_path: Path):

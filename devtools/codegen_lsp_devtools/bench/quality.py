@@ -3,6 +3,9 @@
 - Single-line infill exact match, through the server: one line of a held-out file is blanked (its
   indentation kept), the server is asked for an inline completion there, and the answer must equal
   the line (trailing blanks stripped). Baseline: repeat the nearest non-blank line above.
+- Line edit similarity, for both kinds of cursor: difflib's ratio (0-100) between the answer's first
+  line and the expected text, averaged; it tells plausible near-misses from junk, where exact match
+  says 0 to both.
 - After a space: a line is cut right after one of its spaces (`return ` | `a + b`); exact match of
   the rest of the line, and the share of sensible answers (not empty, not starting with a blank: no
   doubled space). Both kinds end at an odd token boundary: what token healing is for.
@@ -18,6 +21,7 @@ Held-out files follow the corpus rule (content hash), so no file scored was trai
 from __future__ import annotations
 
 import asyncio
+import difflib
 import math
 import random
 import tempfile
@@ -151,12 +155,24 @@ def _percent(hits: int, total: int) -> float:
     return round(100 * hits / max(1, total), 2)
 
 
+def line_similarity(answer: str, expected: str) -> float:
+    """0-100: how close the answer's first line comes to the expected text (difflib's ratio)."""
+    first = answer.strip().split("\n")[0].strip() if answer.strip() else ""
+    return 100 * difflib.SequenceMatcher(None, first, expected.strip(), autojunk=False).ratio()
+
+
+def _mean(values: list[float]) -> float:
+    return round(sum(values) / max(1, len(values)), 2)
+
+
 def score_answers(cases: list[InfillCase], answers: list[str]) -> dict:
-    """Exact match per kind; for after-space cursors also the share of sensible answers; over all
-    cursors the share of degenerate suggestions (postprocess/repetition.is_degenerate)."""
+    """Exact match and line edit similarity per kind; for after-space cursors also the share of
+    sensible answers; over all cursors the share of degenerate suggestions (postprocess/repetition)."""
     blank = [(a, c) for a, c in zip(answers, cases) if c.kind == "blank-line"]
     space = [(a, c) for a, c in zip(answers, cases) if c.kind == "after-space"]
     return {
+        "infill_edit_similarity": _mean([line_similarity(a, c.expected) for a, c in blank]),
+        "after_space_edit_similarity": _mean([line_similarity(a, c.expected) for a, c in space]),
         "degenerate": _percent(sum(is_degenerate(a) for a in answers), len(answers)),
         "infill_exact_match": _percent(sum(a.strip() == c.expected for a, c in blank), len(blank)),
         "after_space_exact_match": _percent(sum(a.rstrip() == c.expected for a, c in space), len(space)),
@@ -180,11 +196,13 @@ def run_quality(model: Path, files: int = 40, per_file: int = 5, seed: int = 0, 
         without = score_answers(cases, asyncio.run(_infill_through_server(model, cases, threads, **off)))
         scores.update({f"{key}_without_{name.replace('-', '_')}": value for key, value in without.items()})
     baseline = sum(c.baseline == c.expected for c in blank)
+    baseline_similarity = _mean([line_similarity(c.baseline, c.expected) for c in blank])
     model_ppl, unigram_ppl, scored = perplexities(model, texts, threads=threads)
     return {
         "model": str(model), "held_out_files": len(texts), "infill_cases": len(blank),
         "after_space_cases": len(cases) - len(blank), **scores,
         "infill_baseline_repeat_line_above": _percent(baseline, len(blank)),
+        "infill_baseline_edit_similarity": baseline_similarity,
         "perplexity": round(model_ppl, 2), "perplexity_unigram_baseline": round(unigram_ppl, 2),
         "perplexity_tokens": scored, "seconds": round(time.perf_counter() - started, 1), "seed": seed,
     }

@@ -2,8 +2,11 @@
 
 Half of the sequences are plain causal LM windows of the corpus; the other half are infill
 examples in CodeGen2's format `prefix <mask_1> suffix <|endoftext|><sep><mask_1> middle <eom>`,
-the middle being whole lines as often as a random span, so the model learns both completion and
-fill-in-the-middle. Seeded, resumable from its last checkpoint, bounded by steps and by wall time.
+so the model learns both completion and fill-in-the-middle. Half of the infill examples are random
+token spans; the other half are shaped like the server's requests (`cursor_example`): a cursor after
+a line's indentation or inside it, the middle running to a line's end, the suffix starting with its
+line break, and the prompt's last token taken off as token healing takes it off. Seeded, resumable
+from its last checkpoint, bounded by steps and by wall time.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ class TrainSpec:
     learning_rate: float = 1e-3
     warmup_steps: int = 100
     infill_fraction: float = 0.5
-    line_infill_fraction: float = 0.5  # of the infill examples, how many hide whole lines
+    line_infill_fraction: float = 0.5  # of the infill examples, how many are shaped like requests (cursor_example)
     corpus_bytes: int = 24 * 2**20  # text tokenized for training (the corpus holds far more)
     tokenizer_bytes: int = 8 * 2**20
     seed: int = 0
@@ -82,31 +85,56 @@ def encode(tokenizer, texts: list[str], eos: int) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def infill_example(window: np.ndarray, rng: np.random.Generator, specials: Specials, newline_ids: set[int],
-                   whole_lines: bool) -> list[int]:
-    """One CodeGen2 infill example cut out of `window` (token ids)."""
-    n = len(window)
-    if whole_lines:
-        breaks = [i + 1 for i, t in enumerate(window[:-1]) if int(t) in newline_ids]
-        if len(breaks) >= 2:
-            first = int(rng.integers(0, len(breaks) - 1))
-            last = min(len(breaks) - 1, first + int(rng.integers(1, 4)))
-            start, end = breaks[first], breaks[last]
-        else:
-            whole_lines = False
-    if not whole_lines:
-        start = int(rng.integers(1, max(2, n - 1)))
-        end = min(n, start + int(rng.integers(1, max(2, n // 4))))
-    prefix, middle, suffix = window[:start].tolist(), window[start:end].tolist(), window[end:].tolist()
+def infill_layout(prefix: list[int], suffix: list[int], middle: list[int], specials: Specials) -> list[int]:
     return prefix + [specials.mask] + suffix + [specials.eos, specials.sep, specials.mask] + middle + [specials.eom]
+
+
+def infill_example(window: np.ndarray, rng: np.random.Generator, specials: Specials) -> list[int]:
+    """One CodeGen2 infill example cut out of `window` (token ids) at a random token span."""
+    n = len(window)
+    start = int(rng.integers(1, max(2, n - 1)))
+    end = min(n, start + int(rng.integers(1, max(2, n // 4))))
+    return infill_layout(window[:start].tolist(), window[end:].tolist(), window[start:end].tolist(), specials)
+
+
+def cursor_example(text: str, rng: np.random.Generator, specials: Specials, tokenizer,
+                   width: int) -> list[int] | None:
+    """An infill example shaped like an inline-completion request (None if `text` has no line to use).
+
+    The server sends the text before the cursor and the text after it (which, for a cursor on a line's
+    last code, starts with that line's break), and token healing (engine/healing.py) takes the prompt's
+    last token off unless it ends a line, to be spelled out again by the model. Trained on token-level
+    spans only, the model never saw a prefix end in indentation or a suffix start with a line break,
+    and answered such requests with junk."""
+    starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+    lines = [(a, b - 1) for a, b in zip(starts[1:], starts[2:]) if text[a:b - 1].strip()]  # whole lines only
+    lines = [(a, b) for a, b in lines if "<|" not in text[a:b]]  # not across a file boundary
+    if not lines:
+        return None
+    pick = int(rng.integers(0, len(lines)))
+    line_start, line_end = lines[pick]
+    indent = line_start + len(text[line_start:line_end]) - len(text[line_start:line_end].lstrip())
+    cursor = indent if rng.random() < 0.5 else int(rng.integers(indent, line_end))
+    more = int(rng.integers(0, 3)) if cursor == indent else 0  # a blank line may take 1-3 lines
+    end = lines[min(len(lines) - 1, pick + more)][1]
+    encode = lambda s: tokenizer.encode(s, add_special_tokens=False)
+    before = encode(text[:cursor])
+    prefix, healed = before.ids, ""
+    if prefix and not text[:cursor].endswith("\n"):  # what token healing takes off the prompt
+        prefix, healed = prefix[:-1], text[before.offsets[-1][0]:cursor]
+    middle, suffix = encode(healed + text[cursor:end]).ids, encode(text[end:]).ids
+    room = width - len(middle) - 5  # for prefix and suffix: the far ends go first, as the server trims them
+    suffix = suffix[:max(0, min(len(suffix), room // 4, room - len(prefix)))]
+    prefix = prefix[max(0, len(prefix) - (room - len(suffix))):]
+    return infill_layout(prefix, suffix, middle, specials)
 
 
 class Batches:
     """Seeded batches of `seq_len + 1` tokens: causal windows and infill examples, padded with eos
     (padding masked out of the loss)."""
 
-    def __init__(self, ids: np.ndarray, spec: TrainSpec, specials: Specials, newline_ids: set[int]) -> None:
-        self.ids, self.spec, self.specials, self.newline_ids = ids, spec, specials, newline_ids
+    def __init__(self, ids: np.ndarray, spec: TrainSpec, specials: Specials, tokenizer) -> None:
+        self.ids, self.spec, self.specials, self.tokenizer = ids, spec, specials, tokenizer
 
     def batch(self, step: int):
         import torch
@@ -117,10 +145,15 @@ class Batches:
         inputs = torch.full((spec.batch, width), self.specials.eos, dtype=torch.long)
         labels = torch.full((spec.batch, width), -100, dtype=torch.long)
         for row in range(spec.batch):
+            example = None
             if rng.random() < spec.infill_fraction:
                 window = self._window(rng, spec.seq_len - 4)
-                whole_lines = rng.random() < spec.line_infill_fraction
-                example = infill_example(window, rng, self.specials, self.newline_ids, whole_lines)[:width]
+                if rng.random() < spec.line_infill_fraction:
+                    text = self.tokenizer.decode(window.tolist(), skip_special_tokens=False)
+                    example = cursor_example(text, rng, self.specials, self.tokenizer, width)
+                if example is None:
+                    example = infill_example(window, rng, self.specials)
+                example = example[:width]
             else:
                 example = self._window(rng, width).tolist()
             inputs[row, : len(example)] = torch.tensor(example)
@@ -222,7 +255,6 @@ def train(corpus: Corpus, spec: TrainSpec, out_dir: Path, run: RunOptions = RunO
     cuda = run.device.startswith("cuda")
     tokenizer = load_tokenizer(corpus, spec, out_dir, run)
     specials = Specials(*(tokenizer.token_to_id(t) for t in (ENDOFTEXT, "<mask_1>", "<sep>", "<eom>")))
-    newline_ids = {i for token, i in tokenizer.get_vocab().items() if token.endswith("Ċ")}  # byte-level "\n"
     ids = encode(tokenizer, read_texts(corpus, False, spec.corpus_bytes), specials.eos)
 
     n_rows = -(-tokenizer.get_vocab_size(with_added_tokens=True) // 64) * 64
@@ -237,7 +269,7 @@ def train(corpus: Corpus, spec: TrainSpec, out_dir: Path, run: RunOptions = RunO
         optimizer.load_state_dict(state["optimizer"])
         step, loss_value = state["step"], state["loss"]
 
-    loader = torch.utils.data.DataLoader(_Steps(Batches(ids, spec, specials, newline_ids), step, spec.steps),
+    loader = torch.utils.data.DataLoader(_Steps(Batches(ids, spec, specials, tokenizer), step, spec.steps),
                                          batch_size=None, num_workers=run.workers, pin_memory=cuda,
                                          **({"prefetch_factor": 4} if run.workers else {}))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
