@@ -147,6 +147,43 @@ def test_a_cancel_mid_draft_leaves_the_cache_right_for_the_next_request(runner: 
         reference, following)
 
 
+def candidates(runner: LlamaRunner, prefix: str, on: bool, temperature: float = 0.0,
+               max_tokens: int = 48) -> GenerationResult:
+    runner.forget_cache()
+    job = GenerationJob([Text(prefix, role="prefix")], max_tokens=max_tokens, prompt_lookup=on, candidates=3,
+                        temperature=temperature)
+    return runner.generate(job)
+
+
+def test_candidates_draft_for_the_suggestion_and_give_the_same_candidates(runner: LlamaRunner):
+    """Several candidates decoded together: sequence 0 drafts, and the suggestion and the alternatives
+    are the ones decoding without drafts gives."""
+    prefix, _ = PROMPTS["repeats"]
+    following = prefix + "size"
+
+    def then_reused() -> GenerationResult:  # the next request, on what the last one left in the cache
+        return runner.generate(GenerationJob([Text(following, role="prefix")], max_tokens=48, candidates=3))
+
+    off = candidates(runner, prefix, on=False)
+    after_off = then_reused()
+    on = candidates(runner, prefix, on=True)
+    after_on = then_reused()
+    assert on.drafted_tokens > 0 and on.accepted_tokens > 0, on
+    assert (on.text, on.finish_reason, on.alternatives) == (off.text, off.finish_reason, off.alternatives), (off, on)
+    assert off.drafted_tokens == 0 and len(on.alternatives) >= 1
+    # Sequence 0's cells hold exactly what it kept (no rejected draft left behind): the following request
+    # reuses the same cells and answers the same. (Compared with the reuse after decoding without drafts,
+    # not with a fresh prompt: llama.cpp's default kernels give slightly other logits to a shorter batch.)
+    assert after_on.evaluated_prompt_tokens == after_off.evaluated_prompt_tokens < after_on.prompt_tokens
+    assert (after_on.text, after_on.alternatives) == (after_off.text, after_off.alternatives), (after_off, after_on)
+
+
+def test_sampled_candidates_do_not_draft(runner: LlamaRunner):
+    prefix, _ = PROMPTS["repeats"]
+    sampled = candidates(runner, prefix, on=True, temperature=0.7)
+    assert sampled.drafted_tokens == 0 and sampled.text is not None
+
+
 def test_a_nearly_full_context_limits_the_drafts(monkeypatch):
     small = drafting_runner()
     small.load(EngineConfig(DEFAULT_MODEL, n_ctx=256, seed=0))

@@ -92,3 +92,23 @@ def test_one_dear_batch_makes_larger_unmeasured_ones_dear_too():
     cheap.single_step(0.010)
     cheap.verified(1, 0, 0.0)  # a batch measured at no cost counts as one step
     assert cheap.next(16) > 0
+
+
+def test_candidates_draft_only_for_sequence_0_and_within_the_cells_left():
+    """Sequence 0 of several candidates drafts what the lookup offers, but no more than the context's
+    free cells (after every sequence's tokens and this step's rows), its budget and one batch allow."""
+    from codegen_lsp.engine.candidates import Candidate, Drafting, _draft
+    from codegen_lsp.engine.speculation import MAX_DRAFT, DraftPolicy, DraftStats, PromptLookup
+
+    lookup = PromptLookup([1, 2, 3, 4, 5, 6, 7, 8, 1, 2], 64)  # after "1 2" came "3 4 5 6 7 8 1 2"
+    drafting = Drafting(lookup, DraftPolicy([1.0] * (MAX_DRAFT + 2)), DraftStats())
+    main, other = Candidate(0, b"", None, tokens=[2]), Candidate(1, b"", None, tokens=[9])
+    assert _draft(drafting, [main, other], cells=100, max_tokens=48, n_ctx=1024, n_batch=512) == [3, 4, 5, 6, 7, 8, 1, 2]
+    assert _draft(drafting, [main, other], cells=1020, max_tokens=48, n_ctx=1024, n_batch=512) == [3, 4, 5]
+    assert _draft(drafting, [main, other], cells=1023, max_tokens=48, n_ctx=1024, n_batch=512) == []
+    assert _draft(drafting, [main, other], cells=100, max_tokens=3, n_ctx=1024, n_batch=512) == [3, 4]
+    assert _draft(drafting, [main, other], cells=100, max_tokens=48, n_ctx=1024, n_batch=4) == [3, 4]
+    assert _draft(drafting, [other, main], cells=100, max_tokens=48, n_ctx=1024, n_batch=512) == []  # 0 is done
+    assert _draft(None, [main, other], cells=100, max_tokens=48, n_ctx=1024, n_batch=512) == []
+    healing = Candidate(0, b" ", None, tokens=[2], rest=b" ")
+    assert _draft(drafting, [healing], cells=100, max_tokens=48, n_ctx=1024, n_batch=512) == []

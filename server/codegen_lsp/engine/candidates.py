@@ -8,6 +8,12 @@ whitespace (they end as the same suggestion): the candidates differ where the ch
 sequence 0 is the greedy suggestion itself. Each sequence then goes on greedily (or sampled, with a
 temperature), with its own healing, stop strings, loop detection and budget.
 
+With `promptLookup` and greedy decoding, sequence 0 (the suggestion itself) drafts as the single
+greedy loop does (engine/speculation.py): the draft rides in the same batch as every sequence's next
+token, the longest agreeing prefix is kept and the cells of the rest are removed. Sampled candidates
+(temperature > 0) and the alternatives do not draft: an alternative ends with its first line, and
+sampled tokens would need speculative-sampling acceptance to keep their distribution.
+
 The alternatives (sequences after 0) end with their first line of code. Their difference is in that
 line, accepting one line brings the next suggestion anyway, and on CPU each sequence in the batch
 costs almost as much as the first (a 3-sequence llama.cpp step is ~1.9x a 1-sequence one on 2
@@ -25,6 +31,7 @@ import numpy as np
 from ..postprocess.repetition import RepetitionScanner
 from .healing import TokenHealer, pick
 from .jobs import GenerationJob
+from .speculation import DraftPolicy, DraftStats, PromptLookup
 
 MAX_CANDIDATES = 5  # sequences the context is created with (kv_reuse uses sequence 1 only in passing)
 
@@ -46,12 +53,22 @@ class Candidate:
         return self.pieces[len(self.removed):].decode("utf-8", "ignore")
 
 
+@dataclass
+class Drafting:
+    """Prompt-lookup drafts for sequence 0: what it looks up in, how long to draft, what happened."""
+    lookup: PromptLookup
+    policy: DraftPolicy
+    stats: DraftStats
+
+
 def decode_candidates(llama_cpp: Any, llm: Any, prompt_len: int, count: int, job: GenerationJob,
                       healer: TokenHealer, removed: bytes, end_ids: set[int], max_tokens: int,
-                      before_cursor: str, rng: np.random.Generator) -> list[Candidate]:
+                      before_cursor: str, rng: np.random.Generator,
+                      drafting: Drafting | None = None) -> list[Candidate]:
     """Decode up to `count` candidates after a prompt of `prompt_len` tokens in sequence 0 (its last
     logits are current). Afterwards sequence 0 holds the prompt and candidate 0's evaluated tokens, and
-    `llm.input_ids` / `llm.n_tokens` say so; the other sequences are removed."""
+    `llm.input_ids` / `llm.n_tokens` say so; the other sequences are removed. With `drafting` (greedy
+    jobs only: the caller passes none for sampled ones), sequence 0 drafts from its lookup."""
     ctx = llm._ctx.ctx
     mem = llama_cpp.llama_get_memory(ctx)
     n_vocab = llm.n_vocab()
@@ -70,8 +87,11 @@ def decode_candidates(llama_cpp: Any, llm: Any, prompt_len: int, count: int, job
                               rest=removed)
         _take(candidate, token, healer, job, max_tokens)
         candidates.append(candidate)
+    if drafting is not None and candidates:
+        drafting.lookup.append(candidates[0].tokens[0])
     try:
-        _decode(llama_cpp, llm, ctx, candidates, prompt_len, job, healer, end_ids, max_tokens, logits_of, rng)
+        _decode(llama_cpp, llm, ctx, candidates, prompt_len, job, healer, end_ids, max_tokens, logits_of, rng,
+                drafting)
     finally:
         for candidate in candidates[1:]:
             llama_cpp.llama_memory_seq_rm(mem, candidate.seq, -1, -1)
@@ -103,8 +123,10 @@ def _distinct_firsts(logits: np.ndarray, pool: np.ndarray, count: int, pieces: l
 
 def _decode(llama_cpp: Any, llm: Any, ctx: Any, candidates: list[Candidate], prompt_len: int, job: GenerationJob,
             healer: TokenHealer, end_ids: set[int], max_tokens: int, logits_of: Callable[[int], np.ndarray],
-            rng: np.random.Generator) -> None:
+            rng: np.random.Generator, drafting: Drafting | None = None) -> None:
     batch = llm._batch.batch
+    mem = llama_cpp.llama_get_memory(ctx)
+    n_ctx, n_batch = min(llm.n_ctx(), len(llm.input_ids)), int(llm.n_batch)
     while active := [c for c in candidates if not c.finish]:
         if job.cancel.is_set():
             for candidate in active:
@@ -115,22 +137,59 @@ def _decode(llama_cpp: Any, llm: Any, ctx: Any, candidates: list[Candidate], pro
             batch.n_seq_id[row], batch.logits[row] = 1, True
             batch.seq_id[row][0] = candidate.seq
             candidate.row = row
-        batch.n_tokens = len(active)
+        cells = prompt_len + sum(c.fed for c in candidates) + len(active)  # in use once this step's rows are in
+        draft = _draft(drafting, active, cells, max_tokens, n_ctx, n_batch)
+        main = active[0]  # sequence 0 when it drafts
+        for i, token in enumerate(draft):
+            row = len(active) + i
+            batch.token[row], batch.pos[row] = token, prompt_len + main.fed + 1 + i
+            batch.n_seq_id[row], batch.logits[row] = 1, True
+            batch.seq_id[row][0] = 0
+        batch.n_tokens = len(active) + len(draft)
         if (rc := llama_cpp.llama_decode(ctx, batch)) != 0:
             raise RuntimeError(f"llama_decode failed ({rc}) decoding {len(active)} candidates")
+        used = 0  # rows sequence 0 consumed: its own and the drafts greedy agreed with
         for candidate in active:
-            candidate.fed += 1
-            logits = logits_of(candidate.row)
-            if candidate.rest:
-                token = pick(logits, healer.allowed(candidate.rest), job.temperature, rng)
-            elif job.temperature <= 0.0:
-                token = int(np.argmax(logits))
-            else:
-                token = pick(logits, np.arange(len(logits), dtype=np.intc), job.temperature, rng)
-            if token in end_ids and not candidate.rest:
-                candidate.finish = "end"
-                continue
-            _take(candidate, token, healer, job, max_tokens)
+            rows = [candidate.row] + ([len(active) + i for i in range(len(draft))] if candidate is main else [])
+            for row_index, row in enumerate(rows):
+                candidate.fed += 1  # this row's token is in the cache now
+                used += candidate is main
+                logits = logits_of(row)
+                if candidate.rest:
+                    token = pick(logits, healer.allowed(candidate.rest), job.temperature, rng)
+                elif job.temperature <= 0.0:
+                    token = int(np.argmax(logits))
+                else:
+                    token = pick(logits, np.arange(len(logits), dtype=np.intc), job.temperature, rng)
+                if token in end_ids and not candidate.rest:
+                    candidate.finish = "end"
+                    break
+                _take(candidate, token, healer, job, max_tokens)
+                if drafting is not None and candidate.seq == 0:
+                    drafting.lookup.append(token)
+                # the next row holds the next drafted token: it counts only if greedy chose it here
+                if candidate.finish or row_index + 1 >= len(rows) or token != draft[row_index]:
+                    break
+        if draft and drafting is not None:
+            accepted = used - 1  # rows past the first that sequence 0 went on to
+            drafting.stats.drafted += len(draft)
+            drafting.stats.accepted += accepted
+            # acceptance only: a batch with other sequences in it says nothing about what a draft costs
+            drafting.policy.observe(len(draft), accepted)
+            if used < 1 + len(draft):  # the cells of drafts it did not go on to (rejected, or after its end)
+                llama_cpp.llama_memory_seq_rm(mem, 0, prompt_len + main.fed, -1)
+
+
+def _draft(drafting: Drafting | None, active: list[Candidate], cells: int, max_tokens: int, n_ctx: int,
+           n_batch: int) -> list[int]:
+    """Sequence 0's draft for this step ([] when it does not draft): limited by its budget, by the cells
+    left in the context (every sequence's tokens and this step's rows), and by one batch."""
+    if drafting is None or active[0].seq != 0 or active[0].rest:
+        return []
+    main = active[0]
+    room = min(max_tokens - len(main.tokens), n_ctx - cells - 1, n_batch - len(active))
+    k = drafting.policy.next(room) if room > 0 else 0
+    return drafting.lookup.draft(k) if k > 0 else []
 
 
 def _take(candidate: Candidate, token: int, healer: TokenHealer, job: GenerationJob, max_tokens: int) -> None:

@@ -22,11 +22,11 @@ import numpy as np
 from ..context.prompt import Text, expand, fit_segments
 from ..gguf.inspect import ModelFileError, ModelFileInfo, inspect_model_file
 from ..postprocess.repetition import RepetitionScanner
-from .candidates import MAX_CANDIDATES, decode_candidates, final_text
+from .candidates import MAX_CANDIDATES, Drafting, decode_candidates, final_text
 from .healing import HealPlan, TokenHealer, pick
 from .jobs import EngineConfig, GenerationJob, GenerationResult
 from .kv_reuse import apply_plan, enable_second_sequence, plan_reuse
-from .speculation import DraftPolicy, DraftStats, greedy_tokens
+from .speculation import DraftPolicy, DraftStats, PromptLookup, greedy_tokens
 from .tokens import SpliceTokenizer, splice_rule
 
 log = logging.getLogger(__name__)
@@ -255,8 +255,11 @@ class LlamaRunner:
         import llama_cpp
 
         started = time.perf_counter()
+        drafts = DraftStats()
+        drafting = (Drafting(PromptLookup(tokens, max_tokens), self._drafts, drafts)
+                    if job.prompt_lookup and job.temperature <= 0.0 else None)
         found = decode_candidates(llama_cpp, llm, len(tokens), min(job.candidates, MAX_CANDIDATES), job,
-                                  self._healer, heal.removed, end_ids, max_tokens, before_cursor, self._rng)
+                                  self._healer, heal.removed, end_ids, max_tokens, before_cursor, self._rng, drafting)
         seconds = time.perf_counter() - started
         generated = sum(len(c.tokens) for c in found)
         healed = heal.removed.decode("utf-8", "replace")
@@ -265,7 +268,8 @@ class LlamaRunner:
                                     prompt_seconds, seconds, healed=healed)
         texts = [final_text(c, job) for c in found]
         return GenerationResult(texts[0], found[0].finish, len(tokens), evaluated, generated, prompt_seconds,
-                                seconds, healed=healed, alternatives=tuple(texts[1:]))
+                                seconds, healed=healed, alternatives=tuple(texts[1:]), drafted_tokens=drafts.drafted,
+                                accepted_tokens=drafts.accepted)
 
     def _heal(self, llm: Any, removed: bytes, job: GenerationJob, pieces: bytearray) -> list[int]:
         """Generate (and evaluate) tokens that agree with `removed` until they cover it; their bytes go

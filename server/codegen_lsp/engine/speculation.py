@@ -114,11 +114,15 @@ class DraftPolicy:
         self._since_draft += 1
         self._step = seconds if not self._step else self._step + SMOOTHING * (seconds - self._step)
 
-    def verified(self, drafted: int, accepted: int, seconds: float) -> None:
-        """A batch of the step's token and `drafted` tokens took `seconds`; `accepted` were kept."""
+    def observe(self, drafted: int, accepted: int) -> None:
+        """`drafted` tokens were verified and `accepted` of them kept (the batch's cost not known)."""
         self._since_draft = 0
         self._accepted = self._accepted * DECAY + accepted
         self._rejected = self._rejected * DECAY + (1 if accepted < drafted else 0)
+
+    def verified(self, drafted: int, accepted: int, seconds: float) -> None:
+        """A batch of the step's token and `drafted` tokens took `seconds`; `accepted` were kept."""
+        self.observe(drafted, accepted)
         n = drafted + 1
         if self._fixed or not self._step or n >= len(self._cost):
             return
