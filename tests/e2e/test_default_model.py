@@ -14,15 +14,10 @@ from pytest_lsp import LanguageClient
 from codegen_lsp.gguf.inspect import inspect_model_file
 from codegen_lsp.gguf.meta import PromptFormat
 from support import REPO_ROOT
+from support.default_model import WRITES_CODE, WRITES_CODE_AT, shipped_model
 from support.lsp import inline, open_doc, start, wait_for_status
 
 MODELS = REPO_ROOT / "models"
-
-
-def shipped_model() -> Path:
-    found = sorted(MODELS.glob("*.gguf"))
-    assert len(found) == 1, f"exactly one embedded model expected in models/, found {found}"
-    return found[0]
 
 
 def test_the_shipped_model_is_small_documented_and_an_infill_model():
@@ -36,11 +31,6 @@ def test_the_shipped_model_is_small_documented_and_an_infill_model():
     assert re.search(r"exact match", card, re.IGNORECASE) and re.search(r"perplexity", card, re.IGNORECASE)
 
 
-# The cursor at its end: (5, 4). The embedded model is small (models/README.md) and often suggests
-# nothing useful; in a `main` that has just read sys.argv it writes code (greedy: always the same).
-MAIN = "import os\nimport sys\n\n\ndef main():\n    args = sys.argv[1:]\n    "
-
-
 async def assert_embedded_model_ready(client: LanguageClient) -> None:
     status = await wait_for_status(client, ("ready", "error"))  # how the first model load ended
     assert status["state"] == "ready" and status["model"] == shipped_model().name, status
@@ -50,8 +40,8 @@ async def test_server_uses_the_embedded_model_when_none_is_configured(client: La
     await start(client, None, tmp_path)
     await assert_embedded_model_ready(client)
     uri = (tmp_path / "a.py").as_uri()
-    open_doc(client, uri, MAIN)
-    items = await inline(client, uri, 6, 4)
+    open_doc(client, uri, WRITES_CODE)
+    items = await inline(client, uri, *WRITES_CODE_AT)
     assert items, "no suggestion from the embedded model in main()"
     assert all(isinstance(item, types.InlineCompletionItem) and str(item.insert_text).strip() for item in items)
 
@@ -106,8 +96,9 @@ async def test_demo_command_prints_what_the_server_answers_over_lsp(client: Lang
 async def test_complete_prints_a_suggestion_the_model_gives(client: LanguageClient, tmp_path: Path):
     """The same comparison where the model does suggest something (as the test above asserts over LSP),
     so a `complete` that prints nothing fails here."""
-    (tmp_path / "a.py").write_text(MAIN, encoding="utf-8")
+    (tmp_path / "a.py").write_text(WRITES_CODE, encoding="utf-8")
+    line, character = WRITES_CODE_AT
     printed, suggestion = await complete_and_ask_over_lsp(
-        client, ["complete", "a.py", "--line", "6", "--character", "4"], tmp_path)
+        client, ["complete", "a.py", "--line", str(line), "--character", str(character)], tmp_path)
     assert suggestion.strip(), "the server gave no suggestion in main()"
     assert printed == suggestion + "\n", (printed, suggestion)

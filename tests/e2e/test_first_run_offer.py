@@ -17,13 +17,12 @@ from pytest_lsp.client import make_test_lsp_client
 
 from codegen_lsp.first_run import ACTION_TITLES, BUILTIN_LABEL, OFFERED_MODEL, Answer
 from support.hub_mirror import HubMirror
+from support.default_model import WRITES_CODE, WRITES_CODE_AT
 from support.lsp import (SERVER, capabilities, inline, open_doc, record_events, start, wait_for_logged,
                          wait_for_stats)
 
 REPO_ID = "Salesforce/codegen-350M-mono"  # what models/registry.toml says OFFERED_MODEL is
 PULLED = f"{OFFERED_MODEL}-q8_0.gguf"
-# The embedded model writes code here, at (6, 4) (tests/e2e/test_default_model.py).
-MAIN = "import os\nimport sys\n\n\ndef main():\n    args = sys.argv[1:]\n    "
 # What memorizing_codegen1 (the mirror's checkpoint) writes at (5, 8); the demo model does not.
 SOURCE = "import os\n\n\ndef read_config(path):\n    with open(path) as fh:\n        \n"
 EXPECTED = "return fh.read()"
@@ -140,8 +139,8 @@ async def test_dismissing_changes_nothing_and_is_not_asked_again(cache, workspac
         await wait_for_logged(client, "model download offer: dismissed")
         loads = len([s for s in client.statuses if s["state"] == "loading"])
         uri = (workspace / "a.py").as_uri()
-        open_doc(client, uri, MAIN)
-        assert await inline(client, uri, 6, 4)
+        open_doc(client, uri, WRITES_CODE)
+        assert await inline(client, uri, *WRITES_CODE_AT)
         assert len([s for s in client.statuses if s["state"] == "loading"]) == loads == 1
         assert client.statuses[-1]["builtin"] is True and client.messages == []
         assert not (cache / "models").exists()
@@ -162,8 +161,8 @@ async def test_completions_are_answered_while_the_offer_is_open(cache, workspace
     try:
         await asyncio.wait_for(offered.asked.wait(), 30)
         uri = (workspace / "a.py").as_uri()
-        open_doc(client, uri, MAIN)
-        items = await asyncio.wait_for(inline(client, uri, 6, 4), 30)
+        open_doc(client, uri, WRITES_CODE)
+        items = await asyncio.wait_for(inline(client, uri, *WRITES_CODE_AT), 30)
         assert items and str(items[0].insert_text).strip()
         assert not hold.done()
     finally:
@@ -245,8 +244,8 @@ async def test_download_with_the_hub_unreachable_warns_and_keeps_the_demo_model(
         assert f"127.0.0.1:{port}" in shown.message and "built-in demo model keeps running" in shown.message
         assert [s["state"] for s in client.statuses].count("loading") == 1
         uri = (workspace / "a.py").as_uri()
-        open_doc(client, uri, MAIN)
-        assert await inline(client, uri, 6, 4)
+        open_doc(client, uri, WRITES_CODE)
+        assert await inline(client, uri, *WRITES_CODE_AT)
         assert client.statuses[-1]["builtin"] is True
         assert not (cache / "models" / PULLED).exists()
     finally:
@@ -298,8 +297,8 @@ async def test_cancelling_the_download_stops_the_pull_and_keeps_the_demo_model(c
             assert pull_processes(), "no pull child while the download is held"
             # The download is held at the mirror: the demo model answers meanwhile.
             uri = (workspace / "a.py").as_uri()
-            open_doc(client, uri, MAIN)
-            assert await asyncio.wait_for(inline(client, uri, 6, 4), 30)
+            open_doc(client, uri, WRITES_CODE)
+            assert await asyncio.wait_for(inline(client, uri, *WRITES_CODE_AT), 30)
             client.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(token=token))
 
             async def ended() -> types.WorkDoneProgressEnd:

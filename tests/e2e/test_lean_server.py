@@ -11,10 +11,9 @@ from pathlib import Path
 from lsprotocol import types
 
 from codegen_lsp.headless import ready_session, stop_session
-from support import REPO_ROOT
+from support.default_model import MODEL as DEFAULT_MODEL
 
 HEAVY = ("numpy", "gguf", "yaml", "torch", "transformers", "huggingface_hub", "llama_cpp")
-DEFAULT_MODEL = sorted((REPO_ROOT / "models").glob("*.gguf"))[0]
 
 
 def test_the_serve_command_imports_nothing_heavy():

@@ -24,6 +24,7 @@ from codegen_lsp.engine.jobs import CancelFlag, EngineConfig, GenerationJob, Gen
 from codegen_lsp.engine.llama_runner import LlamaRunner
 from codegen_lsp.engine.speculation import MAX_DRAFT, DraftPolicy
 from support import REPO_ROOT
+from support.default_model import MODEL as DEFAULT_MODEL
 
 ENGINE = REPO_ROOT / "server" / "codegen_lsp" / "engine"
 SOURCE = (ENGINE / "candidates.py").read_text(encoding="utf-8")
@@ -40,7 +41,6 @@ LONG = {  # attention over more than 512 cached tokens
     "longer": (SOURCE[:2800], ()),
     "runner": (RUNNER[:3400], ()),
 }
-DEFAULT_MODEL = sorted((REPO_ROOT / "models").glob("*.gguf"))[0]
 
 
 def drafting_runner() -> LlamaRunner:

@@ -9,6 +9,7 @@ import pytest
 from pytest_lsp import LanguageClient
 
 from codegen_lsp.postprocess.repetition import find_repetition, is_degenerate
+from support.default_model import LOOPS
 from support.lsp import inline, open_doc, start, wait_for_stats
 
 MAX_TOKENS = 32
@@ -17,8 +18,7 @@ MAX_TOKENS = 32
 LOOPING = {
     "smollm2": ["MAX = 1",  # 1000000000…
                 "s = '"],  # ^(.*?)(.*?)(.*?)…
-    "embedded": ["import numpy as np\n\na = np.array([",  # -1, -1, -1, …
-                 "assert_equal("],  # a, b, b, b, b, …
+    "embedded": LOOPS,  # support/default_model.py
 }
 
 

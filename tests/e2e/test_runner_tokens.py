@@ -9,9 +9,8 @@ import pytest
 
 from codegen_lsp.engine.jobs import EngineConfig
 from codegen_lsp.engine.llama_runner import LlamaRunner
-from support import REPO_ROOT
+from support.default_model import MODEL as DEFAULT_MODEL
 
-DEFAULT_MODEL = sorted((REPO_ROOT / "models").glob("*.gguf"))[0]
 TEXTS = ["def add(a, b):\n    return a + b\n", "naïve = 'café' + \"日本語\"  # ünïcode\nx = 1\n"]
 
 

@@ -15,9 +15,8 @@ import pytest
 
 from codegen_lsp.engine.llama_runner import _splice_tokenizer, _vocab_pieces
 from codegen_lsp.engine.tokens import SpliceTokenizer, splice_rule
-from support import REPO_ROOT
+from support.default_model import MODEL as DEFAULT_MODEL
 
-DEFAULT_MODEL = sorted((REPO_ROOT / "models").glob("*.gguf"))[0]
 SOURCES = [inspect.getsource(textwrap), inspect.getsource(json.decoder)]
 # What typing inserts, and the shapes that decide pre-token boundaries: blank lines, trailing
 # whitespace, tabs, CRLF, long indentation (longer than any whitespace token), non-ASCII, digits.
