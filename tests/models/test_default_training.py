@@ -92,6 +92,16 @@ def test_cursor_examples_are_shaped_like_healed_requests(shipped):
     assert seen_indent > 40 and seen_inside > 40  # both request shapes are trained
 
 
+def test_text_without_a_whole_line_gives_no_cursor_example(shipped):
+    """A window that is one partial line, blank lines, or lines across a file boundary has no cursor to
+    place (the batch then takes a random span instead)."""
+    tokenizer, specials = shipped
+    rng = np.random.default_rng(0)
+    for text in ("    return x", "partial\n\n   \n", "tail\nx = 1<|endoftext|>y = 2\nhead"):
+        assert cursor_example(text, rng, specials, tokenizer, 257) is None, text
+    assert cursor_example("tail\nx = 1\nhead", rng, specials, tokenizer, 257) is not None
+
+
 def test_cursor_examples_fit_the_window(shipped):
     tokenizer, specials = shipped
     long_code = CODE * 40
