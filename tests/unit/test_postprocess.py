@@ -280,6 +280,26 @@ def test_postprocess_drops_with_reason(language: str, buffer: str, completion: s
     assert result.dropped
 
 
+@pytest.mark.parametrize(
+    ("buffer", "completion", "text"),
+    [
+        # the editor put the cursor at the block's indentation; the model indented once more
+        ("def f(names):\n    for n in names:\n        |\n    return n\n", "        print(n)", "print(n)"),
+        # a block: its later lines move left with the first (relative indentation kept)
+        ("def f(x):\n    |\n", "    if x:\n            return 1\n        return 2\n", "if x:\n        return 1"),
+        # the editor did not indent after `if x:`: only the deeper line parses, so it stays
+        ("def f(x):\n    if x:\n    |\n", "    return 1\n", "    return 1"),
+        # at column 0 the model's indentation is the only indentation: kept
+        ("def f(x):\n|\n", "    return x\n", "    return x"),
+        # after code on the line, leading blanks are not indentation: the reindent step alone decides
+        ("x = foo(|)\n", " a)", "a"),
+    ],
+)
+def test_extra_indentation_after_the_editors_is_dropped(buffer: str, completion: str, text: str) -> None:
+    result = _post("python", buffer, completion)
+    assert (result.text.lstrip(" ") if "foo(" in buffer else result.text, result.reason) == (text, "ok")
+
+
 def test_postprocess_uses_document_tree_and_crlf() -> None:
     prefix, suffix = _split("def f():\r\n    |\r\n")
     tree = make_parser("python").parse((prefix + suffix).encode())

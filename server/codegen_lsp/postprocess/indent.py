@@ -89,3 +89,17 @@ def _whitespace(width: int, tabs: bool, tab_size: int) -> str:
     if tabs:
         return "\t" * (width // tab_size) + " " * (width % tab_size)
     return " " * width
+
+
+def without_extra_indent(completion: str) -> str:
+    """The completion moved left by its first line's leading whitespace: each later line loses as much
+    of its own leading whitespace (what it has, if less). For a cursor after the indentation of an
+    otherwise empty line, where the editor has placed the indentation already: whitespace the model
+    puts first is indentation on top of it (token healing lets a model trade the prompt's whitespace
+    token for a longer one), and its later lines are written relative to that deeper column."""
+    lines = completion.split("\n")
+    extra = len(leading_whitespace(lines[0]))
+    if not extra:
+        return completion
+    return "\n".join(line[min(extra, len(leading_whitespace(line))):] for line in lines)
+
