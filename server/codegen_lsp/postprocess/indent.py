@@ -102,4 +102,3 @@ def without_extra_indent(completion: str) -> str:
     if not extra:
         return completion
     return "\n".join(line[min(extra, len(leading_whitespace(line))):] for line in lines)
-
