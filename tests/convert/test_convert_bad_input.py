@@ -179,3 +179,24 @@ def test_pytorch_bin_checkpoint_converts_like_safetensors(checkpoint, tmp_path, 
     ours, reference = GGUFReader(str(out)), GGUFReader(str(tiny_codegen1.gguf_path))
     assert [t.name for t in ours.tensors] == [t.name for t in reference.tensors]
     assert all(np.array_equal(a.data, b.data) for a, b in zip(ours.tensors, reference.tensors))
+
+
+def test_ctrl_c_while_the_scratch_folder_is_made_leaves_nothing(tmp_path, monkeypatch):
+    """The moment the suite once caught: Ctrl-C right after mkdtemp, before anyone owns the folder."""
+    import os
+    import tempfile
+
+    from codegen_lsp import convert
+
+    made = tempfile.mkdtemp
+
+    def mkdtemp_then_ctrl_c(*args, **kwargs):
+        folder = made(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+        return folder
+
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        with convert._scratch_folder(tmp_path):
+            pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from ..outtypes import OUTTYPES
 from .checkpoint import Checkpoint
@@ -42,6 +46,23 @@ def plan_checkpoint(src: Path, mp_num: int | None = None) -> ConversionPlan:
                           f"unknown model_type {ckpt.model_type!r} (supported: codegen, llama for CodeGen 2.5)")
 
 
+@contextlib.contextmanager
+def _scratch_folder(parent: Path | None) -> Iterator[str]:
+    """A temporary folder for the intermediate file, removed however the conversion ends. Ctrl-C is held
+    back while it is made: a KeyboardInterrupt between mkdtemp and the context manager taking charge
+    of the folder would leave it behind (seen once in the suite)."""
+    held = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
+    with contextlib.ExitStack() as cleanup:
+        if held:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            tmp = cleanup.enter_context(tempfile.TemporaryDirectory(prefix=".convert-", dir=parent))
+        finally:
+            if held:  # a Ctrl-C held back lands here, with the folder's removal already arranged
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        yield tmp
+
+
 def convert_checkpoint(src: Path, out: Path, outtype: str = "f16", mp_num: int | None = None,
                        progress: bool = True, threads: int | None = None) -> ConversionReport:
     if outtype not in OUTTYPES:
@@ -54,7 +75,7 @@ def convert_checkpoint(src: Path, out: Path, outtype: str = "f16", mp_num: int |
     else:
         inter = "f32" if plan.n_params <= F32_INTERMEDIATE_MAX_PARAMS else "f16"
         parent = out.parent if str(out.parent) else Path(".")
-        with tempfile.TemporaryDirectory(prefix=".convert-", dir=parent if parent.is_dir() else None) as tmp:
+        with _scratch_folder(parent if parent.is_dir() else None) as tmp:
             intermediate = Path(tmp) / f"model-{inter}.gguf"
             write_gguf(plan, intermediate, inter, progress=progress)
             quantize(intermediate, out, outtype, threads=threads, progress=progress)
