@@ -26,6 +26,7 @@ from .candidates import MAX_CANDIDATES, Drafting, decode_candidates, final_text
 from .healing import HealPlan, TokenHealer, pick
 from .jobs import EngineConfig, GenerationJob, GenerationResult
 from .kv_reuse import apply_plan, enable_second_sequence, plan_reuse
+from .logits_memo import MEMO_ROWS, LogitsMemo
 from .speculation import DraftPolicy, DraftStats, PromptLookup, greedy_tokens
 from .tokens import SpliceTokenizer, splice_rule
 
@@ -37,8 +38,9 @@ MAX_DRIFT_TOKENS = 64
 
 
 class LlamaRunner:
-    def __init__(self, draft_policy: Callable[[], DraftPolicy] = DraftPolicy) -> None:
-        """`draft_policy` makes the prompt-lookup policy of each loaded model (tests pin its costs)."""
+    def __init__(self, draft_policy: Callable[[], DraftPolicy] = DraftPolicy, memo_rows: int = MEMO_ROWS) -> None:
+        """`draft_policy` makes the prompt-lookup policy of each loaded model (tests pin its costs);
+        `memo_rows`: logits rows kept (logits_memo.py; 0: the last prompt token is always evaluated)."""
         self._llm: Any = None
         self._draft_policy = draft_policy
         self._drafts = draft_policy()  # learned while decoding, kept across generations of one model
@@ -50,6 +52,7 @@ class LlamaRunner:
         self._heal_skips: set[str] = set()  # reasons already logged for this model
         self._rng = None
         self._tokens: SpliceTokenizer | None = None
+        self._memo = LogitsMemo(memo_rows)  # logits of the cache's latest positions (logits_memo.py)
 
     @property
     def info(self) -> ModelFileInfo | None:
@@ -65,6 +68,7 @@ class LlamaRunner:
         if self._llm is not None:
             self._llm.reset()  # n_tokens = 0: the next eval removes every cell after it
             self._exact_until, self._drift = 0, 0
+            self._memo.clear()
 
     def load(self, config: EngineConfig, progress: Callable[[float], None] | None = None) -> ModelFileInfo:
         info = inspect_model_file(config.model_path)
@@ -89,6 +93,7 @@ class LlamaRunner:
             self._chunk_reuse = False
             log.warning("KV chunk reuse disabled: %s", exc)
         self._exact_until, self._drift = 0, 0
+        self._memo.clear()
         pieces = _vocab_pieces(llama_cpp, self._llm)
         self._healer, self._heal_skips = TokenHealer(pieces), set()
         self._tokens = _splice_tokenizer(llama_cpp, self._llm, pieces)
@@ -161,8 +166,13 @@ class LlamaRunner:
             tokens = [info.token_ids.get("eos", 0)]
 
         started = time.perf_counter()
+        greedy = job.temperature <= 0.0
         reused = _common_prefix(llm.input_ids[: llm.n_tokens], tokens)
-        reused = min(reused, len(tokens) - 1)  # always evaluate the last token: its logits are sampled
+        # The last token's logits are what is sampled: evaluated again unless kept from when it was.
+        first = self._memo.get(len(tokens) - 1) if reused == len(tokens) and greedy and job.candidates <= 1 else None
+        if first is None:
+            reused = min(reused, len(tokens) - 1)
+        self._memo.forget_from(reused)  # every cell from there on is written below
         evaluated, plan, moved = 0, None, False
         if self._chunk_reuse:
             plan = plan_reuse(llm.input_ids[: llm.n_tokens], tokens, reused)
@@ -184,25 +194,35 @@ class LlamaRunner:
         if not moved and reused <= self._exact_until:  # everything after `reused` is evaluated afresh
             self._exact_until, self._drift = len(tokens), 0
         llm.n_tokens = reused  # eval() drops KV entries past n_tokens
+        if first is not None:  # nothing to evaluate, but the cells after the prompt go
+            import llama_cpp
+
+            llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(llm._ctx.ctx), 0, reused, -1)
         for start in range(reused, len(tokens), PROMPT_CHUNK_TOKENS):
             if job.cancel.is_set():
                 return GenerationResult("", "cancelled", len(tokens), evaluated + start - reused)
             llm.eval(tokens[start:start + PROMPT_CHUNK_TOKENS])
         evaluated += len(tokens) - reused
+        if first is None:
+            self._keep_last(llm)
         prompt_seconds = time.perf_counter() - started
 
         end_ids = set(info.end_token_ids) | {llm.token_eos()}
         pieces, finish, generated = bytearray(), "length", 0
         started = time.perf_counter()
         if job.candidates > 1 and self._chunk_reuse and self._healer is not None:
+            self._memo.clear()  # other sequences share the cells: not tracked
             return self._candidates(llm, tokens, job, heal, end_ids, max_tokens, before_cursor, evaluated,
                                     prompt_seconds)
-        healed = self._heal(llm, heal.removed, job, pieces) if heal.removed else []
+        if heal.removed:
+            healed = self._heal(llm, heal.removed, job, pieces, first)
+            first = None  # used by the first healing step
+        else:
+            healed = []
         if job.cancel.is_set():
             return GenerationResult("", "cancelled", len(tokens), evaluated, len(healed), prompt_seconds,
                                     time.perf_counter() - started)
         skip = len(heal.removed)  # generated bytes that only spell out what healing took off
-        greedy = job.temperature <= 0.0
         budget = max_tokens - len(healed)  # maxTokens counts the healing tokens too
         loop = RepetitionScanner(before_cursor) if job.stop_on_loop else None
         fed = 0
@@ -213,8 +233,9 @@ class LlamaRunner:
             import llama_cpp
 
             decoded = greedy_tokens(llama_cpp, llm, tokens + healed, budget, job.cancel.is_set,
-                                    self._drafts if job.prompt_lookup else None, drafts)
+                                    self._drafts if job.prompt_lookup else None, drafts, self._memo, first)
         else:
+            self._memo.clear()  # llama-cpp-python's generate writes cells without telling the memo
             decoded = llm.generate(tokens + healed, temp=job.temperature, top_p=job.top_p, top_k=40,
                                    repeat_penalty=1.0)
         for token in decoded:
@@ -271,10 +292,19 @@ class LlamaRunner:
                                 seconds, healed=healed, alternatives=tuple(texts[1:]), drafted_tokens=drafts.drafted,
                                 accepted_tokens=drafts.accepted)
 
-    def _heal(self, llm: Any, removed: bytes, job: GenerationJob, pieces: bytearray) -> list[int]:
+    def _keep_last(self, llm: Any) -> None:
+        """Keep the logits of the token just evaluated last (llm.eval)."""
+        import llama_cpp
+
+        row = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+        self._memo.keep(llm.n_tokens - 1, np.ctypeslib.as_array(row, shape=(llm.n_vocab(),)))
+
+    def _heal(self, llm: Any, removed: bytes, job: GenerationJob, pieces: bytearray,
+              first: np.ndarray | None = None) -> list[int]:
         """Generate (and evaluate) tokens that agree with `removed` until they cover it; their bytes go
         to `pieces`, past the end of `removed` too when the last token reaches beyond it (`return` +
-        ` a` after a prompt that lost its ` `). Stops early when the job is cancelled."""
+        ` a` after a prompt that lost its ` `). Stops early when the job is cancelled. `first`: the
+        logits to start from, when the prompt's last token was not evaluated (logits_memo.py)."""
         import llama_cpp
 
         healer, rest, chosen = self._healer, removed, []
@@ -287,14 +317,19 @@ class LlamaRunner:
             if len(allowed) == 0:  # no token agrees (a vocabulary without single bytes): spell it as is
                 forced = self._tokenize(rest.decode("utf-8", "replace"))
                 llm.eval(forced)
+                self._keep_last(llm)
                 pieces += rest
                 return chosen + forced
-            logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), shape=(n_vocab,))
+            if first is not None:
+                logits, first = first, None
+            else:
+                logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), shape=(n_vocab,))
             token = pick(logits, allowed, job.temperature, self._rng)
             chosen.append(token)
             pieces += healer.pieces[token]
             rest = healer.advance(rest, token)
             llm.eval([token])
+            self._keep_last(llm)
         return chosen
 
 

@@ -26,6 +26,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from .logits_memo import LogitsMemo
+
 MAX_NGRAM = 4  # the longest tail looked up; shorter ones (down to 1 token) are tried next
 MAX_DRAFT = 16
 # DraftPolicy's starting beliefs: a batch of n tokens costs 1 + 0.2 (n - 1) steps (cheap, so the first
@@ -139,11 +141,13 @@ class DraftPolicy:
 
 
 def greedy_tokens(llama_cpp: Any, llm: Any, history: list[int], budget: int, cancelled: Callable[[], bool],
-                  policy: DraftPolicy | None, stats: DraftStats) -> Iterator[int]:
-    """Greedy tokens after `history`, whose last token's logits are current in sequence 0; at most
-    `budget` of them, none after a cancel. The caller may stop early (a stop string): `llm.input_ids`
-    and `llm.n_tokens` always say which tokens the KV cache holds (the last token yielded before a
-    decode is not evaluated yet; accepted drafts are, even those after where the caller stopped)."""
+                  policy: DraftPolicy | None, stats: DraftStats, memo: LogitsMemo | None = None,
+                  first: np.ndarray | None = None) -> Iterator[int]:
+    """Greedy tokens after `history`, whose last token's logits are current in sequence 0 (or given as
+    `first`); at most `budget` of them, none after a cancel. The caller may stop early (a stop string):
+    `llm.input_ids` and `llm.n_tokens` always say which tokens the KV cache holds (the last token
+    yielded before a decode is not evaluated yet; accepted drafts are, even those after where the
+    caller stopped). `memo` keeps the logits of every cell decoded."""
     ctx = llm._ctx.ctx
     mem = llama_cpp.llama_get_memory(ctx)
     batch = llm._batch.batch
@@ -152,10 +156,13 @@ def greedy_tokens(llama_cpp: Any, llm: Any, history: list[int], budget: int, can
     n_batch = int(llm.n_batch)  # tokens one decode call can take
     lookup = PromptLookup(history, budget) if policy is not None else None
 
-    def argmax(row: int) -> int:
-        return int(np.argmax(np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, row), shape=(n_vocab,))))
+    def logits(row: int) -> np.ndarray:
+        return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, row), shape=(n_vocab,))
 
-    token, made = argmax(-1), 0
+    def argmax(row: int) -> int:
+        return int(np.argmax(logits(row)))
+
+    token, made = (argmax(-1) if first is None else int(np.argmax(first))), 0
     while True:
         made += 1
         yield token
@@ -184,6 +191,9 @@ def greedy_tokens(llama_cpp: Any, llm: Any, history: list[int], budget: int, can
         kept = 1 + accepted  # cells holding `token` and the accepted drafts
         llm.input_ids[n_past: n_past + kept] = row_tokens[:kept]
         llm.n_tokens = n_past + kept
+        if memo is not None:
+            for row in range(kept):
+                memo.keep(n_past + row, logits(row))
         if policy is not None and draft:
             policy.verified(len(draft), accepted, seconds)
         elif policy is not None:
