@@ -137,3 +137,16 @@ def test_candidates_first_tokens_differ_by_more_than_whitespace(smol: Vocab):
     logits[ranked] = [5.0, 4.0, 3.0, 2.0]
     pool = smol.healer.allowed(b"  ")
     assert _distinct_firsts(logits, pool, 3, pieces, b"  ") == [ranked[0], ranked[1], ranked[3]]
+
+
+@pytest.mark.parametrize("rest", [b"\xff", b"\xef\xbf", b" ", b"    "])
+def test_allowed_at_the_ends_of_the_byte_order(smol: Vocab, rest: bytes):
+    """Prefixes whose last bytes are 0xff (their run of sorted pieces ends where the next prefix starts)
+    and the largest runs (a space begins most of SmolLM2's tokens)."""
+    assert sorted(smol.healer.allowed(rest).tolist()) == smol.brute_force_allowed(rest)
+
+
+def test_successor_bounds_every_string_with_the_prefix():
+    from codegen_lsp.engine.healing import _successor
+
+    assert _successor(b"ab") == b"ac" and _successor(b"a\xff\xff") == b"b" and _successor(b"\xff") is None

@@ -32,10 +32,11 @@ class TokenHealer:
     def __init__(self, pieces: Sequence[bytes]) -> None:
         """`pieces[i]`: the bytes token i stands for (b"" for control and unused tokens)."""
         self.pieces = list(pieces)
-        self._sorted = sorted((p, i) for i, p in enumerate(self.pieces) if p)
-        self._keys = [p for p, _ in self._sorted]
+        ordered = sorted((p, i) for i, p in enumerate(self.pieces) if p)
+        self._keys = [p for p, _ in ordered]
+        self._ids = np.array([i for _, i in ordered], dtype=np.intc)  # token ids in the order of their bytes
         self._by_piece: dict[bytes, list[int]] = {}
-        for piece, token in self._sorted:
+        for piece, token in ordered:
             self._by_piece.setdefault(piece, []).append(token)
         self._masks: dict[bytes, np.ndarray] = {}
 
@@ -60,16 +61,13 @@ class TokenHealer:
         mask = self._masks.get(rest)
         if mask is not None:
             return mask
+        # The pieces that start with `rest` are one run of the sorted pieces: a slice, not a loop (a
+        # space begins ~32k of SmolLM2's 49k tokens: 15 ms in Python).
         start = bisect.bisect_left(self._keys, rest)
-        ids = []
-        for k in range(start, len(self._sorted)):
-            piece, token = self._sorted[k]
-            if not piece.startswith(rest):
-                break
-            ids.append(token)
-        for end in range(1, len(rest)):
-            ids += self._by_piece.get(rest[:end], ())
-        mask = np.array(sorted(ids), dtype=np.intc)
+        after = _successor(rest)
+        end = bisect.bisect_left(self._keys, after, lo=start) if after is not None else len(self._keys)
+        shorter = [t for n in range(1, len(rest)) for t in self._by_piece.get(rest[:n], ())]
+        mask = np.sort(np.concatenate([self._ids[start:end], np.array(shorter, dtype=np.intc)]))
         if len(self._masks) >= MAX_CACHED_MASKS:
             self._masks.clear()
         self._masks[rest] = mask
@@ -79,6 +77,14 @@ class TokenHealer:
         """What is left to spell out after `token` was generated."""
         piece = self.pieces[token]
         return rest[len(piece):] if len(piece) < len(rest) else b""
+
+
+def _successor(prefix: bytes) -> bytes | None:
+    """The least byte string greater than every string that starts with `prefix` (None: no such string)."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return None
+    return stripped[:-1] + bytes([stripped[-1] + 1])
 
 
 def pick(logits: np.ndarray, allowed: np.ndarray, temperature: float, rng: np.random.Generator) -> int:
