@@ -30,7 +30,8 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from ..context.prompt import Text, Token, expand, fit_segments
-from ..gguf.inspect import ModelFileError, ModelFileInfo, inspect_model_file
+from ..gguf.header import read_header
+from ..gguf.inspect import TOKENS_KEY, ModelFileError, ModelFileInfo, inspect_model_file
 from ..gguf.meta import PromptFormat
 from .jobs import EngineConfig, GenerationJob, GenerationResult
 from .process import EngineCrashed, VocabProcess
@@ -81,9 +82,7 @@ class RemoteEngine(ThreadedEngine):
         server_model = self._check_server(config)
         if config.model_path is not None:
             info = inspect_model_file(config.model_path)
-            from gguf import GGUFReader
-
-            tokens = GGUFReader(str(config.model_path)).fields["tokenizer.ggml.tokens"].contents()
+            tokens = read_header(config.model_path, string_arrays=(TOKENS_KEY,)).fields[TOKENS_KEY]
             try:  # the tokenizer alone (no weights), in an engine process: exact token counts for fitting
                 self._vocab = VocabProcess(config.model_path)
             except EngineCrashed as exc:

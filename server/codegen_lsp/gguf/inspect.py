@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import meta as mm
+from .header import HeaderError, read_header
 
 GGUF_MAGIC = b"GGUF"
 TEXT_ARCHITECTURES_WITHOUT_VOCAB = ("clip", "whisper", "encodec")
@@ -33,14 +34,7 @@ class ModelFileInfo:
     size_bytes: int
 
 
-def _field_value(reader, key: str):
-    field = reader.fields.get(key)
-    if field is None:
-        return None
-    try:
-        return field.contents()
-    except Exception:  # noqa: BLE001 - gguf-py raises assorted errors on odd types
-        return None
+TOKENS_KEY = "tokenizer.ggml.tokens"
 
 
 def inspect_model_file(path: Path | str) -> ModelFileInfo:
@@ -56,21 +50,22 @@ def inspect_model_file(path: Path | str) -> ModelFileInfo:
         raise ModelFileError(path, f"cannot read ({exc.strerror or exc})") from None
     if magic != GGUF_MAGIC:
         raise ModelFileError(path, "not a GGUF file (convert it with `codegen-lsp convert`)")
-    from gguf import GGUFReader
-
     try:
-        reader = GGUFReader(str(path))
-    except Exception as exc:  # noqa: BLE001 - truncated files raise ValueError/IndexError/struct errors
-        raise ModelFileError(path, f"truncated or corrupt GGUF ({type(exc).__name__}: {exc})") from None
-    arch = _field_value(reader, "general.architecture")
-    if not arch:
+        header = read_header(path, string_arrays=(TOKENS_KEY,))
+    except HeaderError as exc:
+        raise ModelFileError(path, f"truncated or corrupt GGUF ({exc})") from None
+    except OSError as exc:
+        raise ModelFileError(path, f"cannot read ({exc.strerror or exc})") from None
+    fields = header.fields
+    arch = fields.get("general.architecture")
+    if not arch or not isinstance(arch, str):
         raise ModelFileError(path, "GGUF has no general.architecture")
-    tokens = _field_value(reader, "tokenizer.ggml.tokens")
-    if arch in TEXT_ARCHITECTURES_WITHOUT_VOCAB or not tokens:
+    tokens = fields.get(TOKENS_KEY)
+    if arch in TEXT_ARCHITECTURES_WITHOUT_VOCAB or not isinstance(tokens, list) or not tokens:
         raise ModelFileError(path, f"not a text-generation model (architecture {arch!r}, no vocabulary)")
-    if reader.tensors:
-        last = max(reader.tensors, key=lambda t: t.data_offset)
-        if last.data_offset + int(last.n_bytes) > path.stat().st_size:
+    if header.tensors:
+        last = max(header.tensors, key=lambda t: t.offset)
+        if last.offset + last.n_bytes > path.stat().st_size:
             raise ModelFileError(path, "truncated GGUF (tensor data runs past the end of the file)")
 
     ids: dict[str, int] = {}
@@ -79,22 +74,22 @@ def inspect_model_file(path: Path | str) -> ModelFileInfo:
                       ("fim_pre", "tokenizer.ggml.fim_pre_token_id"), ("fim_suf", "tokenizer.ggml.fim_suf_token_id"),
                       ("fim_mid", "tokenizer.ggml.fim_mid_token_id"), ("mask", mm.KEY_MASK_TOKEN_ID),
                       ("sep", mm.KEY_SEP_TOKEN_ID), ("infill_eom", mm.KEY_EOM_TOKEN_ID)):
-        value = _field_value(reader, key)
-        if isinstance(value, int):
+        value = fields.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
             ids[role] = value
     if "file_sep" not in ids:  # repository-level layout (Qwen2.5-Coder, StarCoder2): other files go between these
-        declared_sep = _field_value(reader, "tokenizer.ggml.fim_sep_token_id")
+        declared_sep = fields.get("tokenizer.ggml.fim_sep_token_id")
         found = declared_sep if isinstance(declared_sep, int) else _token_id(tokens, ("<|file_sep|>", "<file_sep>"))
         if found is not None:
             ids["file_sep"] = found
-    declared = _field_value(reader, mm.KEY_PROMPT_FORMAT)
-    family = _field_value(reader, mm.KEY_FAMILY) or "unknown"
-    context = _field_value(reader, mm.KEY_CONTEXT_LENGTH) or _field_value(reader, f"{arch}.context_length") or 2048
-    ends = _field_value(reader, mm.KEY_END_TOKEN_IDS)
+    declared = fields.get(mm.KEY_PROMPT_FORMAT)
+    family = fields.get(mm.KEY_FAMILY) or "unknown"
+    context = fields.get(mm.KEY_CONTEXT_LENGTH) or fields.get(f"{arch}.context_length") or 2048
+    ends = fields.get(mm.KEY_END_TOKEN_IDS)
     end_ids = tuple(int(x) for x in ends) if isinstance(ends, list) else tuple(
         ids[r] for r in ("eos", "eot", "eom") if r in ids)
     return ModelFileInfo(
-        path=path, architecture=str(arch), name=str(_field_value(reader, "general.name") or path.stem),
+        path=path, architecture=str(arch), name=str(fields.get("general.name") or path.stem),
         context_length=int(context), prompt_format=_prompt_format(declared, ids, tokens),
         family=str(family), end_token_ids=end_ids, token_ids=ids, size_bytes=path.stat().st_size,
     )
