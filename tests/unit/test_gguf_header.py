@@ -88,3 +88,17 @@ def test_what_is_not_a_gguf_it_reads_says_why(tmp_path: Path, data: bytes, says:
     path.write_bytes(data)
     with pytest.raises(HeaderError, match=says):
         read_header(path)
+
+
+def test_a_token_that_is_not_utf8_is_read_with_replacement(tmp_path: Path):
+    """GGUF strings should be UTF-8; one that is not is llama.cpp's to judge, not a corrupt file."""
+    path = tmp_path / "odd.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_token_list([b"\xff\xfe", "a"])
+    writer.add_tensor("a", np.zeros(4, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    assert read_header(path, string_arrays=("tokenizer.ggml.tokens",)).fields["tokenizer.ggml.tokens"] == [
+        "\ufffd\ufffd", "a"]

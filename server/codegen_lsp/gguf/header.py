@@ -31,7 +31,7 @@ class HeaderError(ValueError):
 @dataclass(frozen=True)
 class TensorInfo:
     name: str
-    shape: tuple[int, ...]
+    dims: tuple[int, ...]  # as stored (ggml's order: the fastest-moving first)
     ggml_type: int
     offset: int  # from the start of the file
     n_bytes: int
@@ -57,7 +57,7 @@ def read_header(path: Path | str, string_arrays: Iterable[str] = ()) -> GGUFHead
     with data:
         try:
             return _Reader(data).read(wanted)
-        except (struct.error, IndexError, UnicodeDecodeError, OverflowError) as exc:
+        except (struct.error, IndexError, OverflowError) as exc:
             raise HeaderError(f"truncated or corrupt ({type(exc).__name__}: {exc})") from None
 
 
@@ -75,7 +75,8 @@ class _Reader:
         n = self.take("Q")
         if self.at + n > len(self.data):
             raise HeaderError("truncated or corrupt (a string runs past the end of the file)")
-        text = self.data[self.at:self.at + n].decode("utf-8")
+        # GGUF strings are UTF-8; a token that is not should not keep llama.cpp from deciding on the file.
+        text = self.data[self.at:self.at + n].decode("utf-8", "replace")
         self.at += n
         return text
 
@@ -112,7 +113,7 @@ class _Reader:
             n_elements = 1
             for d in dims:
                 n_elements *= d
-            header.tensors.append(TensorInfo(name, tuple(reversed(dims)), ggml_type, header.data_offset + offset,
+            header.tensors.append(TensorInfo(name, dims, ggml_type, header.data_offset + offset,
                                              n_elements // block * size))
         return header
 
