@@ -181,22 +181,38 @@ def test_pytorch_bin_checkpoint_converts_like_safetensors(checkpoint, tmp_path, 
     assert all(np.array_equal(a.data, b.data) for a, b in zip(ours.tensors, reference.tensors))
 
 
-def test_ctrl_c_while_the_scratch_folder_is_made_leaves_nothing(tmp_path, monkeypatch):
-    """The moment the suite once caught: Ctrl-C right after mkdtemp, before anyone owns the folder."""
+@pytest.mark.parametrize("taken_by", ["main thread", "another thread"])
+def test_ctrl_c_while_the_scratch_folder_is_made_leaves_nothing(tmp_path, monkeypatch, taken_by):
+    """The moment the suite caught twice: Ctrl-C right after mkdtemp made the folder, before anyone
+    owns it; the signal may reach any thread of the process (the suite has several)."""
     import os
     import tempfile
+    import threading
 
     from codegen_lsp import convert
 
-    made = tempfile.mkdtemp
+    made, idle = tempfile.mkdtemp, threading.Event()
+    other = threading.Thread(target=idle.wait, daemon=True)
+    other.start()
 
     def mkdtemp_then_ctrl_c(*args, **kwargs):
         folder = made(*args, **kwargs)
-        os.kill(os.getpid(), signal.SIGINT)
+        if taken_by == "main thread":
+            os.kill(os.getpid(), signal.SIGINT)
+        else:
+            signal.pthread_kill(other.ident, signal.SIGINT)
+            time.sleep(0.05)  # that thread takes it; Python runs the handler here, in the main thread
         return folder
 
     monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp_then_ctrl_c)
-    with pytest.raises(KeyboardInterrupt):
-        with convert._scratch_folder(tmp_path):
-            pass
+    # As in a terminal, whatever this suite inherited (a background job starts with SIGINT ignored).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with convert._scratch_folder(tmp_path):
+                pass
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        idle.set()
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
 import tempfile
 import threading
@@ -48,19 +49,28 @@ def plan_checkpoint(src: Path, mp_num: int | None = None) -> ConversionPlan:
 
 @contextlib.contextmanager
 def _scratch_folder(parent: Path | None) -> Iterator[str]:
-    """A temporary folder for the intermediate file, removed however the conversion ends. Ctrl-C is held
-    back while it is made: a KeyboardInterrupt between mkdtemp and the context manager taking charge
-    of the folder would leave it behind (seen once in the suite)."""
-    held = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
-    with contextlib.ExitStack() as cleanup:
-        if held:
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    """A temporary folder for the intermediate file, removed however the conversion ends. A Ctrl-C
+    while mkdtemp runs is only recorded, and raised once the folder is ours to remove: raised inside
+    mkdtemp, after the folder exists but before it is returned, it left the folder behind (the suite
+    caught it). Blocking SIGINT is not enough: another thread may take the signal."""
+    interrupted: list[int] = []
+    swapped = (threading.current_thread() is threading.main_thread()
+               and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    if swapped:
+        signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
+    folder = None
+    try:
         try:
-            tmp = cleanup.enter_context(tempfile.TemporaryDirectory(prefix=".convert-", dir=parent))
+            folder = tempfile.mkdtemp(prefix=".convert-", dir=parent)
         finally:
-            if held:  # a Ctrl-C held back lands here, with the folder's removal already arranged
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-        yield tmp
+            if swapped:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+        if interrupted:
+            raise KeyboardInterrupt
+        yield folder
+    finally:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def convert_checkpoint(src: Path, out: Path, outtype: str = "f16", mp_num: int | None = None,
