@@ -86,10 +86,19 @@ def enable_second_sequence(llm: Any) -> None:
     params = llm.context_params
     from .candidates import MAX_CANDIDATES
 
+    original = params.n_seq_max, params.kv_unified
+    # The old context (its KV cache and compute buffers) goes first: with both alive at once every load
+    # peaked ~45 MiB above what the engine holds afterwards (SmolLM2, n_ctx 2048).
+    llm._ctx.close()
     params.n_seq_max, params.kv_unified = MAX_CANDIDATES, True
-    ctx = _internals.LlamaContext(model=llm._model, params=params, verbose=llm.verbose)
-    old, llm._ctx = llm._ctx, ctx
-    old.close()
+    try:
+        ctx = _internals.LlamaContext(model=llm._model, params=params, verbose=llm.verbose)
+    except Exception:
+        params.n_seq_max, params.kv_unified = original  # the context Llama() made: prefix reuse still works
+        llm._ctx = _internals.LlamaContext(model=llm._model, params=params, verbose=llm.verbose)
+        llm._stack.callback(llm._ctx.close)
+        raise
+    llm._ctx = ctx
     llm._stack.callback(ctx.close)
     llm.n_tokens = 0
     if not llama_cpp.llama_memory_can_shift(ctx.memory):
