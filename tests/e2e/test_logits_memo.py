@@ -29,7 +29,7 @@ def runners(request) -> tuple[LlamaRunner, LlamaRunner]:
         runner.free()
 
 
-def ask(runner: LlamaRunner, prefix: str, suffix: str = "", heal: bool = True, max_tokens: int = 8) -> GenerationResult:
+def ask(runner: LlamaRunner, prefix: str, heal: bool = True, max_tokens: int = 8) -> GenerationResult:
     job = GenerationJob([Text(prefix, role="prefix")], max_tokens=max_tokens, stop_strings=("\n",), heal=heal)
     return runner.generate(job)
 
@@ -49,7 +49,7 @@ def test_typing_with_the_memo_answers_as_without_it(runners):
     start = SOURCE.index("class GenerationJob")
     evaluated_none = 0
     for prefix in typing(SOURCE, start, 40):
-        got, expected = ask(memo, prefix, ""), ask(plain, prefix, "")
+        got, expected = ask(memo, prefix), ask(plain, prefix)
         assert (got.text, got.finish_reason, got.generated_tokens) == (expected.text, expected.finish_reason,
                                                                   expected.generated_tokens), repr(prefix[-40:])
         assert expected.evaluated_prompt_tokens >= 1  # without the memo the last token is evaluated again
@@ -61,17 +61,17 @@ def test_typing_with_the_memo_answers_as_without_it(runners):
 def test_an_edit_before_the_kept_rows_is_not_answered_from_them(runners):
     memo, plain = runners
     prefix = SOURCE[:SOURCE.index("class GenerationJob") + 30]
-    ask(memo, prefix, "")
+    ask(memo, prefix)
     # The same number of tokens, one of them earlier in the text changed: the cache holds everything
     # up to the edit, and no row kept for the old text after it may be used.
     edited = prefix.replace("from __future__", "from __futur__", 1)
     assert edited != prefix
-    got, expected = ask(memo, edited, ""), ask(plain, edited, "")
+    got, expected = ask(memo, edited), ask(plain, edited)
     assert got.evaluated_prompt_tokens >= 1
     assert (got.text, got.generated_tokens) == (expected.text, expected.generated_tokens)
     # And asked again unchanged, the rows kept just now answer it, with healing and without (then the
     # first token is decoded straight after the prompt: the cells of the last answer must go first).
-    again = ask(memo, edited, "")
+    again = ask(memo, edited)
     assert again.evaluated_prompt_tokens == 0 and again.text == got.text
     ask(memo, edited, heal=False)  # healing may have chosen another last token than the text's own
     for _ in range(2):

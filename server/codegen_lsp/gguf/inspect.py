@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import meta as mm
-from .header import HeaderError, read_header
+from .header import GGUF_MAGIC, HeaderError, read_header
 
-GGUF_MAGIC = b"GGUF"
 TEXT_ARCHITECTURES_WITHOUT_VOCAB = ("clip", "whisper", "encodec")
 
 
