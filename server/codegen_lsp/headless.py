@@ -300,8 +300,12 @@ def _log_options(server_log: Path | None) -> dict:
     return {} if server_log is None else {"log_file": server_log, "log_level": "info"}
 
 
-async def complete(path: Path, line: int, character: int, options: dict, server_log: Path | None = None) -> str:
+async def complete(path: Path, line: int, character: int, options: dict, server_log: Path | None = None,
+                   show_model: bool = False) -> str:
     client = await ready_session(path.parent, options, hold_messages=True, **_log_options(server_log))
+    if show_model:
+        ready = next(s for s in client.statuses if s["state"] == "ready")  # type: ignore[attr-defined]
+        print(f"codegen-lsp: model {ready['model']}: {ready['origin'] or 'unknown origin'}", file=sys.stderr)
 
     async def work() -> str:
         uri, _ = open_file(client, path)
@@ -328,10 +332,11 @@ async def _one_answer(client: LanguageClient, work: Callable[[], Awaitable[T]], 
         release_messages(client, failure)
 
 
-def run_complete(path: Path, line: int, character: int, options: dict, server_log: Path | None = None) -> int:
+def run_complete(path: Path, line: int, character: int, options: dict, server_log: Path | None = None,
+                 show_model: bool = False) -> int:
     if not path.is_file():
         raise SystemExit(f"codegen-lsp: error: {path}: file not found")
-    print(asyncio.run(complete(path, line, character, options, server_log)))
+    print(asyncio.run(complete(path, line, character, options, server_log, show_model)))
     return 0
 
 

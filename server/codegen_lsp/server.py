@@ -166,6 +166,7 @@ class ModelState:
     path: Path | None = None
     remote: str | None = None  # remoteUrl of the engine that loaded it
     builtin: bool = False  # the built-in demo model (no `model` setting, local engine)
+    origin: str | None = None  # where the model came from, in words (models/resolve.py)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -249,7 +250,7 @@ class CodegenLanguageServer(LanguageServer):
         path = self.model.path
         status: Status = {"state": state, "model": path.name if path else None, "detail": self.model.detail,
                           "path": str(path) if path else None, "remote": self.model.remote,
-                          "crashes": crashes, "builtin": self.model.builtin}
+                          "crashes": crashes, "builtin": self.model.builtin, "origin": self.model.origin}
         self.protocol.notify(STATUS_NOTIFICATION, status)
 
     def publish_stats(self, stats: SuggestionStats) -> None:

@@ -164,23 +164,6 @@ def test_success_writes_one_file_and_reports(checkpoint, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "out.gguf"]
 
 
-def test_pytorch_bin_checkpoint_converts_like_safetensors(checkpoint, tmp_path, tiny_codegen1):
-    """Older CodeGen repos ship pytorch_model.bin only: the torch path must give the same tensors."""
-    import torch
-    from gguf import GGUFReader
-    from safetensors.numpy import load_file
-
-    tensors = load_file(str(checkpoint / "model.safetensors"))
-    torch.save({k: torch.from_numpy(v.copy()) for k, v in tensors.items()}, checkpoint / "pytorch_model.bin")
-    (checkpoint / "model.safetensors").unlink()
-    out = tmp_path / "from-bin.gguf"
-    result = run_convert(str(checkpoint), str(out), "--outtype", "f32")
-    assert result.returncode == 0, result.stderr
-    ours, reference = GGUFReader(str(out)), GGUFReader(str(tiny_codegen1.gguf_path))
-    assert [t.name for t in ours.tensors] == [t.name for t in reference.tensors]
-    assert all(np.array_equal(a.data, b.data) for a, b in zip(ours.tensors, reference.tensors))
-
-
 @pytest.mark.parametrize("taken_by", ["main thread", "another thread"])
 def test_ctrl_c_while_the_scratch_folder_is_made_leaves_nothing(tmp_path, monkeypatch, taken_by):
     """The moment the suite caught twice: Ctrl-C right after mkdtemp made the folder, before anyone

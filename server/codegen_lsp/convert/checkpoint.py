@@ -1,13 +1,15 @@
 """Read a local Hugging Face checkpoint folder: config, weights (safetensors first), modeling file.
 
 Tensors are loaded one at a time as float32 numpy arrays so converting a large model needs about
-one tensor's worth of extra memory. torch is only needed for pytorch_model.bin and bf16 weights.
+one tensor's worth of extra memory. No torch: safetensors through the safetensors library (bf16 widened
+in numpy), pytorch_model.bin through a restricted unpickler that runs nothing (`torch_zip`).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -15,9 +17,11 @@ from typing import Any, Callable
 import numpy as np
 
 from .errors import ConversionError
+from .torch_zip import load_tensor, read_state_dict, to_float32
 
 FLOAT_DTYPES = {"F32", "F16", "BF16", "F64"}
-_TORCH_FLOAT_DTYPES = {"torch.float32": "F32", "torch.float16": "F16", "torch.bfloat16": "BF16", "torch.float64": "F64"}
+# safetensors refuses larger headers itself; ours is only read for bf16 offsets.
+MAX_SAFETENSORS_HEADER = 100 << 20
 
 
 @dataclass(frozen=True)
@@ -135,34 +139,46 @@ def _safetensors_loader(path: Path, name: str, dtype: str) -> Callable[[], np.nd
         from safetensors import safe_open
 
         _require_float(path, name, dtype)
-        if dtype == "BF16":  # numpy has no bfloat16: go through torch
-            torch = _import_torch(path, "bf16 weights")
-            with safe_open(str(path), framework="pt") as fh:
-                return fh.get_tensor(name).to(torch.float32).numpy()
+        if dtype == "BF16":  # numpy has no bfloat16: the raw bits, widened in numpy
+            return _safetensors_bf16(path, name)
         with safe_open(str(path), framework="numpy") as fh:
             return np.asarray(fh.get_tensor(name), dtype=np.float32)
 
     return load
 
 
+def _safetensors_bf16(path: Path, name: str) -> np.ndarray:
+    """One bf16 tensor as float32. The safetensors library cannot hand bf16 to numpy, so its bytes are
+    found from the file's header (8-byte length, then JSON with each tensor's byte offsets)."""
+    with path.open("rb") as fh:
+        (size,) = struct.unpack("<Q", fh.read(8))
+        if size > MAX_SAFETENSORS_HEADER:
+            raise ConversionError(path, f"safetensors header of {size} bytes is too large")
+        header = json.loads(fh.read(size))
+        info = header[name]
+        begin, end = (int(v) for v in info["data_offsets"])
+        shape = tuple(int(v) for v in info["shape"])
+        if end - begin != 2 * int(np.prod(shape)):
+            raise ConversionError(path, f"tensor {name!r}: its bytes do not match its shape {shape}")
+        fh.seek(8 + size + begin)
+        raw = fh.read(end - begin)
+    if len(raw) != end - begin:
+        raise ConversionError(path, f"tensor {name!r} is cut short (truncated file)")
+    return to_float32(np.frombuffer(raw, dtype="<u2").reshape(shape), "BF16")
+
+
 def _index_torch_bin(files: list[Path]) -> dict[str, TensorEntry]:
-    torch = _import_torch(files[0], "pytorch_model.bin checkpoints")
     entries: dict[str, TensorEntry] = {}
     for path in files:
-        try:
-            state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-        except Exception as exc:  # torch raises many types for corrupt pickles
-            raise ConversionError(path, f"cannot read PyTorch weights ({type(exc).__name__}: {exc})") from None
-        for name, tensor in state.items():
-            dtype = _TORCH_FLOAT_DTYPES.get(str(tensor.dtype), str(tensor.dtype))
-            entries[name] = TensorEntry(name, tuple(tensor.shape), dtype, _torch_loader(path, name, dtype, tensor))
+        for name, tensor in read_state_dict(path).items():
+            entries[name] = TensorEntry(name, tensor.shape, tensor.dtype, _torch_loader(path, name, tensor))
     return entries
 
 
-def _torch_loader(path: Path, name: str, dtype: str, tensor: Any) -> Callable[[], np.ndarray]:
+def _torch_loader(path: Path, name: str, tensor) -> Callable[[], np.ndarray]:
     def load() -> np.ndarray:
-        _require_float(path, name, dtype)
-        return tensor.float().numpy()
+        _require_float(path, name, tensor.dtype)
+        return load_tensor(path, tensor)
 
     return load
 
@@ -170,14 +186,6 @@ def _torch_loader(path: Path, name: str, dtype: str, tensor: Any) -> Callable[[]
 def _require_float(path: Path, name: str, dtype: str) -> None:
     if dtype not in FLOAT_DTYPES:
         raise ConversionError(path, f"tensor {name!r} has unsupported dtype {dtype} (expected F32, F16 or BF16)")
-
-
-def _import_torch(path: Path, why: str) -> Any:
-    try:
-        import torch
-    except ImportError:
-        raise ConversionError(path, f"{why} need torch: pip install 'codegen-lsp[convert]'") from None
-    return torch
 
 
 def find_mp_num(source: str | None) -> int | None:

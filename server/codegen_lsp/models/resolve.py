@@ -1,4 +1,7 @@
-"""Which GGUF the `model` setting means: a path, or a registry name pulled into the cache."""
+"""Which GGUF the `model` setting means: a path, or a registry name pulled into the cache; with no
+setting, the best model already on disk (the first pulled one in registry order), else the built-in one.
+
+Nothing here downloads: a server an editor starts never fetches a model without the person's yes."""
 
 from __future__ import annotations
 
@@ -18,16 +21,47 @@ def default_model_path() -> Path | None:
     return candidates[0] if candidates else None
 
 
-def resolve_model_path(setting: str | None) -> Path:
+@dataclass(frozen=True)
+class ResolvedModel:
+    path: Path
+    origin: str  # where it came from, in words (status, doctor, `complete`)
+    builtin: bool = False  # the embedded demo model
+    name: str | None = None  # the registry name, when it is a registry model
+
+
+def best_pulled_model(cache: Path, registry: Path | None = None) -> ResolvedModel | None:
+    """The first registry model (in the registry's order, best first) whose GGUF is in the cache."""
+    from .pull import model_path
+    from .registry import RegistryError, load_registry
+
+    try:
+        entries = load_registry(registry).model
+    except RegistryError:
+        return None
+    for entry in entries:
+        path = model_path(cache, entry)
+        if path.is_file():
+            return ResolvedModel(path, f"{entry.name}, pulled from {entry.where()}; chosen as the best model "
+                                       "on this machine (no model is set)", name=entry.name)
+    return None
+
+
+def builtin_model() -> ResolvedModel:
+    default = default_model_path()
+    if default is None:
+        raise ModelNotConfigured("no model configured: set codegenLsp.model to a .gguf file, or run "
+                                 "`codegen-lsp models pull smollm2-135m` (or another registry model)")
+    return ResolvedModel(default, "built-in demo model (ships with codegen-lsp; no model is set or pulled)",
+                         builtin=True)
+
+
+def resolve_model(setting: str | None, cache: Path | None = None) -> ResolvedModel:
+    cache = cache if cache is not None else cache_dir()
     if not setting:
-        default = default_model_path()
-        if default is None:
-            raise ModelNotConfigured("no model configured: set codegenLsp.model to a .gguf file, or run "
-                                     "`codegen-lsp models pull codegen-350M-mono` and set it to that name")
-        return default
+        return best_pulled_model(cache) or builtin_model()
     path = Path(setting).expanduser()
     if path.suffix == ".gguf" or path.exists() or "/" in setting:
-        return path
+        return ResolvedModel(path, "the model setting (a file)")
     from .pull import model_path
     from .registry import RegistryError, load_registry
 
@@ -35,10 +69,14 @@ def resolve_model_path(setting: str | None) -> Path:
         entry = load_registry().get(setting)
     except RegistryError as exc:
         raise ModelNotConfigured(f"model setting {setting!r} is neither a .gguf path nor a registry name ({exc})") from None
-    pulled = model_path(cache_dir(), entry)
+    pulled = model_path(cache, entry)
     if not pulled.exists():
         raise ModelNotConfigured(f"model {entry.name} is not downloaded yet: run `codegen-lsp models pull {entry.name}`")
-    return pulled
+    return ResolvedModel(pulled, f"{entry.name}, pulled from {entry.where()}", name=entry.name)
+
+
+def resolve_model_path(setting: str | None) -> Path:
+    return resolve_model(setting).path
 
 
 @dataclass(frozen=True)
@@ -81,7 +119,8 @@ def model_choices(workspace_root: Path | None, cache: Path) -> list[ModelChoice]
         entries = []
     for entry in entries:
         pulled = model_path(cache, entry).exists()
-        detail = f"{entry.parameters} {entry.family.value}, {entry.quantization}".strip()
+        kind = entry.family.value if entry.family is not None else entry.prompt_format.value
+        detail = f"{entry.parameters} {kind}, {entry.quantization}".strip()
         description = detail if pulled else f"not downloaded: run `codegen-lsp models pull {entry.name}`"
         choices.append(ModelChoice(entry.name, entry.name, description))
     return choices
