@@ -24,6 +24,7 @@ from typing import Any, Awaitable, Callable, ContextManager, Coroutine
 from .context.prompt import OtherFiles, PromptFormatError, build_segments
 from .context.ring import (CHARS_PER_TOKEN, CHUNK_LINES, MAX_CHUNK_CHARS, SELECTION_BLOCK_LINES, Chunk, ChunkRing,
                            cursor_window, display_path, region_start, usable)
+from .context.suffix_fit import SUFFIX_FIT_CANDIDATES, suffix_fit_text
 from .context.suggestion_cache import SuggestionCache
 from .documents.store import Document
 from .engine.jobs import CancelFlag, Engine, GenerationJob, GenerationResult
@@ -269,6 +270,10 @@ class CompletionService:
             job.segments = build_segments(fmt, prefix, suffix, info.token_ids, other)
         except PromptFormatError as exc:
             return Suggestion("", str(exc), version)
+        if fmt is PromptFormat.LEFT_TO_RIGHT and ports.settings().suffix_fit:
+            job.suffix_fit = suffix_fit_text(prefix, suffix)  # the model cannot see the suffix: score against it
+            if job.suffix_fit:
+                job.candidates = max(job.candidates, SUFFIX_FIT_CANDIDATES)
         future = engine.submit(job)
         try:
             with ports.generating() if kind == "request" else contextlib.nullcontext():

@@ -46,6 +46,11 @@ class Settings(BaseModel):
                                             "rate say it pays. Off by default: on a few CPU cores a batch costs "
                                             "nearly as much per token as single steps, so it measured no faster. "
                                             "Local models only.")
+    suffix_fit: bool = Field(True, alias="suffixFit",
+                             description="Models without fill-in-the-middle (left-to-right prompts): on a blank "
+                                         "line with code below, decode several first lines and suggest the one "
+                                         "the code below follows best (e.g. `paths.append(...)` before `return "
+                                         "paths`). Costs a batch of 8 sequences on such lines. Local models only.")
     repetition_filter: bool = Field(True, alias="repetitionFilter",
                                     description="Cut a suggestion where it starts repeating itself (a unit repeated 8 "
                                                 "times, a block repeating the one before it, a line a third time) "

@@ -33,7 +33,9 @@ from .healing import TokenHealer, pick
 from .jobs import GenerationJob
 from .speculation import DraftPolicy, DraftStats, PromptLookup
 
-MAX_CANDIDATES = 5  # sequences the context is created with (kv_reuse uses sequence 1 only in passing)
+# Sequences the context is created with: up to 8 candidates (context/suffix_fit.py asks for 8) and, for
+# scoring them against the text after the cursor, one more (kv_reuse uses sequence 1 only in passing).
+MAX_CANDIDATES = 9
 
 
 @dataclass
@@ -80,7 +82,10 @@ def decode_candidates(llama_cpp: Any, llm: Any, prompt_len: int, count: int, job
     pool = pool[~np.isin(pool, list(end_ids))]
     first = logits_of(-1)
     candidates = []
-    for seq, token in enumerate(_distinct_firsts(first, pool, count, healer.pieces, removed)):
+    # Choosing a line by the text below (job.suffix_fit): a first token of whitespace only would spend a
+    # candidate on indentation the editor already gave the line.
+    for seq, token in enumerate(_distinct_firsts(first, pool, count, healer.pieces, removed,
+                                                 skip_blank=bool(job.suffix_fit))):
         if seq:
             llama_cpp.llama_memory_seq_cp(mem, 0, seq, 0, prompt_len)
         candidate = Candidate(seq, removed, RepetitionScanner(before_cursor) if job.stop_on_loop else None,
@@ -103,16 +108,17 @@ def decode_candidates(llama_cpp: Any, llm: Any, prompt_len: int, count: int, job
 
 
 def _distinct_firsts(logits: np.ndarray, pool: np.ndarray, count: int, pieces: list[bytes],
-                     removed: bytes) -> list[int]:
+                     removed: bytes, skip_blank: bool = False) -> list[int]:
     """The best `count` first tokens of `pool` whose text (after what healing removed) differs from a
-    better one's by more than whitespace; looks at the best few dozen only."""
+    better one's by more than whitespace; looks at the best few dozen only. `skip_blank`: none whose
+    text after the removed part is whitespace only (the greedy first token is kept whatever it is)."""
     ranked = pool[np.argsort(-logits[pool], kind="stable")[:max(count * 8, 32)]] if len(pool) else pool[:0]
     chosen, seen = [], set()
     for token in ranked.tolist():
         piece = pieces[token]
         # a token that only spells part of the removed text decides nothing yet: never a duplicate
         key = b"".join(piece[len(removed):].split()) if len(piece) > len(removed) else token
-        if key in seen:
+        if key in seen or (skip_blank and chosen and key == b""):
             continue
         seen.add(key)
         chosen.append(token)
@@ -220,3 +226,55 @@ def final_text(candidate: Candidate, job: GenerationJob) -> str:
     elif candidate.finish == "line":
         text = text[: text.index("\n", len(text) - len(text.lstrip()))]
     return text
+
+
+def first_line(candidate: Candidate, job: GenerationJob) -> str:
+    """The candidate's first line of code (what an alternative is; the main candidate may go on)."""
+    text = final_text(candidate, job)
+    start = len(text) - len(text.lstrip())
+    end = text.find("\n", start)
+    return text if end < 0 else text[:end]
+
+
+def suffix_scores(llama_cpp: Any, llm: Any, prompt_len: int, continuations: list[tuple[list[int], int] | None],
+                  cancelled: Callable[[], bool]) -> list[float] | None:
+    """How well the text after the cursor follows each candidate: the summed log-probability of the
+    tokens of `continuation[i][0]` from index `continuation[i][1]` on (the suffix's tokens), each
+    candidate's continuation decoded in its own sequence after the prompt, all in one batch. None when
+    they do not fit the batch or the context (the caller keeps the model's order); -inf for None entries
+    (nothing to score: an empty candidate). Sequence 0 (the prompt and candidate 0) is left as it was."""
+    ctx = llm._ctx.ctx
+    mem = llama_cpp.llama_get_memory(ctx)
+    batch = llm._batch.batch
+    n_ctx, n_batch, n_vocab = min(llm.n_ctx(), len(llm.input_ids)), int(llm.n_batch), llm.n_vocab()
+    scored = [(i, c) for i, c in enumerate(continuations) if c is not None and 0 < c[1] < len(c[0])]
+    rows = sum(len(tokens) for _, (tokens, _) in scored)
+    if not scored or len(scored) >= MAX_CANDIDATES or rows > n_batch or llm.n_tokens + rows > n_ctx or cancelled():
+        return None
+    where: list[tuple[int, int, int]] = []  # (candidate, row, token the row predicts)
+    row = 0
+    for seq, (i, (tokens, start)) in enumerate(scored, start=1):
+        llama_cpp.llama_memory_seq_cp(mem, 0, seq, 0, prompt_len)
+        for j, token in enumerate(tokens):
+            wanted = start - 1 <= j < len(tokens) - 1  # this row's logits predict a suffix token
+            batch.token[row], batch.pos[row] = token, prompt_len + j
+            batch.n_seq_id[row], batch.logits[row] = 1, wanted
+            batch.seq_id[row][0] = seq
+            if wanted:
+                where.append((i, row, tokens[j + 1]))
+            row += 1
+    batch.n_tokens = row
+    try:
+        if (rc := llama_cpp.llama_decode(ctx, batch)) != 0:
+            raise RuntimeError(f"llama_decode failed ({rc}) scoring {len(scored)} candidates")
+        scores = [float("-inf")] * len(continuations)
+        for i, _ in scored:
+            scores[i] = 0.0
+        for i, r, token in where:
+            logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, r), shape=(n_vocab,))
+            top = float(logits.max())
+            scores[i] += float(logits[token]) - top - float(np.log(np.exp(logits - top).sum()))
+        return scores
+    finally:
+        for seq in range(1, len(scored) + 1):
+            llama_cpp.llama_memory_seq_rm(mem, seq, -1, -1)

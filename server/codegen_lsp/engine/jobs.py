@@ -83,6 +83,10 @@ class GenerationJob:
     # Greedy decoding drafts tokens from the context and verifies them in one batch
     # (engine/speculation.py). Local engine only.
     prompt_lookup: bool = False
+    # Prefix-only models on a blank line with code below (context/suffix_fit.py): the text after the
+    # cursor that the candidates are scored against; the first line that text follows best is returned
+    # first (engine/candidates.py `suffix_scores`). Local engine only; "" = off.
+    suffix_fit: str = ""
     cancel: CancelFlag = field(default_factory=CancelFlag)
 
 

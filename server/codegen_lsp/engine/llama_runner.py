@@ -11,6 +11,7 @@ see kv_reuse.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 import time
@@ -22,7 +23,7 @@ import numpy as np
 from ..context.prompt import Text, expand, fit_segments
 from ..gguf.inspect import ModelFileError, ModelFileInfo, inspect_model_file
 from ..postprocess.repetition import RepetitionScanner
-from .candidates import MAX_CANDIDATES, Drafting, decode_candidates, final_text
+from .candidates import MAX_CANDIDATES, Drafting, decode_candidates, final_text, first_line, suffix_scores
 from .healing import HealPlan, TokenHealer, pick
 from .jobs import EngineConfig, GenerationJob, GenerationResult
 from .kv_reuse import apply_plan, enable_second_sequence, plan_reuse
@@ -35,6 +36,9 @@ PROMPT_CHUNK_TOKENS = 64  # a cancel waits at most one chunk's evaluation
 # Moved cells keep keys/values computed against the text before them as it was: after this many
 # tokens were inserted or removed in front of them, they are evaluated again.
 MAX_DRIFT_TOKENS = 64
+# Another candidate replaces the greedy one only when the text after the cursor is this much likelier
+# after it (nats, summed over the suffix's tokens): a near tie keeps what the model preferred.
+SUFFIX_MARGIN = 1.0
 
 
 class LlamaRunner:
@@ -279,18 +283,78 @@ class LlamaRunner:
         drafts = DraftStats()
         drafting = (Drafting(PromptLookup(tokens, max_tokens), self._drafts, drafts)
                     if job.prompt_lookup and job.temperature <= 0.0 else None)
-        found = decode_candidates(llama_cpp, llm, len(tokens), min(job.candidates, MAX_CANDIDATES), job,
-                                  self._healer, heal.removed, end_ids, max_tokens, before_cursor, self._rng, drafting)
+        removed, spelled = heal.removed, []
+        if job.suffix_fit and removed:
+            removed, spelled = self._spell_within(llm, removed, job)
+        found = decode_candidates(llama_cpp, llm, len(tokens) + len(spelled), min(job.candidates, MAX_CANDIDATES),
+                                  job, self._healer, removed, end_ids, max_tokens, before_cursor, self._rng, drafting)
         seconds = time.perf_counter() - started
-        generated = sum(len(c.tokens) for c in found)
+        generated = len(spelled) + sum(len(c.tokens) for c in found)
         healed = heal.removed.decode("utf-8", "replace")
         if not found or found[0].finish == "cancelled":
             return GenerationResult("", "cancelled" if found else "end", len(tokens), evaluated, generated,
                                     prompt_seconds, seconds, healed=healed)
         texts = [final_text(c, job) for c in found]
-        return GenerationResult(texts[0], found[0].finish, len(tokens), evaluated, generated, prompt_seconds,
+        order = self._suffix_order(llm, len(tokens), found, job, healed) if job.suffix_fit else None
+        finish = found[0].finish
+        if order is not None:
+            texts, finish = [texts[i] for i in order], found[order[0]].finish
+            seconds = time.perf_counter() - started
+        return GenerationResult(texts[0], finish, len(tokens), evaluated, generated, prompt_seconds,
                                 seconds, healed=healed, alternatives=tuple(texts[1:]), drafted_tokens=drafts.drafted,
                                 accepted_tokens=drafts.accepted)
+
+    def _spell_within(self, llm: Any, removed: bytes, job: GenerationJob) -> tuple[bytes, list[int]]:
+        """Before candidates that are chosen by the text below: spell out (greedily, evaluated in sequence 0)
+        the part of what healing removed that the model spells without going past it, so the candidates
+        branch where the line's text starts. After a prompt cut back to its line break, every top first
+        token was otherwise a line break with some spaces, and the candidates differed in indentation
+        only. Returns what is left to spell and the tokens spelled."""
+        import llama_cpp
+
+        healer, rest, spelled = self._healer, removed, []
+        assert healer is not None
+        n_vocab = llm.n_vocab()
+        while rest and not job.cancel.is_set():
+            allowed = healer.allowed(rest)
+            if len(allowed) == 0:
+                break
+            logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), shape=(n_vocab,))
+            token = int(allowed[int(np.argmax(logits[allowed]))])
+            if len(healer.pieces[token]) > len(rest):
+                break  # the model's next token already starts the line's text: branch here
+            llm.eval([token])
+            spelled.append(token)
+            rest = healer.advance(rest, token)
+        return rest, spelled
+
+    def _suffix_order(self, llm: Any, prompt_len: int, found: list, job: GenerationJob,
+                      healed: str) -> list[int] | None:
+        """The candidates in the order the text after the cursor follows them (best first), or None to keep
+        the model's. Each candidate's first line is followed by `job.suffix_fit` and scored
+        (candidates.suffix_scores); another candidate replaces the greedy one only when the suffix is
+        clearly likelier after it (SUFFIX_MARGIN nats), so a near tie keeps what the model preferred."""
+        import llama_cpp
+
+        continuations: list[tuple[list[int], int] | None] = []
+        for candidate in found:
+            line = first_line(candidate, job)
+            if not line.strip():
+                continuations.append(None)
+                continue
+            head = healed + line
+            text = head + job.suffix_fit
+            ids = self._tokenize(text)
+            # the token holding the line break after the candidate: the suffix's first, scored from there
+            first = max(1, bisect.bisect_right(self._token_starts(text), len(head)) - 1)
+            continuations.append((ids, first))
+        scores = suffix_scores(llama_cpp, llm, prompt_len, continuations, job.cancel.is_set)
+        if scores is None:
+            return None
+        best = max(range(len(scores)), key=lambda i: scores[i])
+        if best == 0 or scores[best] < scores[0] + SUFFIX_MARGIN:
+            return None
+        return [best] + [i for i in range(len(found)) if i != best]
 
     def _keep_last(self, llm: Any) -> None:
         """Keep the logits of the token just evaluated last (llm.eval)."""
