@@ -234,7 +234,8 @@ class CompletionService:
             self.cache.remember(doc.uri, prefix, suffix, best)
             if best and settings.speculative_suggestions:
                 ports.spawn(self.speculate_next(doc, prefix + best, suffix))
-        return Suggestion(best, reason, doc.version, result, tuple(kept[1:]))
+        # suffixFit decodes more candidates than were asked for: the person cycles through `candidates` only
+        return Suggestion(best, reason, doc.version, result, tuple(kept[1:candidates]))
 
     def other_files(self, doc: Document, prefix: str, suffix: str) -> OtherFiles | None:
         """The ring chunks for a prompt at the end of `prefix`: chosen again only when the other files'

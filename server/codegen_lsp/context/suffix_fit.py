@@ -33,5 +33,5 @@ def suffix_fit_text(prefix: str, suffix: str) -> str:
                 break
     if non_blank == 0:
         return ""
-    text = "\n" + "\n".join(taken)
+    text = "\n" + "\n".join(taken).rstrip()
     return text[:SUFFIX_FIT_MAX_CHARS]
