@@ -81,9 +81,9 @@ class Installed:
         env["CODEGEN_LSP_CACHE"] = str(root / "user-cache")  # not the person's own cache
         self.env = env
 
-    def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    def cli(self, *args: str, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         return subprocess.run([str(self.bin / "codegen-lsp"), *args], capture_output=True, text=True,
-                              timeout=timeout, cwd=self.work, env=self.env)
+                              timeout=timeout, cwd=self.work, env={**self.env, **(env or {})})
 
     def python(self, code: str) -> str:
         return run([self.bin / "python", "-c", code], 60, cwd=self.work, env=self.env).stdout
@@ -204,3 +204,62 @@ def test_installed_development_commands_name_the_extra_that_brings_them(installe
     assert done.stderr.strip().splitlines() == [
         f"codegen-lsp: error: `codegen-lsp {command[0]}` is a development tool, and the development tools are "
         "not installed here: pip install 'codegen-lsp[bench]' (in a checkout: make dev)"], done.stderr
+
+
+def bin_only_checkpoint(source: Path, target: Path, extra: dict | None = None) -> Path:
+    """`source`'s checkpoint with its weights as pytorch_model.bin only (what Salesforce/codegen-350M-mono
+    ships), written here with the dev venv's torch; `extra` adds entries to the pickled state dict."""
+    import torch
+    from safetensors.numpy import load_file
+
+    shutil.copytree(source, target)
+    state = {k: torch.from_numpy(v.copy()) for k, v in load_file(str(target / "model.safetensors")).items()}
+    state.update(extra or {})
+    torch.save(state, target / "pytorch_model.bin")
+    (target / "model.safetensors").unlink()
+    return target
+
+
+def test_installed_without_extras_pulls_a_bin_only_checkpoint_and_answers_from_it(installed: Installed, tmp_path,
+                                                                                  memorizing_codegen1):
+    """The base install (no torch, no extras) pulls a CodeGen checkpoint that has pytorch_model.bin only from
+    the loopback hub mirror, converts and quantizes it, and the pulled model answers."""
+    from support.hub_mirror import HubMirror
+
+    assert installed.python("import importlib.util; print(importlib.util.find_spec('torch'))").strip() == "None"
+    repo = bin_only_checkpoint(memorizing_codegen1.hf_dir, tmp_path / "repo")
+    registry = tmp_path / "registry.toml"
+    registry.write_text('[[model]]\nname = "tiny-bin"\nrepo_id = "tiny-org/tiny-bin"\nfamily = "codegen1"\n'
+                        'prompt_format = "left-to-right"\ncontext_length = 1024\nlicense = "mit"\nquantization = "q8_0"\n')
+    with HubMirror("tiny-org/tiny-bin", repo) as hub:
+        pulled = installed.cli("models", "pull", "tiny-bin", "--registry", str(registry), "--quiet",
+                               env={"HF_ENDPOINT": hub.url, "HF_HUB_DISABLE_TELEMETRY": "1"})
+        assert pulled.returncode == 0, pulled.stderr
+        assert "pytorch_model.bin" in hub.downloaded()
+    path = installed.cli("models", "path", "tiny-bin", "--registry", str(registry))
+    assert path.returncode == 0, path.stderr
+    source = installed.work / "calc_bin.py"
+    source.write_text("def add(a, b):\n    \n")
+    done = installed.cli("complete", str(source), "--line", "1", "--character", "4", "--model", path.stdout.strip())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "return a + b\n"
+
+
+class RunsOnLoad:
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+def test_installed_refuses_a_checkpoint_whose_pickle_runs_a_command(installed: Installed, tmp_path, tiny_codegen1):
+    marker = tmp_path / "pwned"
+    repo = bin_only_checkpoint(tiny_codegen1.hf_dir, tmp_path / "evil",
+                               {"transformer.evil": RunsOnLoad(f"touch {marker}")})
+    out = installed.work / "evil.gguf"
+    done = installed.cli("convert", str(repo), str(out))
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert done.stderr.strip().splitlines()[-1].startswith("codegen-lsp: error: ")
+    assert f"refused: the pickle asks for {os.system.__module__}.system" in done.stderr
+    assert not marker.exists() and not out.exists()
