@@ -48,3 +48,21 @@ async def test_mid_line_cursors_are_left_to_the_model(client: LanguageClient, tm
     stats = await wait_for_stats(client, lambda s: s.uri == uri and s.source == "model", timeout=60)
     assert items and str(items[0].insert_text).startswith("a + b")
     assert stats.generated_tokens <= 16, stats  # one sequence within maxTokens: no candidates decoded
+
+
+async def test_a_full_window_leaves_the_candidates_no_room_and_still_answers(client: LanguageClient, tmp_path: Path,
+                                                                             smollm2: Path):
+    """The prompt fills the window but for one suggestion's room: 8 sequences do not fit beside it. The
+    alternatives end where the cells run out instead of failing the request (bench quality found
+    `llama_decode failed (1) decoding 8 candidates` on long files)."""
+    await start(client, smollm2, tmp_path, speculativeSuggestions=False, warmAfterMs=0, contextTokens=256,
+                maxTokens=64)
+    body = "".join(f"    value_{i} = compute(value_{i - 1}, {i})\n" for i in range(1, 80))
+    text = f"def pipeline(value_0):\n{body}    \n    return value_79\n"
+    uri = (tmp_path / "long.py").as_uri()
+    open_doc(client, uri, text)
+    await inline(client, uri, 80, 4)
+    stats = await wait_for_stats(client, lambda s: s.uri == uri and s.kind == "request" and s.source == "model",
+                                 timeout=60)
+    assert stats.finish != "error" and "failed" not in stats.reason, stats
+    assert stats.prompt_tokens > 256 - 64 - 16, stats  # the window was full indeed

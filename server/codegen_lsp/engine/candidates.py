@@ -138,6 +138,12 @@ def _decode(llama_cpp: Any, llm: Any, ctx: Any, candidates: list[Candidate], pro
             for candidate in active:
                 candidate.finish = "cancelled"
             return
+        # The prompt was fitted to leave room for one suggestion: when the sequences together would need more
+        # cells than the context has, the last alternatives end where they are (the suggestion itself last).
+        while prompt_len + sum(c.fed for c in candidates) + len(active) > n_ctx:
+            active.pop().finish = "length"
+            if not active:
+                return
         for row, candidate in enumerate(active):
             batch.token[row], batch.pos[row] = candidate.tokens[-1], prompt_len + candidate.fed
             batch.n_seq_id[row], batch.logits[row] = 1, True
