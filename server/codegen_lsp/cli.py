@@ -43,7 +43,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 # -- models ----------------------------------------------------------------------------------------
 
 def cmd_models_list(args: argparse.Namespace) -> int:
-    from .models.pull import model_path
+    from .models.registry import model_path
     from .models.registry import load_registry
     from .resources import cache_dir
 
@@ -106,7 +106,7 @@ def cmd_models_best(args: argparse.Namespace) -> int:
 
 
 def cmd_models_path(args: argparse.Namespace) -> int:
-    from .models.pull import model_path
+    from .models.registry import model_path
     from .models.registry import load_registry
     from .resources import cache_dir
 

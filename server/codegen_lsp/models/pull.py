@@ -23,7 +23,7 @@ from ..convert import convert_checkpoint
 from ..convert.writer import atomic_output
 from ..engine.loadcheck import check_model_loads
 from ..gguf.inspect import ModelFileError
-from .registry import RegistryEntry
+from .registry import RegistryEntry, model_path
 from .sources import SourceError, fetch_hub_gguf, fetch_index_gguf
 
 CHECKPOINT_FILES = ["config.json", "*.json", "*.txt", "modeling_*.py", "tokenization_*.py", "*.tiktoken"]
@@ -40,10 +40,6 @@ class PulledModel:
     path: Path
     commit: str
     quantization: str
-
-
-def model_path(cache: Path, entry: RegistryEntry, quantization: str | None = None) -> Path:
-    return cache / "models" / f"{entry.name}-{quantization or entry.quantization}.gguf"
 
 
 def _read_lock(cache: Path) -> dict[str, str]:

@@ -73,6 +73,12 @@ class RegistryEntry(BaseModel):
         return value
 
 
+def model_path(cache: Path, entry: RegistryEntry, quantization: str | None = None) -> Path:
+    """Where a pulled model lives in the cache (here, not in pull.py: the server resolves models without
+    importing the pull's numpy and gguf)."""
+    return cache / "models" / f"{entry.name}-{quantization or entry.quantization}.gguf"
+
+
 class Registry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

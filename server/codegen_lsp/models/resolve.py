@@ -31,8 +31,7 @@ class ResolvedModel:
 
 def best_pulled_model(cache: Path, registry: Path | None = None) -> ResolvedModel | None:
     """The first registry model (in the registry's order, best first) whose GGUF is in the cache."""
-    from .pull import model_path
-    from .registry import RegistryError, load_registry
+    from .registry import RegistryError, load_registry, model_path
 
     try:
         entries = load_registry(registry).model
@@ -62,8 +61,7 @@ def resolve_model(setting: str | None, cache: Path | None = None) -> ResolvedMod
     path = Path(setting).expanduser()
     if path.suffix == ".gguf" or path.exists() or "/" in setting:
         return ResolvedModel(path, "the model setting (a file)")
-    from .pull import model_path
-    from .registry import RegistryError, load_registry
+    from .registry import RegistryError, load_registry, model_path
 
     try:
         entry = load_registry().get(setting)
@@ -104,8 +102,7 @@ def _workspace_ggufs(root: Path | None) -> list[Path]:
 def model_choices(workspace_root: Path | None, cache: Path) -> list[ModelChoice]:
     """What a person can switch to: the embedded model, workspace GGUFs, and registry models (pulled
     ones are ready; the others say how to pull them)."""
-    from .pull import model_path
-    from .registry import RegistryError, load_registry
+    from .registry import RegistryError, load_registry, model_path
 
     choices: list[ModelChoice] = []
     default = default_model_path()
