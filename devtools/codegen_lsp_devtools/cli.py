@@ -68,6 +68,18 @@ def cmd_bench_engine(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_checkpoint_formats(args: argparse.Namespace) -> int:
+    from .bench.checkpoint_formats import print_checkpoint_formats, run_checkpoint_formats
+
+    try:
+        report = run_checkpoint_formats(args.rounds, args.threads)
+    except RuntimeError as exc:
+        raise CliError(str(exc)) from None
+    print_checkpoint_formats(report)
+    _write_report(report, args.out)
+    return 0
+
+
 def cmd_bench_candidates(args: argparse.Namespace) -> int:
     from .bench.candidates import main_sync, print_candidates_report
 
@@ -251,6 +263,14 @@ def add_bench(sub: argparse._SubParsersAction) -> tuple[type[BaseException], ...
     p.add_argument("--max-tokens", type=int, default=256)
     p.add_argument("--out", default="bench-results/engine.json", help="JSON report")
     p.set_defaults(func=cmd_bench_engine)
+
+    p = bench.add_parser("checkpoint-formats", help="a pull's convert+quantize+check from pytorch_model.bin "
+                                                   "(read without torch) against model.safetensors: time ratio, "
+                                                   "peak RSS")
+    p.add_argument("--rounds", type=int, default=2, help="conversions of each, alternating")
+    p.add_argument("--threads", type=int, default=None, help="quantizer threads")
+    p.add_argument("--out", default="bench-results/checkpoint-formats.json", help="JSON report")
+    p.set_defaults(func=cmd_bench_checkpoint_formats)
 
     p = bench.add_parser("candidates", help="several suggestions (Invoked) next to one (Automatic): engine time ratio")
     p.add_argument("--model", required=True, help="a .gguf")

