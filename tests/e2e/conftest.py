@@ -14,4 +14,9 @@ async def client(lsp_client: LanguageClient):
     `codegenLsp/status` and `codegenLsp/stats` notifications collect in `client.statuses` / `client.stats`."""
     record_events(lsp_client)
     yield
+    server = getattr(lsp_client, "_server", None)
+    if lsp_client.capabilities is None and server is not None and server.returncode is None:
+        # A test that failed before its initialize: pytest-lsp then sends no `exit` and waits for the server
+        # to end, which it never does (a failed assertion hung the whole run). End it here.
+        server.kill()
     await lsp_client.shutdown_session()

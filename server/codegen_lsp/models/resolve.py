@@ -41,7 +41,7 @@ def best_pulled_model(cache: Path, registry: Path | None = None) -> ResolvedMode
         path = model_path(cache, entry)
         if path.is_file():
             return ResolvedModel(path, f"{entry.name}, pulled from {entry.where()}; chosen as the best model "
-                                       "on this machine (no model is set)", name=entry.name)
+                                       "on this machine (the model setting is empty)", name=entry.name)
     return None
 
 
@@ -50,8 +50,8 @@ def builtin_model() -> ResolvedModel:
     if default is None:
         raise ModelNotConfigured("no model configured: set codegenLsp.model to a .gguf file, or run "
                                  "`codegen-lsp models pull smollm2-135m` (or another registry model)")
-    return ResolvedModel(default, "built-in demo model (ships with codegen-lsp; no model is set or pulled)",
-                         builtin=True)
+    return ResolvedModel(default, "built-in demo model (ships with codegen-lsp; the model setting is empty and "
+                                  "nothing is pulled)", builtin=True)
 
 
 def resolve_model(setting: str | None, cache: Path | None = None) -> ResolvedModel:
