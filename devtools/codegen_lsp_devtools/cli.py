@@ -343,7 +343,7 @@ def add_bench(sub: argparse._SubParsersAction) -> tuple[type[BaseException], ...
     p.add_argument("--lines-per-file", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--compare", action="append", default=[], choices=["healing", "repetition-filter"],
+    p.add_argument("--compare", action="append", default=[], choices=["healing", "repetition-filter", "suffix-fit"],
                    help="also score the same cursors with that setting off, in the same run (repeatable)")
     p.add_argument("--out", default="bench-results/quality.json")
     p.set_defaults(func=cmd_bench_quality)

@@ -181,7 +181,7 @@ def score_answers(cases: list[InfillCase], answers: list[str]) -> dict:
 
 
 # Settings `--compare` can turn off, one at a time, for a second pass over the same cursors in the same run.
-COMPARABLE = {"healing": "tokenHealing", "repetition-filter": "repetitionFilter"}
+COMPARABLE = {"healing": "tokenHealing", "repetition-filter": "repetitionFilter", "suffix-fit": "suffixFit"}
 
 
 def run_quality(model: Path, files: int = 40, per_file: int = 5, seed: int = 0, threads: int | None = None,
