@@ -163,9 +163,14 @@ def test_hub_gguf_is_used_as_it_is(tmp_path, gguf_repo):
     cache = tmp_path / "cache"
     reg = registry(tmp_path, hub_gguf_entry(sha256(gguf_repo / "tiny-q8_0.gguf")))
     with HubMirror(REPO, gguf_repo) as hub:
-        done = cli(cache, "models", "pull", "tiny", "--registry", str(reg), "--quiet", env={"HF_ENDPOINT": hub.url})
+        done = cli(cache, "models", "pull", "tiny", "--registry", str(reg), "--json-progress",
+                   env={"HF_ENDPOINT": hub.url})
         assert done.returncode == 0, done.stderr
         assert hub.downloaded() == ["tiny-q8_0.gguf"]  # the file only: nothing converted, README not fetched
+    lines = [json.loads(line) for line in done.stdout.splitlines()]  # what the server's pull child reads
+    phases = [line.get("phase") for line in lines if "phase" in line]
+    assert phases[0] == "download" and "check" in phases and "convert" not in phases, phases
+    assert lines[-1]["done"] == str(cache / "models" / "tiny-q8_0.gguf")
     gguf = cache / "models" / "tiny-q8_0.gguf"
     assert sha256(gguf) == sha256(gguf_repo / "tiny-q8_0.gguf")
     assert json.loads((cache / "models-lock.json").read_text()) == {"tiny": hub.commit}

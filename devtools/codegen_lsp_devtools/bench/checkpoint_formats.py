@@ -10,7 +10,6 @@ Salesforce/codegen-350M-mono ships an f16 `pytorch_model.bin`).
 
 from __future__ import annotations
 
-import os
 import shutil
 import statistics
 import subprocess
@@ -42,18 +41,23 @@ def _copies(source: Path, root: Path) -> dict[str, Path]:
     return folders
 
 
+# Peak RSS is read by a small wrapper process: a child forked straight from this one (which holds the
+# checkpoint copies and torch) would report this process's size as its own (Linux carries the high-water
+# mark across fork and exec).
+MEASURE = ("import resource, subprocess, sys; rc = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL); "
+           "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(rc)")
+
+
 def _timed(folder: Path, out: Path, threads: int | None) -> tuple[float, int]:
     """Seconds and peak RSS (bytes) of one conversion in a child process."""
     command = [sys.executable, "-c", NO_TORCH, "convert", str(folder), str(out), "--outtype", "q8_0", "--check",
                "--quiet"] + (["--threads", str(threads)] if threads else [])
     started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
+    done = subprocess.run([sys.executable, "-c", MEASURE, *command], capture_output=True, text=True)
     seconds = time.perf_counter() - started
-    stderr = child.stderr.read().decode() if child.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"convert {folder} failed: {stderr.strip()[-300:]}")
-    return seconds, usage.ru_maxrss * 1024
+    if done.returncode != 0:
+        raise RuntimeError(f"convert {folder} failed: {done.stderr.strip()[-300:]}")
+    return seconds, int(done.stderr.strip().splitlines()[-1]) * 1024
 
 
 def run_checkpoint_formats(rounds: int = 2, threads: int | None = None) -> dict:

@@ -48,7 +48,11 @@ def fetch_hub_gguf(entry: RegistryEntry, cache: Path, revision: str, endpoint: s
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-    kwargs = {"tqdm_class": tqdm_class} if tqdm_class is not None else {}
+    import inspect
+
+    # progress bars that report to us, where this huggingface_hub takes them (newer releases do)
+    takes_bars = "tqdm_class" in inspect.signature(hf_hub_download).parameters
+    kwargs = {"tqdm_class": tqdm_class} if tqdm_class is not None and takes_bars else {}
     try:
         downloaded = Path(hf_hub_download(entry.repo_id, entry.filename, revision=revision,
                                           cache_dir=str(cache / "hub"), endpoint=endpoint, **kwargs))
