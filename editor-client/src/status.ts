@@ -3,7 +3,7 @@
 export type ClientStatus =
   | { kind: 'starting' }
   | { kind: 'loading'; model: string | null; builtin?: boolean }
-  | { kind: 'ready'; model: string | null; builtin?: boolean }
+  | { kind: 'ready'; model: string | null; builtin?: boolean; origin?: string }
   | { kind: 'generating'; model: string | null; builtin?: boolean }
   | { kind: 'error'; reason: string }
   | { kind: 'stopped' };
@@ -23,6 +23,8 @@ export interface ServerStatusParams {
   detail: string;
   /** The server runs its built-in demo model (no codegenLsp.model); absent from older servers. */
   builtin?: boolean;
+  /** Where the model came from, in words (the setting, a registry source, built-in); absent from older servers. */
+  origin?: string | null;
 }
 
 export const STATUS_NOTIFICATION = 'codegenLsp/status';
@@ -37,10 +39,10 @@ function modelName(model: string | null, builtin?: boolean): string {
   return model && model.length > 0 ? model : 'default model';
 }
 
-/** The ready tooltip: the demo model says what it is and how to switch. */
-function readyTooltip(model: string | null, builtin?: boolean): string {
+/** The ready tooltip: where the model came from; the demo model says what it is and how to switch. */
+function readyTooltip(model: string | null, builtin?: boolean, origin?: string): string {
   if (!builtin) {
-    return `${NAME}: ${modelName(model)} ready`;
+    return `${NAME}: ${modelName(model)} ready` + (origin ? `\nfrom ${origin}` : '');
   }
   const file = model ? ` (${model})` : '';
   return `${NAME}: ${BUILTIN_LABEL}${file} ready. It is tiny, for trying things out: run "codegen-lsp: Pick model" ` +
@@ -55,7 +57,8 @@ export function statusView(status: ClientStatus): StatusView {
       return view(`$(sync~spin) ${NAME}: loading`, `${NAME}: loading ${modelName(status.model, status.builtin)}`,
         `${NAME} loading ${modelName(status.model, status.builtin)}`);
     case 'ready':
-      return view(`$(check) ${NAME}: ${modelName(status.model, status.builtin)}`, readyTooltip(status.model, status.builtin),
+      return view(`$(check) ${NAME}: ${modelName(status.model, status.builtin)}`,
+        readyTooltip(status.model, status.builtin, status.origin),
         `${NAME} ready ${modelName(status.model, status.builtin)}`);
     case 'generating':
       return view(`$(loading~spin) ${NAME}: ${modelName(status.model, status.builtin)}`,
@@ -81,8 +84,12 @@ export function fromServerStatus(params: unknown): ClientStatus {
   const model = typeof p.model === 'string' ? p.model : null;
   const detail = typeof p.detail === 'string' ? p.detail : '';
   switch (p.state) {
-    case 'loading':
     case 'ready':
+      if (typeof p.origin === 'string' && p.origin.length > 0 && p.builtin !== true) {
+        return { kind: p.state, model, origin: p.origin };
+      }
+      return p.builtin === true ? { kind: p.state, model, builtin: true } : { kind: p.state, model };
+    case 'loading':
     case 'generating':
       return p.builtin === true ? { kind: p.state, model, builtin: true } : { kind: p.state, model };
     case 'none':

