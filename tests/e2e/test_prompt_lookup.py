@@ -26,9 +26,11 @@ from codegen_lsp.engine.speculation import MAX_DRAFT, DraftPolicy
 from support import REPO_ROOT
 from support.default_model import MODEL as DEFAULT_MODEL
 
-ENGINE = REPO_ROOT / "server" / "codegen_lsp" / "engine"
-SOURCE = (ENGINE / "candidates.py").read_text(encoding="utf-8")
-RUNNER = (ENGINE / "llama_runner.py").read_text(encoding="utf-8")
+# Real code as prompts, frozen (the heads of engine/candidates.py and engine/llama_runner.py as they were when
+# these prompts were chosen): read from the live files, any edit there moved the cuts or tipped a near-tie.
+PROMPTS_DIR = REPO_ROOT / "tests" / "support" / "prompts"
+SOURCE = (PROMPTS_DIR / "candidates_head.txt").read_text(encoding="utf-8")
+RUNNER = (PROMPTS_DIR / "llama_runner_head.txt").read_text(encoding="utf-8")
 REPEATS = "".join(f"    def get_{n}(self):\n        return self._{n}\n\n" for n in ("name", "path", "size", "mode"))
 PROMPTS = {
     "short": ("def add(a, b):\n    return ", ()),

@@ -33,9 +33,7 @@ from .healing import TokenHealer, pick
 from .jobs import GenerationJob
 from .speculation import DraftPolicy, DraftStats, PromptLookup
 
-# Sequences the context is created with: up to 8 candidates (context/suffix_fit.py asks for 8) and, for
-# scoring them against the text after the cursor, one more (kv_reuse uses sequence 1 only in passing).
-MAX_CANDIDATES = 9
+MAX_CANDIDATES = 9  # sequences the context is created with (kv_reuse uses sequence 1 only in passing)
 
 
 @dataclass
@@ -233,6 +231,9 @@ def final_text(candidate: Candidate, job: GenerationJob) -> str:
         text = text[: text.index("\n", len(text) - len(text.lstrip()))]
     return text
 
+
+# MAX_CANDIDATES is 9: up to 8 candidates (context/suffix_fit.py asks for 8), scored against the text after the
+# cursor in sequences 1-8 beside sequence 0.
 
 def first_line(candidate: Candidate, job: GenerationJob) -> str:
     """The candidate's first line of code (what an alternative is; the main candidate may go on)."""
