@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -12,6 +14,25 @@ from . import __version__
 
 class CliError(Exception):
     """A user-facing failure: printed as one line, exit status 1."""
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the command is, so that it unwinds through the `finally` blocks that remove its
+    temporary files (the default action ends the process on the spot). Not an Exception: no `except
+    Exception` on the way may swallow it."""
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    def terminate(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the cleanup short
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -62,15 +83,23 @@ def cmd_models_pull(args: argparse.Namespace) -> int:
     from .resources import cache_dir
 
     entry = load_registry(Path(args.registry) if args.registry else None).get(args.name)
-    report = None
+    report = swept = None
     if args.json_progress:  # for the server's first-run offer (features/offer.py): one JSON object a line
         import json
+
+        from .models.pull import describe_sweep
 
         def report(phase: str, fraction: float | None) -> None:
             print(json.dumps({"phase": phase, "fraction": fraction}), flush=True)
 
-    pulled = pull_model(entry, cache_dir(), args.quantization, endpoint=args.endpoint,
-                        progress=not (args.quiet or args.json_progress), force=args.force, report=report)
+        def swept(removed: dict) -> None:  # not on stderr: the server takes its last line for the error
+            print(json.dumps({"notice": describe_sweep(removed), "swept": len(removed),
+                              "freed_bytes": sum(removed.values())}), flush=True)
+
+    with _sigterm_unwinds():  # the editor's pull runs this as a child, and may terminate it
+        pulled = pull_model(entry, cache_dir(), args.quantization, endpoint=args.endpoint,
+                            progress=not (args.quiet or args.json_progress), force=args.force, report=report,
+                            swept=swept)
     if args.json_progress:
         print(json.dumps({"done": str(pulled.path), "name": pulled.name, "commit": pulled.commit}), flush=True)
     else:
@@ -95,7 +124,8 @@ def cmd_models_best(args: argparse.Namespace) -> int:
             print(f"codegen-lsp: no model pulled yet; fetching {entry.name} ({entry.size_mb or '?'} MB) from "
                   f"{entry.where()}", file=sys.stderr)
             try:
-                pull_model(entry, cache_dir(), progress=not args.quiet)
+                with _sigterm_unwinds():
+                    pull_model(entry, cache_dir(), progress=not args.quiet)
                 best = best_pulled_model(cache_dir(), registry)
             except _user_errors() + (OSError,) as exc:
                 print(f"codegen-lsp: warning: could not get {entry.name}: {exc}", file=sys.stderr)
@@ -123,7 +153,8 @@ def cmd_models_path(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from .serve import serve
 
-    return serve(args.tcp, args.log_level, Path(args.log_file) if args.log_file else None)
+    return serve(args.tcp, args.log_level, Path(args.log_file) if args.log_file else None,
+                 allow_remote=args.allow_remote, token_file=Path(args.token_file) if args.token_file else None)
 
 
 def _model_options(args: argparse.Namespace) -> dict:
@@ -224,7 +255,13 @@ def build_parser(command: str | None = None) -> tuple[argparse.ArgumentParser, t
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="run the language server (stdio by default)")
-    p.add_argument("--tcp", metavar="HOST:PORT", default=None, help="listen on TCP instead of stdio")
+    p.add_argument("--tcp", metavar="HOST:PORT", default=None,
+                   help="listen on TCP instead of stdio; clients must send the token (printed, or from "
+                        "$CODEGEN_LSP_TCP_TOKEN / --token-file) as initializationOptions.tcpToken")
+    p.add_argument("--token-file", default=None, metavar="FILE", help="with --tcp: read the token from FILE")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="with --tcp: allow a host other than loopback (anyone who can reach it and has the token "
+                        "can read what you send the model)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-file", default=None, help="log here instead of stderr")
     p.set_defaults(func=cmd_serve)
@@ -309,6 +346,9 @@ def run(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("codegen-lsp: interrupted; no partial output was left behind", file=sys.stderr)
         return 130
+    except Terminated:
+        print("codegen-lsp: terminated; no partial output was left behind", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except _user_errors() + dev_errors as exc:
         print(f"codegen-lsp: error: {exc}", file=sys.stderr)
         return 1

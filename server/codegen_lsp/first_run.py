@@ -13,12 +13,11 @@ and a request the client could not show (it answered with an error).
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+
+from .workspace_memory import WorkspaceMemory
 
 OFFERED_MODEL = "codegen-350M-mono"  # a name in models/registry.toml
 # When the hub cannot be reached: the registry model that comes through the package index instead.
@@ -114,43 +113,6 @@ def overall_percent(phase: str, fraction: float | None) -> int:
     return int(start + (end - start) * done)
 
 
-class OfferMemory:
-    """The answers per workspace root, in one small JSON file (written atomically; unreadable = empty)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    @staticmethod
-    def key(root: Path | None) -> str:
-        return str(root.resolve()) if root is not None else "<no workspace>"
-
-    def _read(self) -> dict[str, str]:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        workspaces = data.get("workspaces") if isinstance(data, dict) else None
-        return {k: v for k, v in workspaces.items() if isinstance(v, str)} if isinstance(workspaces, dict) else {}
-
-    def recall(self, root: Path | None) -> str | None:
-        return self._read().get(self.key(root))
-
-    def remember(self, root: Path | None, what: str) -> None:
-        """Raises OSError when the file cannot be written (the caller logs it: the answer still holds for
-        this session)."""
-        workspaces = self._read()
-        workspaces[self.key(root)] = what
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump({"workspaces": workspaces}, out, indent=1, sort_keys=True)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
-
-def offer_memory(cache: Path) -> OfferMemory:
+def offer_memory(cache: Path) -> WorkspaceMemory:
     """The memory under the cache folder (`resources.cache_dir()`, CODEGEN_LSP_CACHE)."""
-    return OfferMemory(cache / "state" / STATE_FILE)
+    return WorkspaceMemory(cache / "state" / STATE_FILE)

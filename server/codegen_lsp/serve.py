@@ -35,7 +35,37 @@ def protect_stdout():
 SWITCH_INTERVAL_S = 0.001
 
 
-def serve(tcp: str | None = None, log_level: str = "info", log_file: Path | None = None) -> int:
+class ServeError(Exception):
+    """A `serve` that cannot start: one line for stderr, exit 2."""
+
+
+def tcp_address(tcp: str, allow_remote: bool) -> tuple[str, int]:
+    host, _, port = tcp.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or int(port) > 65535:
+        raise ServeError(f"--tcp {tcp!r}: expected HOST:PORT")
+    from .tcp import is_loopback
+
+    if not is_loopback(host):
+        if not allow_remote:
+            raise ServeError(f"--tcp {tcp!r}: {host} is not a loopback address; anyone who reaches it could use "
+                             "this server (pass --allow-remote to mean it)")
+        print(f"codegen-lsp: warning: listening on {host}, reachable from other machines; the token is all that "
+              "keeps them out, and the protocol is not encrypted", file=sys.stderr, flush=True)
+    return host, int(port)
+
+
+def serve(tcp: str | None = None, log_level: str = "info", log_file: Path | None = None,
+          allow_remote: bool = False, token_file: Path | None = None) -> int:
+    if tcp:
+        from .tcp import resolve_token
+
+        try:
+            address = tcp_address(tcp, allow_remote)
+            token = resolve_token(token_file)
+        except (ServeError, OSError, ValueError) as exc:
+            print(f"codegen-lsp serve: {exc}", file=sys.stderr)
+            return 2
     listener = setup_logging(log_level, log_file)
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     from .app import create_server
@@ -44,8 +74,9 @@ def serve(tcp: str | None = None, log_level: str = "info", log_file: Path | None
     code: int | str | None = 0
     try:
         if tcp:
-            host, _, port = tcp.rpartition(":")
-            server.start_tcp(host or "127.0.0.1", int(port))
+            from .tcp import start_tcp
+
+            start_tcp(server, *address, token)
         else:
             server.start_io(sys.stdin.buffer, protect_stdout())
     except SystemExit as exc:  # pygls' `exit` handler

@@ -32,6 +32,7 @@ from .engine.process import EngineEvent, ProcessEngine
 from .events import STATS_NOTIFICATION, STATUS_NOTIFICATION, Status, SuggestionStats
 from .first_run import BUILTIN_LABEL
 from .settings import Settings
+from .trust import Pending
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +200,9 @@ class CodegenLanguageServer(LanguageServer):
         # `codegen-lsp.useModel`): used while the configured `model` is empty (features/lifecycle.apply_settings).
         self.model_override: str | None = None
         self.model_offer_asked = False  # the first-run offer was made in this session (features/offer.py)
+        # codegen-lsp.toml values held until the person agrees (trust.py, features/trust.py), and that file.
+        self.trust_pending = Pending({})
+        self.workspace_file: Path | None = None
 
     def is_current(self, uri: str, version: int) -> bool:
         """Whether `version` of `uri` is the open document's current text."""

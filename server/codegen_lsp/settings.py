@@ -145,6 +145,11 @@ def section_of(payload: Any) -> dict[str, Any] | None:
     return {k: v for k, v in inner.items() if k != CLIENT_KEY}
 
 
+def keys_set(source: dict[str, Any] | None) -> set[str]:
+    """The keys a source gives a value (editors send every key, most as null or "")."""
+    return {k for k, v in (source or {}).items() if v not in (None, "")}
+
+
 def read_workspace_file(root: Path | None) -> dict[str, Any] | None:
     if root is None:
         return None

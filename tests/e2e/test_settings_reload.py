@@ -90,9 +90,10 @@ async def test_changing_the_model_setting_reloads(client: LanguageClient, tiny_c
 
 async def test_workspace_file_is_read_and_configuration_changes_override_it(client: LanguageClient, tiny_codegen1,
                                                                             tmp_path: Path):
-    (tmp_path / "codegen-lsp.toml").write_text(f'[codegenLsp]\nmaxTokens = 3\nmodel = "{tiny_codegen1.gguf_path}"\n')
+    model = copy_model(tiny_codegen1.gguf_path, tmp_path / "tiny.gguf")  # in the workspace: no consent needed
+    (tmp_path / "codegen-lsp.toml").write_text('[codegenLsp]\nmaxTokens = 3\nmodel = "tiny.gguf"\n')
     await boot(client, None, tmp_path, debounceMs=0)  # the model comes from the file
-    assert ready_path(client) == str(tiny_codegen1.gguf_path), record_status(client)
+    assert ready_path(client) == str(model), record_status(client)
     await suggest_once(client, tmp_path, "a.py")
     configure(client, maxTokens=5)
     await suggest_once(client, tmp_path, "b.py")

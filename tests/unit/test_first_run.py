@@ -10,7 +10,8 @@ from dataclasses import replace
 
 import pytest
 
-from codegen_lsp.first_run import (ACTION_TITLES, Answer, OfferContext, OfferMemory, answer_of, memory_of,
+from codegen_lsp.workspace_memory import WorkspaceMemory
+from codegen_lsp.first_run import (ACTION_TITLES, Answer, OfferContext, answer_of, memory_of,
                                    offer_memory, overall_percent, why_not_offer)
 from codegen_lsp.models.pull_process import PullCancelled, PullFailed, pull_in_child
 
@@ -43,7 +44,7 @@ def test_memory_is_per_workspace_and_survives_a_broken_file(tmp_path):
     assert memory.recall(a) is None
     memory.remember(a, "keep")
     memory.remember(None, "dismissed")
-    fresh = OfferMemory(memory.path)
+    fresh = WorkspaceMemory(memory.path)
     assert (fresh.recall(a), fresh.recall(b), fresh.recall(None)) == ("keep", None, "dismissed")
     assert [p.name for p in memory.path.parent.iterdir()] == [memory.path.name]  # no temporary file left
     memory.path.write_text("{not json")

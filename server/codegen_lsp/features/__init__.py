@@ -9,8 +9,9 @@ if TYPE_CHECKING:
 
 
 def register_all(server: "CodegenLanguageServer") -> None:
-    from . import actions, completion, inline, lifecycle, models, offer, synthesize, sync
+    from . import actions, completion, inline, lifecycle, models, offer, synthesize, sync, trust
 
-    lifecycle.register(server, after_first_load=offer.offer_after_first_load)
+    lifecycle.register(server, after_first_load=offer.offer_after_first_load,
+                       settle_trust=trust.settle_remembered, ask_trust=trust.ask_trust)
     for module in (sync, inline, completion, actions, synthesize, models, offer):
         module.register(server)

@@ -20,7 +20,10 @@ from ..engine.process import EngineCrashed
 from ..engine.remote import RemoteConfig, RemoteEngine
 from ..gguf.inspect import ModelFileError
 from ..models.resolve import ModelNotConfigured, resolve_model
-from ..settings import SECTION, Settings, SettingsError, parse_settings, read_workspace_file, section_of
+from ..resources import cache_dir
+from ..settings import (SECTION, WORKSPACE_FILE, Settings, SettingsError, keys_set, parse_settings,
+                        read_workspace_file, section_of)
+from ..trust import anchor_model_path, split_workspace_values
 from .watch import stop_watching, watch_model_file
 
 if TYPE_CHECKING:
@@ -171,30 +174,44 @@ def use_model(ls: "CodegenLanguageServer", value: str) -> bool:
 
 
 def register(server: "CodegenLanguageServer",
-             after_first_load: Callable[["CodegenLanguageServer"], Awaitable[None]] | None = None) -> None:
-    """`after_first_load(ls)` runs once the first model load has ended (features/offer.py's offer)."""
+             after_first_load: Callable[["CodegenLanguageServer"], Awaitable[None]] | None = None,
+             settle_trust: Callable[["CodegenLanguageServer"], None] | None = None,
+             ask_trust: Callable[["CodegenLanguageServer"], Awaitable[None]] | None = None) -> None:
+    """`after_first_load(ls)` runs once the first model load has ended (features/offer.py's offer);
+    `settle_trust` before the first load and `ask_trust` after it (features/trust.py)."""
 
     @server.feature(types.INITIALIZE)
     def initialize(ls: "CodegenLanguageServer", params: types.InitializeParams) -> None:
         ls.loop = asyncio.get_running_loop()
         encoding = ServerCapabilitiesBuilder.choose_position_encoding(params.capabilities)
         ls.store = DocumentStore(PositionEncoding(getattr(encoding, "value", encoding)))
-        ls.workspace_root = _workspace_root(params)
+        ls.workspace_root = root = _workspace_root(params)
         try:
-            from_file = read_workspace_file(ls.workspace_root)
+            from_file = read_workspace_file(root)
         except SettingsError as exc:
             ls.tell_user(str(exc))
             from_file = None
-        apply_settings(ls, from_file, section_of(params.initialization_options))
+        options = section_of(params.initialization_options)
+        ls.workspace_file = root / WORKSPACE_FILE if from_file is not None and root is not None else None
+        # The repository's values that send code elsewhere or load a file from elsewhere wait for consent.
+        now, ls.trust_pending = split_workspace_values(anchor_model_path(from_file or {}, root), root, cache_dir(),
+                                                       keys_set(options))
+        apply_settings(ls, now, options)
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: "CodegenLanguageServer", params: types.InitializedParams) -> None:
-        apply_settings(ls, await fetch_client_configuration(ls))
+        client = await fetch_client_configuration(ls)
+        apply_settings(ls, client)
+        ls.trust_pending = ls.trust_pending.without(keys_set(client))  # the user's own value wins anyway
+        if settle_trust is not None:
+            settle_trust(ls)
         ls.model_load_started = True
         ls.spawn(_first_load(ls))
 
     async def _first_load(ls: "CodegenLanguageServer") -> None:
         await load_model(ls)
+        if ask_trust is not None:
+            await ask_trust(ls)
         if after_first_load is not None:
             await after_first_load(ls)
 
