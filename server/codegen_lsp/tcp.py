@@ -147,10 +147,8 @@ def start_tcp(server, host: str, port: int, token: Token, announce=None) -> None
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         try:
-            if session:
-                raise Refused("a session is already connected")
             message = admit(await asyncio.wait_for(read_first_message(reader), HANDSHAKE_TIMEOUT_S), token.value)
-            if session:  # another connection was admitted while this one was sending
+            if session:  # one LSP session per server: a second client must not take over its stream
                 raise Refused("a session is already connected", message.get("id"))
         except (Refused, asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError, ValueError) as exc:
             reason = str(exc) if isinstance(exc, Refused) else (
