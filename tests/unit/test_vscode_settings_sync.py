@@ -71,3 +71,17 @@ def test_client_settings_exist(contributed: dict[str, Any]) -> None:
         assert contributed[key]["default"] == default
     assert contributed["codegenLsp.client.maxRestarts"]["minimum"] == 0
     assert contributed["codegenLsp.client.serverCommand"]["items"] == {"type": "string"}
+
+
+def test_untrusted_workspaces_cannot_set_what_sends_code_or_runs_a_program(contributed: dict[str, Any]) -> None:
+    """VS Code's workspace trust keeps these workspace-level values out until the folder is trusted: the ones
+    the server asks about when they come from codegen-lsp.toml (trust.py), and the client's launch command."""
+    from codegen_lsp.trust import MODEL_KEY, REMOTE_KEYS
+
+    package = json.loads(PACKAGE_JSON.read_text(encoding="utf-8"))
+    untrusted = package["capabilities"]["untrustedWorkspaces"]
+    assert untrusted["supported"] == "limited"
+    restricted = set(untrusted["restrictedConfigurations"])
+    assert {PREFIX + key for key in (*REMOTE_KEYS, MODEL_KEY)} | {
+        CLIENT_PREFIX + "serverCommand", CLIENT_PREFIX + "pythonPath"} <= restricted
+    assert restricted <= set(contributed)  # each names a real setting
