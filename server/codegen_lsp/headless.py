@@ -390,16 +390,16 @@ async def synthesize_in_session(client: LanguageClient, uri: str, text: str, lan
             text_document=types.TextDocumentIdentifier(uri=uri)))
 
 
-async def synthesize(path: Path, line_range: tuple[int, int] | None, options: dict,
+async def synthesize(path: Path, text: str, line_range: tuple[int, int] | None, options: dict,
                      server_log: Path | None = None) -> str | None:
+    """`text` (what the caller read from `path`) with the code under its comments written, or None."""
     client = await ready_session(path.parent, options, hold_messages=True, **_log_options(server_log),
                                  echo_log=lambda m: m.startswith("synthesis turn"))
 
     async def work() -> str | None:
-        uri, text = open_file(client, path, announce=False)
         selection = whole_lines(text, *line_range) if line_range else None
-        return await synthesize_in_session(client, uri, text, LANGUAGE_BY_SUFFIX.get(path.suffix, "plaintext"),
-                                           selection)
+        language = LANGUAGE_BY_SUFFIX.get(path.suffix, "plaintext")
+        return await synthesize_in_session(client, path.resolve().as_uri(), text, language, selection)
 
     return await _one_answer(client, work, "synthesis")
 
@@ -419,14 +419,19 @@ def parse_line_range(spec: str | None) -> tuple[int, int] | None:
 
 def run_synthesize(path: Path, line_range: str | None, write: bool, options: dict,
                    server_log: Path | None = None) -> int:
-    from .convert.writer import atomic_output
+    from .safe_write import FileChanged, content_hash, replace_unchanged
 
     if not path.is_file():
         raise SystemExit(f"codegen-lsp: error: {path}: file not found")
     lines = parse_line_range(line_range)
-    if lines is not None and lines[0] > (count := len(path.read_bytes().splitlines())):
+    original = path.read_bytes()  # read once: what is synthesized, and what --write checks is still there
+    if lines is not None and lines[0] > (count := len(original.splitlines())):
         raise SystemExit(f"codegen-lsp: error: --range {line_range!r}: {path} ends at line {count}")
-    result = asyncio.run(synthesize(path, lines, options, server_log))
+    try:
+        text = original.decode("utf-8")  # not read_text: keep "\r\n" as it is
+    except UnicodeDecodeError:
+        raise SystemExit(f"codegen-lsp: error: {path}: not UTF-8 text") from None
+    result = asyncio.run(synthesize(path, text, lines, options, server_log))
     if result is None:
         print("codegen-lsp: nothing synthesized (no comment without code in the range, or every turn failed)",
               file=sys.stderr)
@@ -434,8 +439,11 @@ def run_synthesize(path: Path, line_range: str | None, write: bool, options: dic
     if not write:
         sys.stdout.write(result)
         return 0
-    with atomic_output(path) as tmp:
-        tmp.write_text(result, encoding="utf-8")
-        tmp.chmod(path.stat().st_mode & 0o7777)
+    try:  # synthesis takes a while: the file may have been edited and saved meanwhile
+        replace_unchanged(path, result.encode("utf-8"), content_hash(original))
+    except FileChanged as exc:
+        raise SystemExit(f"codegen-lsp: error: {exc}") from None
+    except OSError as exc:
+        raise SystemExit(f"codegen-lsp: error: cannot write {path}: {exc.strerror or exc}") from None
     print(f"wrote {path}", file=sys.stderr)
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,53 @@ def test_synthesize_write_and_range(synthesizing_codegen1, tmp_path: Path):
     assert source.read_text() == COMMENTS.replace('"numbers".\n', '"numbers".\nnumbers = [3, 1, 2]\n', 1)
     assert source.stat().st_mode & 0o777 == 0o640
     assert [p.name for p in tmp_path.iterdir()] == ["steps.py"]  # no temporary file left behind
+
+
+# The real CLI, with one change: the file is saved again (as an editor would) after the model has answered
+# and before --write replaces it. Deterministic, unlike racing the model from a thread.
+SAVED_MEANWHILE = """
+import sys
+from codegen_lsp import headless
+from codegen_lsp.cli import main
+
+synthesize = headless.synthesize
+
+async def synthesize_while_the_user_edits(path, *args, **kwargs):
+    result = await synthesize(path, *args, **kwargs)
+    with open(path, "a", encoding="utf-8") as file:
+        file.write("# typed while the model ran\\n")
+    return result
+
+headless.synthesize = synthesize_while_the_user_edits
+sys.exit(main())
+"""
+
+
+def test_synthesize_write_refuses_a_file_saved_meanwhile(synthesizing_codegen1, tmp_path: Path):
+    source = tmp_path / "steps.py"
+    source.write_text(COMMENTS)
+    done = subprocess.run([sys.executable, "-c", SAVED_MEANWHILE, "synthesize", str(source), "--write", "--model",
+                           str(synthesizing_codegen1.gguf_path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (f"codegen-lsp: error: {source} changed since it was read; "
+                                                    "nothing was written (run it again on the new contents)")
+    assert source.read_text() == COMMENTS + "# typed while the model ran\n"  # the user's edit, untouched
+    assert [p.name for p in tmp_path.iterdir()] == ["steps.py"]
+
+
+def test_synthesize_write_through_a_symlink_keeps_the_link_and_the_mode(synthesizing_codegen1, tmp_path: Path):
+    (tmp_path / "project").mkdir()
+    target = tmp_path / "project" / "steps.py"
+    target.write_text(COMMENTS)
+    target.chmod(0o604)
+    link = tmp_path / "steps.py"
+    link.symlink_to("project/steps.py")
+    done = cli("synthesize", str(link), "--write", "--model", str(synthesizing_codegen1.gguf_path))
+    assert done.returncode == 0, done.stderr
+    assert link.is_symlink() and os.readlink(link) == "project/steps.py"
+    assert target.read_text() == MTPB_STYLE_PROGRAM
+    assert target.stat().st_mode & 0o777 == 0o604
+    assert [p.name for p in target.parent.iterdir()] == ["steps.py"]  # no temporary file left behind
 
 
 def test_synthesize_bad_input(synthesizing_codegen1, tmp_path: Path):

