@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -22,6 +23,8 @@ from pathlib import Path
 from ..resources import PACKAGE_DIR
 
 GRACE_S = 3.0
+
+log = logging.getLogger(__name__)
 
 
 class PullFailed(Exception):
@@ -72,6 +75,8 @@ async def pull_in_child(name: str, report: Callable[[str, float | None], None], 
                 continue
             if "done" in message:
                 done.update(message)
+            elif isinstance(message.get("notice"), str):  # e.g. leftovers of killed pulls removed
+                log.info("models pull: %s", message["notice"])
             elif isinstance(message.get("phase"), str):
                 fraction = message.get("fraction")
                 report(message["phase"], float(fraction) if isinstance(fraction, (int, float)) else None)

