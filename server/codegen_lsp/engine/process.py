@@ -263,19 +263,24 @@ class VocabProcess:
     def __init__(self, path: Path, timeout: float = 30.0) -> None:
         self._path, self._timeout = path, timeout
         self._child = _Child(self._on_exit)
-        self._call("vocab", str(path))
+        try:
+            self._call("vocab", str(path))
+        except BaseException:  # nobody gets a handle to close it: a failed load must not leave the child running
+            self.close()
+            raise
 
-    def count(self, text: str) -> int:
-        return self._call("count", text)
+    def count(self, text: str, timeout: float | None = None) -> int:
+        """`timeout`: seconds to wait (the caller's time left); None: the one given at construction."""
+        return self._call("count", text, timeout)
 
     def close(self) -> None:
         self._child.stop()
 
-    def _call(self, op: str, payload: Any) -> Any:
+    def _call(self, op: str, payload: Any, timeout: float | None = None) -> Any:
         future: Future = Future()
         self._child.request(op, payload, future)
         try:
-            return future.result(self._timeout)
+            return future.result(self._timeout if timeout is None else timeout)
         except _RemoteError as exc:
             raise ModelFileError(self._path, exc.text if exc.kind == "model" else str(exc)) from None
 

@@ -8,23 +8,35 @@ are, sentinel token ids as their token text from the local copy of the GGUF (`<m
 llama-server tokenize completion prompts with special-token parsing on). Formats that need sentinels
 therefore need the `model` setting to point at the same GGUF the server runs; left-to-right does not.
 
-One worker thread sends one request at a time (like the engine process). While a response streams, a small
-guard thread waits on the job's cancel event and the request's deadline and shuts the socket down
-when either fires: the worker's blocking read returns at once, and the server sees the client gone
-and stops decoding. Failures during generation (timeout, connection lost, HTTP errors) come back as
-an empty result with finish_reason "error", and the reason goes to `report` (the client's log):
-no suggestion is better than an error popup on every keystroke.
+One worker thread sends one request at a time (like the engine process). Every request (the load's
+GET /v1/models too) has a guard thread that waits on the job's cancel event and the request's deadline
+and shuts the socket down when either fires: the worker's blocking read returns at once, and the
+server sees the client gone and stops decoding (a connect is bounded by its socket timeout, the time
+left). A per-read timeout alone would let a server that drips a byte a second stall us for ever. A
+generation's deadline also covers the local token counts that build its prompt.
+
+An answer is bounded in size too: at most max_tokens text chunks (then we stop reading and keep them:
+finish "length"), ANSWER_BYTES_BASE + ANSWER_BYTES_PER_TOKEN * max_tokens bytes in all, and
+LINE_LIMIT_BYTES a line. Failures during generation (timeout, connection lost, HTTP errors, an answer
+too large or of the wrong shape) come back as an empty result with finish_reason "error", and the
+reason goes to `report` (the client's log): no suggestion is better than an error popup on every
+keystroke.
+
+remoteApiKey is refused over plain http to anything but a loopback address: the key would cross the
+network in clear text.
 """
 
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
 import logging
+import math
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -41,6 +53,14 @@ log = logging.getLogger(__name__)
 LOAD_TIMEOUT_S = 5.0  # GET /v1/models at load: the server is up or it is not
 CHARS_PER_TOKEN_ESTIMATE = 3  # without a local tokenizer, text is assumed to take len/3 tokens
 GUARD_POLL_S = 0.01
+# Size limits on what a server sends back. A streamed chunk is one token's text in a JSON envelope of
+# a few hundred bytes (id, model, created, index...); 4 KiB a token is ~10x that, escapes included.
+# The base covers a last chunk with usage and timings and servers that echo more.
+ANSWER_BYTES_BASE = 1 << 20
+ANSWER_BYTES_PER_TOKEN = 4 << 10
+LINE_LIMIT_BYTES = 1 << 20  # one SSE line is one chunk: no legitimate one comes near this
+MODELS_BYTES = 1 << 20  # the /v1/models body we read (a list of model ids)
+ERROR_BODY_BYTES = 2000
 
 
 class RemoteEngineError(ModelFileError):
@@ -79,15 +99,19 @@ class RemoteEngine(ThreadedEngine):
         if not isinstance(config, RemoteConfig) or not config.url:
             raise RemoteEngineError("the remote engine needs a remoteUrl")
         self._free()
+        _refuse_plain_key(config)  # before any connection: the key must not travel
         server_model = self._check_server(config)
         if config.model_path is not None:
             info = inspect_model_file(config.model_path)
             tokens = read_header(config.model_path, string_arrays=(TOKENS_KEY,)).fields[TOKENS_KEY]
+            texts = [str(t) for t in tokens]
+            # Last: nothing after it can fail and leave the tokenizer's process without an owner.
             try:  # the tokenizer alone (no weights), in an engine process: exact token counts for fitting
                 self._vocab = VocabProcess(config.model_path)
-            except EngineCrashed as exc:
-                raise ModelFileError(config.model_path, f"llama.cpp could not read its vocabulary ({exc})") from None
-            self._token_texts = [str(t) for t in tokens]
+            except (EngineCrashed, TimeoutError) as exc:  # VocabProcess has closed its child
+                raise ModelFileError(config.model_path, "llama.cpp could not read its vocabulary "
+                                                        f"({str(exc) or 'timed out'})") from None
+            self._token_texts = texts
         else:
             info = ModelFileInfo(path=Path(), architecture="remote", name=config.remote_model or server_model,
                                  context_length=config.n_ctx, prompt_format=PromptFormat.LEFT_TO_RIGHT,
@@ -98,36 +122,56 @@ class RemoteEngine(ThreadedEngine):
 
     def _check_server(self, config: RemoteConfig) -> str:
         """GET /v1/models; the first model's id (for the status line when there is no local GGUF)."""
-        try:
-            conn = _connection(config.url, min(config.timeout_s, LOAD_TIMEOUT_S))
-            conn.request("GET", _endpoint(config.url, "/v1/models"), headers=_headers(config))
-            response = conn.getresponse()
-            body = response.read(1 << 20)
-            conn.close()
-        except (OSError, http.client.HTTPException) as exc:
-            raise RemoteEngineError(f"cannot reach the inference server at {config.url}: {_describe(exc)}",
-                                    config.model_path) from None
+        limit_s = min(config.timeout_s, LOAD_TIMEOUT_S)
+        deadline = time.monotonic() + limit_s
+        conn = _connection(config.url, limit_s)
+        error: BaseException | None = None
+        with _Guard(conn, deadline, threading.Event()) as guard:
+            try:
+                guard.connect()
+                conn.request("GET", _endpoint(config.url, "/v1/models"), headers=_headers(config))
+                response = conn.getresponse()
+                body = response.read(MODELS_BYTES)
+            except (OSError, http.client.HTTPException) as exc:
+                error = exc
+        if guard.stopped or isinstance(error, TimeoutError):
+            raise RemoteEngineError(f"the inference server at {config.url} did not answer /v1/models within "
+                                    f"{limit_s * 1000:.0f} ms", config.model_path)
+        if error is not None:
+            raise RemoteEngineError(f"cannot reach the inference server at {config.url}: {_describe(error)}",
+                                    config.model_path)
         if response.status != 200:
             raise RemoteEngineError(f"the inference server at {config.url} answered /v1/models with "
                                     f"HTTP {response.status}: {body[:200].decode('utf-8', 'replace')}",
                                     config.model_path)
         try:
-            models = json.loads(body).get("data") or []
-            return str(models[0].get("id")) if models else "remote model"
-        except (ValueError, AttributeError):
-            return "remote model"
+            models = json.loads(body).get("data")
+        except (ValueError, AttributeError, RecursionError):
+            models = None
+        first = models[0] if isinstance(models, list) and models else None
+        return str(first["id"]) if isinstance(first, dict) and first.get("id") else "remote model"
 
-    def _count_tokens(self, text: str) -> int:
+    def _count_tokens(self, text: str, deadline: float | None = None) -> int:
+        """Exact with the local tokenizer (waiting at most until `deadline`), else an estimate."""
         if self._vocab is not None:
             try:
-                return self._vocab.count(text)
-            except (EngineCrashed, TimeoutError) as exc:  # estimate rather than fail the request
-                log.warning("token count unavailable (%s); estimating", exc)
-                self._vocab = None
+                timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+                return self._vocab.count(text, timeout)
+            except (EngineCrashed, TimeoutError, ModelFileError) as exc:  # estimate rather than fail the request
+                log.warning("token count unavailable (%s); estimating until the next load", str(exc) or "timed out")
+                self._drop_vocab()
         return -(-len(text) // CHARS_PER_TOKEN_ESTIMATE)
 
-    def _prompt(self, job: GenerationJob, n_ctx: int, max_tokens: int) -> str:
-        segments = expand(fit_segments(job.segments, n_ctx - max_tokens - 1, self._count_tokens, job.prefix_share))
+    def _drop_vocab(self) -> None:
+        """Stop using the tokenizer and end its process, in the background: stopping a hung one takes up to
+        process.STOP_TIMEOUT_S, which must not come out of the request's time."""
+        vocab, self._vocab = self._vocab, None
+        if vocab is not None:
+            threading.Thread(target=vocab.close, name="vocab-close", daemon=True).start()
+
+    def _prompt(self, job: GenerationJob, n_ctx: int, max_tokens: int, deadline: float) -> str:
+        segments = expand(fit_segments(job.segments, n_ctx - max_tokens - 1,
+                                       lambda text: self._count_tokens(text, deadline), job.prefix_share))
         parts: list[str] = []
         for segment in segments:
             if isinstance(segment, Text):
@@ -146,13 +190,14 @@ class RemoteEngine(ThreadedEngine):
         config, info = self._config, self._info
         if config is None or info is None:
             raise RemoteEngineError("no inference server is configured")
+        deadline = time.monotonic() + config.timeout_s  # the whole call: token counts, connect, stream
         n_ctx = max(64, min(config.n_ctx, info.context_length))
         max_tokens = max(1, min(job.max_tokens, n_ctx // 2))
         try:
-            prompt = self._prompt(job, n_ctx, max_tokens)
+            prompt = self._prompt(job, n_ctx, max_tokens, deadline)
         except RemoteEngineError as exc:
             return self._failed(str(exc))
-        prompt_tokens = self._count_tokens(prompt) if self._vocab is not None else 0
+        prompt_tokens = self._count_tokens(prompt, deadline) if self._vocab is not None else 0
         greedy = job.temperature <= 0.0
         body: dict[str, Any] = {
             "prompt": prompt, "max_tokens": max_tokens, "temperature": job.temperature,
@@ -165,78 +210,94 @@ class RemoteEngine(ThreadedEngine):
             body["stop"] = list(job.stop_strings)
         if config.remote_model:
             body["model"] = config.remote_model
-        return self._stream(config, job, body, prompt_tokens)
+        return self._stream(config, job, body, prompt_tokens, deadline)
 
     def _stream(self, config: RemoteConfig, job: GenerationJob, body: dict[str, Any],
-                prompt_tokens: int) -> GenerationResult:
+                prompt_tokens: int, deadline: float) -> GenerationResult:
+        left = deadline - time.monotonic()
+        if left <= 0 or job.cancel.is_set():  # the token counts used the time up
+            return self._ended(config, job, "cancelled" if job.cancel.is_set() else "timeout", _Answer())
         started = time.perf_counter()
-        deadline = started + config.timeout_s
-        stopped: list[str] = []  # why the guard shut the socket: "cancelled" | "timeout"
-        done = threading.Event()
-        conn = _connection(config.url, config.timeout_s)
-        guard = threading.Thread(target=_guard, args=(conn, job.cancel, deadline, done, stopped),
-                                 name="remote-guard", daemon=True)
-        pieces: list[str] = []
-        finish: str | None = None
-        usage: dict[str, Any] = {}
-        timings: dict[str, Any] = {}
-        chunks, first_at = 0, None
-        try:
-            conn.connect()
-            guard.start()
-            conn.request("POST", _endpoint(config.url, "/v1/completions"), body=json.dumps(body).encode("utf-8"),
-                         headers=_headers(config, stream=True))
-            response = conn.getresponse()
-            if response.status != 200:
-                detail = response.read(2000).decode("utf-8", "replace")
-                return self._failed(f"the inference server at {config.url} answered HTTP {response.status}: "
-                                    f"{_error_message(detail)}")
-            for event in _sse_events(response):
-                if event == "[DONE]":
-                    break
-                chunk = json.loads(event)
-                if "error" in chunk:
-                    return self._failed(f"the inference server at {config.url} failed: {_error_message(event)}")
-                usage = chunk.get("usage") or usage
-                timings = chunk.get("timings") or timings
-                for choice in chunk.get("choices") or []:
-                    if choice.get("text"):
-                        pieces.append(choice["text"])
-                        chunks += 1
-                        first_at = first_at or time.perf_counter()
-                    finish = choice.get("finish_reason") or finish
-                    if choice.get("stop_type"):
-                        timings.setdefault("stop_type", choice["stop_type"])
-                if chunk.get("stop_type"):
-                    timings["stop_type"] = chunk["stop_type"]
-                if job.cancel.is_set():
-                    break
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            if not stopped and not job.cancel.is_set():
-                if time.perf_counter() >= deadline or isinstance(exc, TimeoutError):
-                    stopped.append("timeout")
-                else:
-                    return self._failed(f"inference server at {config.url}: {_describe(exc)}")
-        finally:
-            done.set()
-            conn.close()  # closing the stream is what stops decoding on the server
-        if job.cancel.is_set() or stopped == ["cancelled"]:
-            return GenerationResult("", "cancelled", prompt_tokens, 0, chunks)
-        if stopped:
-            return self._failed(f"the inference server at {config.url} did not finish within "
-                                f"{config.timeout_s * 1000:.0f} ms (remoteTimeoutMs)")
+        answer = _Answer()
+        failure: str | None = None
+        timed_out = False  # a socket timeout (the connect's, or a read's) before the guard saw the deadline
+        conn = _connection(config.url, left)  # bounds the connect; the guard bounds the rest
+        with _Guard(conn, deadline, job.cancel) as guard:
+            try:
+                guard.connect()
+                failure = self._receive(conn, config, job, body, answer)
+            except (OSError, http.client.HTTPException) as exc:
+                timed_out = isinstance(exc, TimeoutError)
+                failure = f"inference server at {config.url}: {_describe(exc)}"
+        # Once the guard has shut the socket, whatever the read made of it (EOF, a cut line) is moot.
+        if guard.stopped or job.cancel.is_set() or timed_out:
+            return self._ended(config, job, guard.stopped or "timeout", answer, prompt_tokens)
+        if failure is not None:
+            return self._failed(failure)
         ended = time.perf_counter()
-        text = "".join(pieces)
+        first_at = answer.first_at
+        text = "".join(answer.pieces)
+        finish = _finish(answer.finish, answer.timings.get("stop_type"), bool(job.stop_strings))
+        if answer.over_tokens:
+            finish = "length"
         cut = [text.find(s) for s in job.stop_strings if s and s in text]
         if cut:  # servers strip the stop string; some do not
             text, finish = text[:min(cut)], "stop"
-        prompt_n = int(usage.get("prompt_tokens") or prompt_tokens)
-        evaluated = timings.get("prompt_n")
+        usage, timings = answer.usage, answer.timings
+        prompt_n = _int(usage.get("prompt_tokens")) or prompt_tokens
+        evaluated = _int(timings.get("prompt_n"))
         return GenerationResult(
-            text, _finish(finish, timings.get("stop_type"), bool(job.stop_strings)), prompt_n,
-            int(evaluated) if isinstance(evaluated, (int, float)) else prompt_n,
-            int(usage.get("completion_tokens") or timings.get("predicted_n") or chunks),
+            text, finish, prompt_n, evaluated if evaluated is not None else prompt_n,
+            _int(usage.get("completion_tokens")) or _int(timings.get("predicted_n")) or answer.chunks,
             (first_at or ended) - started, ended - (first_at or ended))
+
+    def _receive(self, conn: http.client.HTTPConnection, config: RemoteConfig, job: GenerationJob,
+                 body: dict[str, Any], answer: "_Answer") -> str | None:
+        """Send the request and read the stream into `answer`; a failure's reason, or None."""
+        max_tokens = body["max_tokens"]
+        max_bytes = ANSWER_BYTES_BASE + ANSWER_BYTES_PER_TOKEN * max_tokens
+        conn.request("POST", _endpoint(config.url, "/v1/completions"), body=json.dumps(body).encode("utf-8"),
+                     headers=_headers(config, stream=True))
+        response = conn.getresponse()
+        if response.status != 200:
+            detail = response.read(ERROR_BODY_BYTES).decode("utf-8", "replace")
+            return f"the inference server at {config.url} answered HTTP {response.status}: {_error_message(detail)}"
+        try:
+            for event in _sse_events(response, max_bytes):
+                if event == "[DONE]":
+                    return None
+                chunk = _chunk(event)
+                if "error" in chunk:
+                    return f"the inference server at {config.url} failed: {_error_message(event)}"
+                answer.usage = chunk.get("usage") or answer.usage
+                answer.timings = chunk.get("timings") or answer.timings
+                for choice in chunk.get("choices") or []:
+                    if choice.get("text"):
+                        # A chunk holds at least one token: one more than max_tokens, the server ignores it.
+                        if answer.chunks >= max_tokens:
+                            answer.over_tokens = True
+                            return None  # keep what came; closing the stream stops the server
+                        answer.pieces.append(choice["text"])
+                        answer.chunks += 1
+                        answer.first_at = answer.first_at or time.perf_counter()
+                    answer.finish = choice.get("finish_reason") or answer.finish
+                    if choice.get("stop_type"):
+                        answer.timings.setdefault("stop_type", choice["stop_type"])
+                if chunk.get("stop_type"):
+                    answer.timings["stop_type"] = chunk["stop_type"]
+                if job.cancel.is_set():
+                    return None
+        except _BadAnswer as exc:
+            return f"the inference server at {config.url} {exc}"
+        return None
+
+    def _ended(self, config: RemoteConfig, job: GenerationJob, why: str, answer: "_Answer",
+               prompt_tokens: int = 0) -> GenerationResult:
+        """The result of a call the guard (or the deadline) stopped: "cancelled" | "timeout"."""
+        if why == "cancelled" or job.cancel.is_set():
+            return GenerationResult("", "cancelled", prompt_tokens, 0, answer.chunks)
+        return self._failed(f"the inference server at {config.url} did not finish within "
+                            f"{config.timeout_s * 1000:.0f} ms (remoteTimeoutMs)")
 
     def _failed(self, reason: str) -> GenerationResult:
         log.warning("%s", reason)
@@ -244,30 +305,84 @@ class RemoteEngine(ThreadedEngine):
         return GenerationResult("", "error", error=f"remote inference failed: {reason}")
 
 
-def _guard(conn: http.client.HTTPConnection, cancel: threading.Event, deadline: float, done: threading.Event,
-           stopped: list[str]) -> None:
-    """Shut the request's socket down on cancel or at the deadline: the blocked read returns now."""
-    while not done.is_set():
-        if cancel.wait(GUARD_POLL_S) or time.perf_counter() >= deadline:
-            if done.is_set():
+@dataclass
+class _Answer:
+    """What a stream has brought so far."""
+
+    pieces: list[str] = field(default_factory=list)
+    finish: str | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, Any] = field(default_factory=dict)
+    chunks: int = 0  # chunks with text: at least one token each
+    first_at: float | None = None
+    over_tokens: bool = False  # more text chunks came than max_tokens: we stopped reading
+
+
+class _BadAnswer(Exception):
+    """The server sent something no OpenAI-compatible server sends (the message completes "the server at X ...")."""
+
+
+class _Guard:
+    """One request's guard thread: on cancel or at the deadline it shuts the socket down, so the worker's
+    blocked write or read returns at once (the server sees the client gone); `stopped` says why. A connect
+    is bounded by the socket's own timeout (the time left). Leaving the `with` block ends the connection."""
+
+    def __init__(self, conn: http.client.HTTPConnection, deadline: float, cancel: Any) -> None:
+        self._conn, self._deadline, self._cancel = conn, deadline, cancel  # cancel: .wait(s) / .is_set()
+        self._sock: socket.socket | None = None
+        self._done = threading.Event()
+        self.stopped: str | None = None  # "cancelled" | "timeout"
+        self._thread = threading.Thread(target=self._run, name="remote-guard", daemon=True)
+
+    def __enter__(self) -> "_Guard":
+        self._thread.start()
+        return self
+
+    def connect(self) -> None:
+        """Connect and keep the socket: the connection lets go of it when an answer says Connection: close
+        (the response reads on), so `conn.sock` is no handle on the stream."""
+        self._conn.connect()
+        self._sock = self._conn.sock
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        self._shutdown()  # the response may still hold the socket: closing the stream stops decoding on the server
+        self._conn.close()
+
+    def _shutdown(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _run(self) -> None:
+        while not self._done.is_set():
+            if self.stopped is None:
+                if self._cancel.wait(GUARD_POLL_S) or time.monotonic() >= self._deadline:
+                    self.stopped = "cancelled" if self._cancel.is_set() else "timeout"
+            elif self._sock is not None:  # None while connecting: the connect's own timeout ends it
+                self._shutdown()
                 return
-            stopped.append("cancelled" if cancel.is_set() else "timeout")
-            sock = conn.sock
-            if sock is not None:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-            return
+            else:
+                self._done.wait(GUARD_POLL_S)
 
 
-def _sse_events(response: http.client.HTTPResponse):
-    """The `data:` payloads of a server-sent event stream (multi-line data joined by newlines)."""
+def _sse_events(response: http.client.HTTPResponse, max_bytes: int):
+    """The `data:` payloads of a server-sent event stream (multi-line data joined by newlines), reading at
+    most `max_bytes` (+ one line) in all and LINE_LIMIT_BYTES a line: a runaway server costs bounded memory."""
     data: list[str] = []
+    read = 0
     while True:
-        raw = response.readline()
+        raw = response.readline(LINE_LIMIT_BYTES + 1)
         if not raw:
             break
+        read += len(raw)
+        if len(raw) > LINE_LIMIT_BYTES:
+            raise _BadAnswer(f"sent a line longer than {LINE_LIMIT_BYTES} bytes; stopped reading")
+        if read > max_bytes:
+            raise _BadAnswer(f"sent more than {max_bytes} bytes for at most {_tokens_of(max_bytes)} tokens; "
+                             "stopped reading")
         line = raw.decode("utf-8", "replace").rstrip("\r\n")
         if not line:
             if data:
@@ -276,14 +391,61 @@ def _sse_events(response: http.client.HTTPResponse):
             continue
         if line.startswith(":"):
             continue  # comment / ping
-        field, _, value = line.partition(":")
-        if field == "data":
+        name, _, value = line.partition(":")
+        if name == "data":
             data.append(value[1:] if value.startswith(" ") else value)
             if data[-1] == "[DONE]":
                 yield "[DONE]"
                 return
     if data:
         yield "\n".join(data)
+
+
+def _tokens_of(max_bytes: int) -> int:
+    return (max_bytes - ANSWER_BYTES_BASE) // ANSWER_BYTES_PER_TOKEN
+
+
+# The fields we read, and their JSON types when present and not null.
+_CHUNK_FIELDS = {"choices": list, "usage": dict, "timings": dict, "stop_type": str}
+_CHOICE_FIELDS = {"text": str, "finish_reason": str, "stop_type": str}
+_JSON_NAMES = {dict: "an object", list: "an array", str: "a string"}
+
+
+def _chunk(event: str) -> dict[str, Any]:
+    """A stream chunk, checked to have the shape we read (a server of another API, a proxy's error page...)."""
+    try:
+        chunk = json.loads(event)
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested deeper than the parser goes
+        raise _BadAnswer(f"sent a chunk that is not JSON: {event[:120]!r}") from None
+    problem = _shape_problem(chunk)
+    if problem:
+        raise _BadAnswer(f"sent an unexpected chunk ({problem}): {event[:120]!r}")
+    return chunk
+
+
+def _shape_problem(chunk: Any) -> str | None:
+    if not isinstance(chunk, dict):
+        return "not a JSON object"
+    if problem := _fields_problem(chunk, _CHUNK_FIELDS):
+        return problem
+    for choice in chunk.get("choices") or []:
+        if not isinstance(choice, dict):
+            return "a choice is not an object"
+        if problem := _fields_problem(choice, _CHOICE_FIELDS):
+            return problem
+    return None
+
+
+def _fields_problem(obj: dict[str, Any], fields: dict[str, type]) -> str | None:
+    return next((f"{key} is not {_JSON_NAMES[kind]}" for key, kind in fields.items()
+                 if obj.get(key) is not None and not isinstance(obj[key], kind)), None)
+
+
+def _int(value: Any) -> int | None:
+    """A count the server reported, if it is one."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return int(value)
 
 
 def _finish(reason: str | None, stop_type: str | None, had_stop_strings: bool) -> str:
@@ -299,12 +461,37 @@ def _finish(reason: str | None, stop_type: str | None, had_stop_strings: bool) -
 
 def _split(url: str) -> tuple[str, str, int | None, str]:
     parts = urlsplit(url if "://" in url else f"http://{url}")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        port = parts.port
+    except ValueError:  # e.g. a port over 65535
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
         raise RemoteEngineError(f"remoteUrl {url!r} is not an http(s) URL")
     base = parts.path.rstrip("/")
     if base.endswith("/v1"):
         base = base[:-3]
-    return parts.scheme, parts.hostname, parts.port, base
+    return parts.scheme, parts.hostname, port, base
+
+
+def _refuse_plain_key(config: RemoteConfig) -> None:
+    """The API key goes over plain http only to this machine: elsewhere anyone on the path could read it."""
+    scheme, host, _, _ = _split(config.url)
+    if config.api_key and scheme == "http" and not _is_loopback(host):
+        raise RemoteEngineError(
+            f"remoteApiKey is set but remoteUrl {config.url} is plain http to another machine, which would "
+            "send the key unencrypted: make remoteUrl https (http is allowed for 127.0.0.1, ::1 and localhost)",
+            config.model_path)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":  # urlsplit's hostname is lower-case
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:  # a name other than localhost: it may resolve anywhere
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def _connection(url: str, timeout: float) -> http.client.HTTPConnection:
