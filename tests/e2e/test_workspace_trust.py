@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from pytest_lsp.client import make_test_lsp_client
 from codegen_lsp.trust import ALLOW_TITLE, DENY_TITLE
 from support.files import wait_until
 from support.lsp import SERVER, capabilities, inline, loads, open_doc, record_events, start, wait_for_logged
-from support.recorder import Recorder
+from support.loopback_http import Exchange, LoopbackServer, text_chunk
 
 SECRET = "sk-live-7f3a9c0e51d24b6b"
 SOURCE = (f'API_SECRET = "{SECRET}"  # must never leave this machine\n\n\n'
@@ -27,6 +29,20 @@ SOURCE = (f'API_SECRET = "{SECRET}"  # must never leave this machine\n\n\n'
 LINES = SOURCE.split("\n")
 # Ten cursors: the ends of the lines of code and comments, then two at the start of blank lines.
 CURSORS = [(n, len(LINES[n])) for n in (0, 3, 4, 5, 6, 7, 8, 12)] + [(1, 0), (13, 0)]
+
+
+def recording_server() -> LoopbackServer:
+    """A loopback OpenAI-compatible server that answers every completion and keeps every request it gets."""
+    def answer(exchange: Exchange) -> None:
+        exchange.sse_start()
+        exchange.event(text_chunk("recorded_answer()", "stop"))
+        exchange.event("[DONE]")
+
+    return LoopbackServer({"/v1/completions": answer})
+
+
+def bodies(recorder: LoopbackServer) -> list[str]:
+    return [e.body.decode("utf-8", "replace") for e in recorder.requests]
 
 
 def answered(client: LanguageClient) -> int:
@@ -64,7 +80,7 @@ async def session(cache: Path, root: Path, answer: str | None, model: Path | Non
 
 
 async def test_declined_repository_sends_nothing_across_ten_suggestions_and_a_synthesis(smollm2, tmp_path: Path):
-    with Recorder() as recorder:
+    with recording_server() as recorder:
         root = repository(tmp_path / "cloned", recorder.url)
         client, questions = await session(tmp_path / "cache", root, DENY_TITLE, smollm2, synthesisMaxTokens=16)
         try:
@@ -84,13 +100,13 @@ async def test_declined_repository_sends_nothing_across_ten_suggestions_and_a_sy
             assert loads(client)[-1]["path"] == str(smollm2)  # still the user's own model
         finally:
             await client.shutdown_session()
-        assert recorder.requests == []
+        assert recorder.connections == 0
         assert len(questions) == 1  # declined once, not nagged per request
 
 
 async def test_allowed_repository_is_remembered_and_a_changed_url_asks_again(tiny_codegen1, tmp_path: Path):
     cache = tmp_path / "cache"
-    with Recorder() as recorder:
+    with recording_server() as recorder:
         root = repository(tmp_path / "cloned", recorder.url)
         client, questions = await session(cache, root, ALLOW_TITLE, tiny_codegen1.gguf_path)
         try:
@@ -98,9 +114,9 @@ async def test_allowed_repository_is_remembered_and_a_changed_url_asks_again(tin
             uri = (root / "a.py").as_uri()
             open_doc(client, uri, SOURCE)
             await asyncio.wait_for(inline(client, uri, 3, len(LINES[3])), 30)
-            await wait_until(lambda: any(m == "POST" for m, _, _ in recorder.requests), 10, "a completion request")
+            await wait_until(lambda: any(e.method == "POST" for e in recorder.requests), 10, "a completion request")
             assert len(questions) == 1
-            assert any(SECRET in body for body in recorder.bodies())  # the control: allowed, the buffer is sent
+            assert any(SECRET in body for body in bodies(recorder))  # the control: allowed, the buffer is sent
         finally:
             await client.shutdown_session()
 
@@ -113,7 +129,7 @@ async def test_allowed_repository_is_remembered_and_a_changed_url_asks_again(tin
         finally:
             await client.shutdown_session()
 
-    with Recorder() as elsewhere:
+    with recording_server() as elsewhere:
         repository(root, elsewhere.url)
         client, questions = await session(cache, root, DENY_TITLE, tiny_codegen1.gguf_path)
         try:
@@ -121,7 +137,7 @@ async def test_allowed_repository_is_remembered_and_a_changed_url_asks_again(tin
             assert len(questions) == 1 and elsewhere.url.rsplit("/", 1)[1] in questions[0].message
         finally:
             await client.shutdown_session()
-        assert elsewhere.requests == []
+        assert elsewhere.connections == 0
 
 
 async def test_a_client_that_cannot_ask_runs_without_the_values(client: LanguageClient, tiny_codegen1, tmp_path: Path):
@@ -129,7 +145,7 @@ async def test_a_client_that_cannot_ask_runs_without_the_values(client: Language
     with one warning line, and a model path outside the workspace is one of them."""
     outside = tmp_path / "elsewhere"
     outside.mkdir()
-    with Recorder() as recorder:
+    with recording_server() as recorder:
         root = repository(tmp_path / "cloned", recorder.url)
         with (root / "codegen-lsp.toml").open("a") as toml:
             toml.write(f'model = "{tiny_codegen1.gguf_path}"\n')
@@ -141,7 +157,7 @@ async def test_a_client_that_cannot_ask_runs_without_the_values(client: Language
         uri = (root / "a.py").as_uri()
         open_doc(client, uri, SOURCE)
         await asyncio.wait_for(inline(client, uri, 3, len(LINES[3])), 30)
-        assert recorder.requests == []
+        assert recorder.connections == 0
 
 
 @pytest.mark.parametrize("where", ["workspace", "cache"])
@@ -166,3 +182,15 @@ async def test_a_model_in_the_workspace_or_the_cache_needs_no_question(client: L
     finally:
         if where == "cache":
             model.unlink()
+
+
+def test_the_headless_cli_says_what_it_ignored_and_sends_nothing(tiny_codegen1, tmp_path: Path):
+    with recording_server() as recorder:
+        root = repository(tmp_path / "cloned", recorder.url)
+        (root / "a.py").write_text(SOURCE)
+        run = subprocess.run([sys.executable, "-m", "codegen_lsp", "complete", str(root / "a.py"), "--line", "3",
+                              "--character", str(len(LINES[3])), "--model", str(tiny_codegen1.gguf_path)],
+                             capture_output=True, text=True, timeout=120, cwd=root)
+        assert run.returncode == 0, run.stderr
+        assert "ignoring remoteApiKey, remoteUrl from this workspace's codegen-lsp.toml" in run.stderr
+        assert recorder.connections == 0

@@ -43,7 +43,9 @@ async def ask_trust(ls: "CodegenLanguageServer") -> None:
         return
     window = ls.client_capabilities.window
     if window is None or window.show_message is None:
-        _ignore(ls, "this editor cannot ask whether to allow them; set them in your editor's own settings")
+        # Said as a message too: no one was asked, so a person (or the headless CLI's stderr) must hear it.
+        _ignore(ls, "this editor cannot ask whether to allow them; set them in your editor's own settings",
+                tell=True)
         return
     try:
         chosen = await ls.window_show_message_request_async(types.ShowMessageRequestParams(
@@ -68,6 +70,9 @@ async def ask_trust(ls: "CodegenLanguageServer") -> None:
         await load_model(ls)
 
 
-def _ignore(ls: "CodegenLanguageServer", why: str) -> None:
+def _ignore(ls: "CodegenLanguageServer", why: str, tell: bool = False) -> None:
     pending, ls.trust_pending = ls.trust_pending, Pending({})
-    ls.log_to_client(ignored_line(pending, why), types.MessageType.Warning)
+    if tell:
+        ls.tell_user(ignored_line(pending, why), types.MessageType.Warning)
+    else:
+        ls.log_to_client(ignored_line(pending, why), types.MessageType.Warning)
