@@ -80,6 +80,18 @@ def cmd_bench_checkpoint_formats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_gguf_fuzz(args: argparse.Namespace) -> int:
+    from .bench.gguf_fuzz import print_gguf_fuzz, run_gguf_fuzz
+
+    try:
+        report = run_gguf_fuzz(args.files, args.seed, args.attack_mb)
+    except RuntimeError as exc:
+        raise CliError(str(exc)) from None
+    print_gguf_fuzz(report)
+    _write_report(report, args.out)
+    return 1 if report["others"] else 0  # an exception other than HeaderError: a bug
+
+
 def cmd_bench_candidates(args: argparse.Namespace) -> int:
     from .bench.candidates import main_sync, print_candidates_report
 
@@ -271,6 +283,14 @@ def add_bench(sub: argparse._SubParsersAction) -> tuple[type[BaseException], ...
     p.add_argument("--threads", type=int, default=None, help="quantizer threads")
     p.add_argument("--out", default="bench-results/checkpoint-formats.json", help="JSON report")
     p.set_defaults(func=cmd_bench_checkpoint_formats)
+
+    p = bench.add_parser("gguf-fuzz", help="gguf/header.py on mutated real headers and crafted hostile files: "
+                                           "headers vs HeaderError (any other exception fails), time, peak RSS")
+    p.add_argument("--files", type=int, default=10_000, help="mutated headers")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--attack-mb", type=int, default=100, help="MiB of the crafted files that fill up their file")
+    p.add_argument("--out", default="bench-results/gguf-fuzz.json", help="JSON report")
+    p.set_defaults(func=cmd_bench_gguf_fuzz)
 
     p = bench.add_parser("candidates", help="several suggestions (Invoked) next to one (Automatic): engine time ratio")
     p.add_argument("--model", required=True, help="a .gguf")

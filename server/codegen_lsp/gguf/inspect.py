@@ -3,6 +3,7 @@ and the prompting facts (our converter's metadata, or a FIM family from the decl
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,8 +85,8 @@ def inspect_model_file(path: Path | str) -> ModelFileInfo:
     declared = fields.get(mm.KEY_PROMPT_FORMAT)
     family = fields.get(mm.KEY_FAMILY) or "unknown"
     context = fields.get(mm.KEY_CONTEXT_LENGTH) or fields.get(f"{arch}.context_length") or 2048
-    ends = fields.get(mm.KEY_END_TOKEN_IDS)
-    end_ids = tuple(int(x) for x in ends) if isinstance(ends, list) else tuple(
+    ends = fields.get(mm.KEY_END_TOKEN_IDS)  # a numeric array: an array.array
+    end_ids = tuple(int(x) for x in ends) if isinstance(ends, array) else tuple(
         ids[r] for r in ("eos", "eot", "eom") if r in ids)
     return ModelFileInfo(
         path=path, architecture=str(arch), name=str(fields.get("general.name") or path.stem),
