@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
+import uuid
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, AsyncIterator, Callable, Iterator
 
 from lsprotocol import types
 from cattrs import transform_error
@@ -28,13 +28,15 @@ from .completion import CompletionPorts, CompletionService
 from .documents.positions import PositionEncoding
 from .documents.store import DocumentStore
 from .engine.jobs import CancelFlag, Engine
-from .engine.process import EngineEvent, ProcessEngine
+from .model_service import ModelPorts, ModelService, ModelState, Severity
 from .events import STATS_NOTIFICATION, STATUS_NOTIFICATION, Status, SuggestionStats
-from .first_run import BUILTIN_LABEL
 from .settings import Settings
 from .trust import Pending
 
 log = logging.getLogger(__name__)
+
+_MESSAGE_TYPES = {"error": types.MessageType.Error, "warning": types.MessageType.Warning,
+                  "info": types.MessageType.Info, "log": types.MessageType.Log}
 
 
 # The id of the request whose handler is running; tasks started for it inherit it (contextvars).
@@ -158,17 +160,20 @@ class _Answered:
 _ANSWERED = _Answered()
 
 
-@dataclass
-class ModelState:
-    """What the server knows about its model, for status reports and error messages."""
+class WorkDone:
+    """A work-done progress that began (`CodegenLanguageServer.work_done`): report, say how it ended, and
+    `cancelled`, the future the client's cancel resolves."""
 
-    status: str = "none"  # none | loading | ready | error
-    detail: str = ""
-    path: Path | None = None
-    remote: str | None = None  # remoteUrl of the engine that loaded it
-    builtin: bool = False  # the built-in demo model (no `model` setting, local engine)
-    origin: str | None = None  # where the model came from, in words (models/resolve.py)
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    def __init__(self, ls: "CodegenLanguageServer", token: str) -> None:
+        self.ls, self.token, self.end_message = ls, token, ""
+
+    def report(self, percentage: int | None, message: str) -> None:
+        self.ls.work_done_progress.report(self.token, types.WorkDoneProgressReport(percentage=percentage,
+                                                                                    message=message))
+
+    @property
+    def cancelled(self) -> asyncio.Future:
+        return self.ls.work_done_progress.tokens[self.token]
 
 
 class CodegenLanguageServer(LanguageServer):
@@ -177,9 +182,11 @@ class CodegenLanguageServer(LanguageServer):
                          text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
         self.settings = Settings()
         self.store = DocumentStore(PositionEncoding.UTF16)
-        self.loop: asyncio.AbstractEventLoop | None = None  # set by `initialize`; engine events land here
-        self.engine: Engine = engine or self.local_engine()
-        self.model = ModelState()
+        self.loop: asyncio.AbstractEventLoop | None = None  # set by `initialize`
+        # The model's lifecycle and its one engine (model_service.py); `engine` and `model` read through.
+        self.models = ModelService(ModelPorts(
+            settings=lambda: self.settings, publish=self.publish_status, say=self._say, tell=self._tell,
+            forget_cache=lambda: self.completions.forget_cache(), progress=self.load_progress), engine)
         self.workspace_root: Path | None = None
         self.inflight: dict[str, CancelFlag] = {}  # "{uri}#synthesis" → cancel flag of its newest synthesis
         # Completions: their in-flight jobs (newest wins), caches, typing rhythm, warm-ups and speculation.
@@ -208,46 +215,66 @@ class CodegenLanguageServer(LanguageServer):
         """Whether `version` of `uri` is the open document's current text."""
         return uri in self.store and self.store.get(uri).version == version
 
-    def local_engine(self) -> ProcessEngine:
-        """llama.cpp in a supervised engine process that reports crashes and restarts to us."""
-        return ProcessEngine(self._engine_event_from_thread)
+    @property
+    def engine(self) -> Engine:
+        return self.models.engine
 
-    def _engine_event_from_thread(self, event: EngineEvent) -> None:
-        loop = self.loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self.on_engine_event, event)
+    @property
+    def model(self) -> ModelState:
+        return self.models.state
 
-    def on_engine_event(self, event: EngineEvent) -> None:
-        """The engine process crashed or came back. Documents, settings and caches are untouched;
-        one showMessage per streak of crashes, the rest goes to the log and the status bar."""
-        if event.kind == "crashed":
-            outcome = (f"gave up after {event.crashes} crashes; fix the cause, then change a setting or "
-                       f"restart the server" if event.gave_up else "restarting it")
-            self.set_model_status("error", f"{event.reason}; {outcome}", crashes=event.crashes)
-            if event.first_in_streak:
-                self.tell_user(f"{event.reason}. {outcome[0].upper()}{outcome[1:]} (open documents and settings "
-                               f"are kept).")
-            else:
-                self.log_to_client(f"{event.reason}; {outcome}", types.MessageType.Error)
-        elif event.kind == "restarted" and event.info is not None:
-            self.set_model_status("ready", self.ready_detail(event.info.name, event.info.prompt_format.value))
-            self.log_to_client("the engine process was restarted; the model is loaded again")
-        elif event.kind == "restart-failed":
-            self.set_model_status("error", event.reason)
-            self.tell_user(f"cannot load the model again after the engine crashed: {event.reason}")
+    def set_model_status(self, status: str, detail: str, path: Path | None = None) -> None:
+        self.models._set(status, detail, path)
 
-    def set_model_status(self, status: str, detail: str, path: Path | None = None,
-                         crashes: int | None = None) -> None:
-        """Change what the server knows of its model and tell the client's status bar (`crashes`: this
-        reports an engine crash, the streak's count; only this notification carries it)."""
-        self.model.status, self.model.detail = status, detail
-        if path is not None:
-            self.model.path = path
-        self.publish_status(crashes)
+    def _say(self, message: str, severity: Severity) -> None:
+        self.log_to_client(message, _MESSAGE_TYPES[severity])
 
-    def ready_detail(self, name: str, prompt_format: str) -> str:
-        """The status detail of a loaded model: the built-in demo model says so."""
-        return f"{BUILTIN_LABEL}: {name} ({prompt_format})" if self.model.builtin else f"{name} ({prompt_format})"
+    def _tell(self, message: str, severity: Severity) -> None:
+        self.tell_user(message, _MESSAGE_TYPES[severity])
+
+    @contextlib.asynccontextmanager
+    async def load_progress(self, label: str) -> AsyncIterator[Callable[[float], None] | None]:
+        """$/progress for a model load, where the client takes it: a reporter of the fraction done (from the
+        engine's threads; at most one report per 10 %), or None."""
+        async with self.work_done("codegen-lsp", f"loading {label}") as progress:
+            if progress is None:
+                yield None
+                return
+            last = [-1]
+            loop = asyncio.get_running_loop()
+
+            def report(fraction: float) -> None:
+                percent = int(fraction * 100)
+                if percent // 10 == last[0] // 10 and percent < 100:
+                    return
+                last[0] = percent
+                loop.call_soon_threadsafe(progress.report, percent, f"loading {percent}%")
+
+            try:
+                yield report
+            finally:
+                progress.end_message = self.model.status
+
+    @contextlib.asynccontextmanager
+    async def work_done(self, title: str, message: str, cancellable: bool = False) -> AsyncIterator["WorkDone | None"]:
+        """One work-done progress (`window/workDoneProgress/create`, begin, end), where the client takes it;
+        None when it does not."""
+        window = self.client_capabilities.window
+        progress = WorkDone(self, str(uuid.uuid4()))
+        try:
+            if not (window and window.work_done_progress):
+                raise LookupError("the client does not do work-done progress")
+            await asyncio.wait_for(self.work_done_progress.create_async(progress.token), 5)
+            self.work_done_progress.begin(progress.token, types.WorkDoneProgressBegin(
+                title=title, message=message, cancellable=cancellable))
+        except Exception:  # noqa: BLE001 - a client that refuses progress still gets the work done
+            yield None
+            return
+        try:
+            yield progress
+        finally:
+            self.work_done_progress.end(progress.token, types.WorkDoneProgressEnd(message=progress.end_message))
+            self.work_done_progress.tokens.pop(progress.token, None)
 
     def publish_status(self, crashes: int | None = None) -> None:
         state = "generating" if self.generating and self.model.status == "ready" else self.model.status

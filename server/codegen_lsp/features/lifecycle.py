@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,13 +13,8 @@ from pygls.uris import to_fs_path
 
 from ..documents.positions import PositionEncoding
 from ..documents.store import DocumentStore
-from ..engine.jobs import EngineConfig
-from ..engine.process import EngineCrashed
-from ..engine.remote import RemoteConfig, RemoteEngine
-from ..gguf.inspect import ModelFileError
-from ..models.resolve import ModelNotConfigured, resolve_model
 from ..resources import cache_dir
-from ..settings import (SECTION, WORKSPACE_FILE, Settings, SettingsError, keys_set, parse_settings,
+from ..settings import (SECTION, WORKSPACE_FILE, SettingsError, keys_set, parse_settings,
                         read_workspace_file, section_of)
 from ..trust import anchor_model_path, split_workspace_values
 from .watch import stop_watching, watch_model_file
@@ -36,98 +29,23 @@ def _workspace_root(params: types.InitializeParams) -> Path | None:
     return Path(path) if path else None
 
 
-def _engine_config(settings: Settings, path: Path) -> EngineConfig:
-    return EngineConfig(path, n_ctx=settings.context_tokens, n_threads=settings.threads,
-                        n_gpu_layers=settings.gpu_layers, seed=settings.seed)
-
-
-def _remote_config(settings: Settings, path: Path | None) -> RemoteConfig:
-    return RemoteConfig(model_path=path, n_ctx=settings.context_tokens, seed=settings.seed,
-                        url=settings.remote_url or "", remote_model=settings.remote_model,
-                        timeout_s=settings.remote_timeout_ms / 1000, api_key=settings.remote_api_key)
-
-
-def _choose_engine(ls: "CodegenLanguageServer") -> None:
-    """remoteUrl set: a RemoteEngine, else the local engine process; the old one closes in a thread."""
-    remote = bool(ls.settings.remote_url)
-    if remote == isinstance(ls.engine, RemoteEngine):
-        return
-    loop = asyncio.get_running_loop()
-    old = ls.engine
-    ls.engine = RemoteEngine(lambda message: loop.call_soon_threadsafe(
-        ls.log_to_client, message, types.MessageType.Warning)) if remote else ls.local_engine()
-    threading.Thread(target=old.close, name="engine-close", daemon=True).start()
-
-
 async def load_model(ls: "CodegenLanguageServer") -> None:
-    """Load (or reload) the configured model in the engine thread, reporting $/progress."""
-    state = ls.model
-    state.ready.clear()
-    ls.completions.forget_cache()  # a new (or replaced) model answers differently
-    _choose_engine(ls)
-    remote = ls.settings.remote_url
-    state.remote = remote or None
-    try:  # remote: a local GGUF only when `model` names one (its metadata and sentinel texts)
-        resolved = resolve_model(ls.settings.model) if ls.settings.model or not remote else None
-    except ModelNotConfigured as exc:
-        state.builtin, state.origin = False, None
-        ls.set_model_status("error", str(exc))
-        ls.tell_user(str(exc), types.MessageType.Warning)
-        state.ready.set()
-        return
-    path = resolved.path if resolved is not None else None
-    if path is None:
-        state.path = None
-    state.builtin = resolved is not None and resolved.builtin
-    state.origin = resolved.origin if resolved is not None else f"the inference server at {remote}"
-    label = f"{path.name if path else 'model'}{f' at {remote}' if remote else ''}"
-    ls.set_model_status("loading", f"loading {label}", path)
-    token = str(uuid.uuid4())
-    progress = bool(ls.client_capabilities.window and ls.client_capabilities.window.work_done_progress)
-    if progress:
-        try:
-            await asyncio.wait_for(ls.work_done_progress.create_async(token), 5)
-            ls.work_done_progress.begin(token, types.WorkDoneProgressBegin(title="codegen-lsp",
-                                                                          message=f"loading {label}"))
-        except Exception:  # noqa: BLE001 - a client that refuses progress still gets the model
-            progress = False
-    report = _progress_reporter(ls, token) if progress else None
-    try:
-        config = _remote_config(ls.settings, path) if remote else _engine_config(ls.settings, path)
-        info = await asyncio.wrap_future(ls.engine.load(config, report))
-        ls.set_model_status("ready", ls.ready_detail(info.name, info.prompt_format.value))
-        ls.log_to_client(f"model ready: {path or info.name}{f' at {remote}' if remote else ''} "
-                         f"({info.architecture}, {info.prompt_format.value}); {state.origin}")
-    except ModelFileError as exc:
-        ls.set_model_status("error", str(exc))
-        ls.tell_user(f"cannot load the model: {exc}")
-    except EngineCrashed as exc:  # the engine's own event reports it (once) and a restart follows
-        if ls.model.status == "loading":
-            ls.set_model_status("error", f"{exc.reason}; restarting")
-    finally:
-        if progress:
-            ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=state.status))
-        state.ready.set()
+    """Load (or reload) the configured model (model_service.py), then watch its file."""
+    await ls.models.load()
+    path = ls.model.path
     if path is not None:
-        watch_model_file(ls, path, lambda: load_model(ls))
+        watch_model_file(ls, path, lambda: _reload_when_settled(ls, path))
     else:
         stop_watching(ls)
 
 
-def _progress_reporter(ls: "CodegenLanguageServer", token: str):
-    """Load progress from the engine process (its threads) as $/progress reports, at most one per 10 %."""
-    loop = asyncio.get_running_loop()
-    last = [-1]
-
-    def report(fraction: float) -> None:
-        percent = int(fraction * 100)
-        if percent // 10 == last[0] // 10 and percent < 100:
-            return
-        last[0] = percent
-        loop.call_soon_threadsafe(ls.work_done_progress.report, token,
-                                  types.WorkDoneProgressReport(percentage=percent, message=f"loading {percent}%"))
-
-    return report
+async def _reload_when_settled(ls: "CodegenLanguageServer", path: Path) -> None:
+    """A changed model file is reloaded once it has stopped changing and its header reads whole."""
+    if await ls.models.settled(path):
+        await load_model(ls)
+    else:
+        ls.log_to_client(f"the model file kept changing or does not read as a GGUF: {path}; not reloading",
+                         types.MessageType.Warning)
 
 
 def apply_settings(ls: "CodegenLanguageServer", *overrides: dict[str, Any] | None) -> bool:
@@ -229,4 +147,4 @@ def register(server: "CodegenLanguageServer",
         for event in ls.inflight.values():  # syntheses
             event.set()
         stop_watching(ls)
-        await asyncio.get_running_loop().run_in_executor(None, ls.engine.close)
+        await ls.models.close()  # bounded: `shutdown` is answered within 5 s whatever the engine does
