@@ -134,6 +134,12 @@ def cmd_bench_load(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_bench_doc_churn(args: argparse.Namespace) -> int:
+    from .bench.doc_churn import command
+
+    return command(_model_file(args) if args.model else None, args.seed, Path(args.out))
+
+
 def cmd_bench_context(args: argparse.Namespace) -> int:
     from .bench.context import main_sync, print_context_report
 
@@ -320,6 +326,13 @@ def add_bench(sub: argparse._SubParsersAction) -> tuple[type[BaseException], ...
     p.add_argument("--log-level", default="info")
     p.add_argument("--out", default="bench-results/load.json", help="JSON report (and .server.log beside it)")
     p.set_defaults(func=cmd_bench_load)
+
+    p = bench.add_parser("doc-churn", help="server RSS before and after opening and closing 200 documents and "
+                                           "2,000 didChange for URIs never opened (target: within 10 MB)")
+    p.add_argument("--model", default=None, help="a .gguf (default: the built-in demo model)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="bench-results/doc-churn.json", help="JSON report")
+    p.set_defaults(func=cmd_bench_doc_churn)
 
     p = bench.add_parser("context", help="per-keystroke cost of context from other files: two servers, with and "
                                          "without, same keys")

@@ -39,6 +39,10 @@ class TypingRhythm:
         self._last_edit.pop(uri, None)
         self._intervals.pop(uri, None)
 
+    def __contains__(self, uri: object) -> bool:
+        """Whether anything of `uri`'s typing is kept (only while it is open: features/sync.py)."""
+        return uri in self._last_edit or uri in self._intervals
+
     def delay(self, uri: str, floor_s: float, cap_s: float) -> float:
         return adaptive_delay(list(self._intervals.get(uri, ())), self.model_latency_s, floor_s, cap_s)
 

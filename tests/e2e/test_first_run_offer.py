@@ -1,6 +1,11 @@
 """The first-run offer (features/offer.py, first_run.py): the real server on the embedded demo model, a
 client that answers window/showMessageRequest, a per-test cache (CODEGEN_LSP_CACHE) and a hub that is the
-loopback mirror (support/hub_mirror.py) or a closed port (HF_ENDPOINT)."""
+loopback mirror (support/hub_mirror.py) or a closed port (HF_ENDPOINT).
+
+What the server did is learned from the protocol only, never from its log: the requests the client got
+(and the answers it sent), statuses, progress, showMessage, and command results. "Not asked" is checked
+after `settled`: the offer is decided right after the first load's ready status, so once a request sent
+after that status is answered, a showMessageRequest would have come before the answer."""
 
 from __future__ import annotations
 
@@ -18,14 +23,14 @@ from pytest_lsp.client import make_test_lsp_client
 from codegen_lsp.first_run import ACTION_TITLES, BUILTIN_LABEL, FALLBACK_MODEL, FALLBACK_TITLE, OFFERED_MODEL, Answer
 from support.hub_mirror import HubMirror
 from support.default_model import WRITES_CODE, WRITES_CODE_AT
-from support.lsp import (SERVER, capabilities, inline, open_doc, record_events, start, wait_for_logged,
-                         wait_for_stats)
+from support.lsp import SERVER, capabilities, inline, open_doc, record_events, start, wait_for_stats
 
 REPO_ID = "Salesforce/codegen-350M-mono"  # what models/registry.toml says OFFERED_MODEL is
 PULLED = f"{OFFERED_MODEL}-q8_0.gguf"
 # What memorizing_codegen1 (the mirror's checkpoint) writes at (5, 8); the demo model does not.
 SOURCE = "import os\n\n\ndef read_config(path):\n    with open(path) as fh:\n        \n"
 EXPECTED = "return fh.read()"
+LIST_MODELS = "codegen-lsp.listModels"
 
 
 def offer_caps(model_chosen: bool = False) -> types.ClientCapabilities:
@@ -42,6 +47,7 @@ class Offered:
 
     def __init__(self, client: LanguageClient, answer) -> None:
         self.requests: list[types.ShowMessageRequestParams] = []
+        self.handlers: list[asyncio.Task] = []  # one per request: done once its answer is sent
         self.chosen: list[tuple] = []
         self.asked = asyncio.Event()
         answers = list(answer) if isinstance(answer, list) else None
@@ -49,6 +55,7 @@ class Offered:
         @client.feature(types.WINDOW_SHOW_MESSAGE_REQUEST)
         async def _request(params: types.ShowMessageRequestParams):
             self.requests.append(params)
+            self.handlers.append(asyncio.current_task())  # pygls sends the answer from this task's done callback
             self.asked.set()
             value = answers.pop(0) if answers is not None else answer
             value = await value if isinstance(value, asyncio.Future) else value
@@ -65,6 +72,24 @@ class Offered:
         @client.feature("codegenLsp/chooseModelFile")
         def _pick(params):
             self.pick_file.set()
+
+    async def answered(self, count: int = 1, timeout: float = 120) -> None:
+        """Until `count` requests were asked and answered, the answers sent to the server: pygls sends each
+        from a done callback of the handler's task that was added before ours, so it runs first."""
+        async def asked() -> None:
+            while len(self.handlers) < count:
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(asked(), timeout)
+        await asyncio.wait_for(asyncio.gather(*self.handlers[:count]), timeout)
+
+
+async def settled(client: LanguageClient) -> dict:
+    """A request answered after everything sent before it was read (the client's answers included) and
+    after the offer was decided (it follows the first load's ready status, which `start` waits for): the
+    `codegen-lsp.listModels` result."""
+    return await asyncio.wait_for(client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command=LIST_MODELS)), 30)
 
 
 async def server(env: dict[str, str], answer, root: Path, model_chosen: bool = False, model=None,
@@ -113,8 +138,9 @@ async def test_status_names_the_demo_model_and_the_offer_comes_once_then_keep_is
     try:
         ready = [s for s in client.statuses if s["state"] == "ready"][-1]
         assert ready["builtin"] is True and ready["detail"].startswith(BUILTIN_LABEL), ready
-        await asyncio.wait_for(offered.asked.wait(), 30)
-        await wait_for_logged(client, "model download offer: keep")
+        await offered.answered()
+        listed = await settled(client)
+        assert listed["status"] == "ready" and listed["current"] is None  # keep: nothing switched
         assert len(offered.requests) == 1
         assert [a.title for a in offered.requests[0].actions or []] == list(ACTION_TITLES.values())
         assert [s["state"] for s in client.statuses].count("loading") == 1
@@ -123,8 +149,9 @@ async def test_status_names_the_demo_model_and_the_offer_comes_once_then_keep_is
     # Same workspace, next session: not asked again. Another workspace is asked.
     again, offered_again = await server(env, Answer.KEEP, workspace)
     try:
-        await wait_for_logged(again, "no model download offered: answered before in this workspace (keep)")
+        await settled(again)
         assert offered_again.requests == []
+        assert again.statuses[-1]["builtin"] is True
     finally:
         await again.shutdown_session()
     other = tmp_path / "other"
@@ -140,7 +167,8 @@ async def test_dismissing_changes_nothing_and_is_not_asked_again(cache, workspac
     env = {"CODEGEN_LSP_CACHE": str(cache), "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}"}
     client, offered = await server(env, None, workspace)
     try:
-        await wait_for_logged(client, "model download offer: dismissed")
+        await offered.answered()
+        assert (await settled(client))["current"] is None
         loads = len([s for s in client.statuses if s["state"] == "loading"])
         uri = (workspace / "a.py").as_uri()
         open_doc(client, uri, WRITES_CODE)
@@ -152,7 +180,7 @@ async def test_dismissing_changes_nothing_and_is_not_asked_again(cache, workspac
         await client.shutdown_session()
     again, offered_again = await server(env, Answer.KEEP, workspace)
     try:
-        await wait_for_logged(again, "no model download offered: answered before in this workspace (dismissed)")
+        await settled(again)
         assert offered_again.requests == []
     finally:
         await again.shutdown_session()
@@ -178,12 +206,14 @@ async def test_offer_off_or_model_configured_never_asks(cache, workspace, tiny_c
     env = {"CODEGEN_LSP_CACHE": str(cache)}
     client, offered = await server(env, Answer.KEEP, workspace, offerModelDownload=False)
     try:
-        await wait_for_logged(client, "no model download offered: offerModelDownload is off")
+        await settled(client)
+        assert offered.requests == [] and client.statuses[-1]["builtin"] is True
     finally:
         await client.shutdown_session()
     configured, offered_configured = await server(env, Answer.KEEP, workspace, model=str(tiny_codegen1.gguf_path))
     try:
-        await wait_for_logged(configured, "no model download offered: a model is configured")
+        await settled(configured)
+        assert offered_configured.requests == []
         assert configured.statuses[-1]["builtin"] is False
         assert BUILTIN_LABEL not in configured.statuses[-1]["detail"]
     finally:
@@ -249,7 +279,8 @@ async def test_hub_unreachable_offers_the_package_index_and_keep_keeps_the_demo_
         assert "package index" in fallback.message and "built-in demo model keeps running" in fallback.message
         assert len(fallback.message.splitlines()) == 1
         assert [a.title for a in fallback.actions or []] == [FALLBACK_TITLE, ACTION_TITLES[Answer.KEEP]]
-        await wait_for_logged(client, "package-index offer: Keep the built-in model")
+        await offered.answered(2)
+        assert (await settled(client))["current"] is None  # keep: nothing switched
         assert [s["state"] for s in client.statuses].count("loading") == 1
         uri = (workspace / "a.py").as_uri()
         open_doc(client, uri, WRITES_CODE)
@@ -372,7 +403,6 @@ async def test_cancelling_the_download_stops_the_pull_and_keeps_the_demo_model(c
 
             assert (await asyncio.wait_for(ended(), 20)).message == "cancelled"
             assert pull_processes() == [], "the pull child outlived the cancel"
-            await wait_for_logged(client, "model download offer: download")
             assert not (cache / "models" / PULLED).exists()
             assert [s["state"] for s in client.statuses].count("loading") == 1
             assert client.statuses[-1]["builtin"] is True
@@ -395,7 +425,8 @@ async def test_choose_a_gguf_opens_the_clients_picker_or_tells_how(cache, worksp
         loads = [s["state"] for s in client.statuses].count("loading")
         client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
             settings={"codegenLsp": {"model": None, "maxTokens": 8}}))
-        await wait_for_logged(client, "model download offer: choose")
+        listed = await settled(client)  # the settings change was read before this answer
+        assert listed["current"] is not None and Path(listed["current"]) == tiny_codegen1.gguf_path, listed
         await asyncio.sleep(0.5)
         assert [s["state"] for s in client.statuses].count("loading") == loads
         assert client.messages == []

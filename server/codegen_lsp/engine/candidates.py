@@ -28,10 +28,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..postprocess.repetition import RepetitionScanner
+from .decode_rules import DecodeRules
 from .healing import TokenHealer, pick
 from .jobs import GenerationJob
-from .speculation import DraftPolicy, DraftStats, PromptLookup
+from .speculation import Drafting
 
 MAX_CANDIDATES = 9  # sequences the context is created with (kv_reuse uses sequence 1 only in passing)
 
@@ -40,7 +40,7 @@ MAX_CANDIDATES = 9  # sequences the context is created with (kv_reuse uses seque
 class Candidate:
     seq: int
     removed: bytes  # what token healing took off the prompt; this candidate spells it out first
-    scanner: RepetitionScanner | None
+    rules: DecodeRules | None  # when it ends and where it is cut (decode_rules.py)
     tokens: list[int] = field(default_factory=list)
     pieces: bytearray = field(default_factory=bytearray)
     rest: bytes = b""
@@ -51,14 +51,6 @@ class Candidate:
     @property
     def visible(self) -> str:
         return self.pieces[len(self.removed):].decode("utf-8", "ignore")
-
-
-@dataclass
-class Drafting:
-    """Prompt-lookup drafts for sequence 0: what it looks up in, how long to draft, what happened."""
-    lookup: PromptLookup
-    policy: DraftPolicy
-    stats: DraftStats
 
 
 def decode_candidates(llama_cpp: Any, llm: Any, prompt_len: int, count: int, job: GenerationJob,
@@ -86,9 +78,10 @@ def decode_candidates(llama_cpp: Any, llm: Any, prompt_len: int, count: int, job
                                                  skip_blank=bool(job.suffix_fit))):
         if seq:
             llama_cpp.llama_memory_seq_cp(mem, 0, seq, 0, prompt_len)
-        candidate = Candidate(seq, removed, RepetitionScanner(before_cursor) if job.stop_on_loop else None,
+        # an alternative (a sequence after 0) ends with its first line of code (see the top)
+        candidate = Candidate(seq, removed, DecodeRules(job, before_cursor, max_tokens, first_line=seq > 0),
                               rest=removed)
-        _take(candidate, token, healer, job, max_tokens)
+        _take(candidate, token, healer)
         candidates.append(candidate)
     if drafting is not None and candidates:
         drafting.lookup.append(candidates[0].tokens[0])
@@ -174,20 +167,16 @@ def _decode(llama_cpp: Any, llm: Any, ctx: Any, candidates: list[Candidate], pro
                 if token in end_ids and not candidate.rest:
                     candidate.finish = "end"
                     break
-                _take(candidate, token, healer, job, max_tokens)
+                _take(candidate, token, healer)
                 if drafting is not None and candidate.seq == 0:
                     drafting.lookup.append(token)
                 # the next row holds the next drafted token: it counts only if greedy chose it here
                 if candidate.finish or row_index + 1 >= len(rows) or token != draft[row_index]:
                     break
         if draft and drafting is not None:
-            accepted = used - 1  # rows past the first that sequence 0 went on to
-            drafting.stats.drafted += len(draft)
-            drafting.stats.accepted += accepted
-            # acceptance only: a batch with other sequences in it says nothing about what a draft costs
-            drafting.policy.observe(len(draft), accepted)
-            if used < 1 + len(draft):  # the cells of drafts it did not go on to (rejected, or after its end)
-                llama_cpp.llama_memory_seq_rm(mem, 0, prompt_len + main.fed, -1)
+            # rows past the first that sequence 0 went on to; the cells of the others (rejected, or after
+            # its end) go. No time: a batch with other sequences in it says nothing about a draft's cost.
+            drafting.settle(llama_cpp, mem, len(draft), used - 1, prompt_len + main.fed)
 
 
 def _draft(drafting: Drafting | None, active: list[Candidate], cells: int, max_tokens: int, n_ctx: int,
@@ -197,12 +186,10 @@ def _draft(drafting: Drafting | None, active: list[Candidate], cells: int, max_t
     if drafting is None or active[0].seq != 0 or active[0].rest:
         return []
     main = active[0]
-    room = min(max_tokens - len(main.tokens), n_ctx - cells - 1, n_batch - len(active))
-    k = drafting.policy.next(room) if room > 0 else 0
-    return drafting.lookup.draft(k) if k > 0 else []
+    return drafting.draft(min(max_tokens - len(main.tokens), n_ctx - cells - 1, n_batch - len(active)))
 
 
-def _take(candidate: Candidate, token: int, healer: TokenHealer, job: GenerationJob, max_tokens: int) -> None:
+def _take(candidate: Candidate, token: int, healer: TokenHealer) -> None:
     """Append a sampled token and decide whether the candidate is finished."""
     candidate.tokens.append(token)
     candidate.pieces += healer.pieces[token]
@@ -210,34 +197,21 @@ def _take(candidate: Candidate, token: int, healer: TokenHealer, job: Generation
         candidate.rest = healer.advance(candidate.rest, token)
         if candidate.rest:
             return
-    text = candidate.visible
-    if job.stop_strings and any(s in text for s in job.stop_strings):
-        candidate.finish = "stop"
-    elif candidate.scanner is not None and candidate.scanner.feed(text[len(candidate.scanner.text):]) is not None:
-        candidate.finish = "loop"
-    elif candidate.seq and "\n" in text.lstrip():
-        candidate.finish = "line"  # an alternative ends with its first line of code (see the top)
-    elif len(candidate.tokens) >= max_tokens:
-        candidate.finish = "length"
+    assert candidate.rules is not None
+    candidate.finish = candidate.rules.check(candidate.visible, len(candidate.tokens)) or ""
 
 
-def final_text(candidate: Candidate, job: GenerationJob) -> str:
+def final_text(candidate: Candidate) -> str:
     text = candidate.pieces[len(candidate.removed):].decode("utf-8", "replace") if not candidate.rest else ""
-    if candidate.finish == "stop":
-        text = text[: min(text.find(s) for s in job.stop_strings if s in text)]
-    elif candidate.finish == "loop" and candidate.scanner is not None:
-        text = text[: candidate.scanner.cut]
-    elif candidate.finish == "line":
-        text = text[: text.index("\n", len(text) - len(text.lstrip()))]
-    return text
+    return candidate.rules.cut(text, candidate.finish) if candidate.rules is not None else text
 
 
 # MAX_CANDIDATES is 9: up to 8 candidates (context/suffix_fit.py asks for 8), scored against the text after the
 # cursor in sequences 1-8 beside sequence 0.
 
-def first_line(candidate: Candidate, job: GenerationJob) -> str:
+def first_line(candidate: Candidate) -> str:
     """The candidate's first line of code (what an alternative is; the main candidate may go on)."""
-    text = final_text(candidate, job)
+    text = final_text(candidate)
     start = len(text) - len(text.lstrip())
     end = text.find("\n", start)
     return text if end < 0 else text[:end]

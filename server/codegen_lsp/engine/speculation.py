@@ -140,6 +140,34 @@ class DraftPolicy:
                 self._cost[m] = max(self._cost[m], self._cost[n] + PRIOR_SLOPE * (m - n))
 
 
+@dataclass
+class Drafting:
+    """A sequence's prompt-lookup drafts: what it looks up in, how long to draft, what happened. The one
+    bookkeeping of the greedy loop below and of sequence 0 among candidates (candidates.py)."""
+    lookup: PromptLookup
+    policy: DraftPolicy
+    stats: DraftStats
+
+    def draft(self, room: int) -> list[int]:
+        """The draft for this step: as long as the policy expects to pay, at most `room` tokens ([]: none)."""
+        k = self.policy.next(room) if room > 0 else 0
+        return self.lookup.draft(k) if k > 0 else []
+
+    def settle(self, llama_cpp: Any, mem: Any, drafted: int, accepted: int, kept_until: int,
+               seconds: float | None = None) -> None:
+        """`drafted` tokens were verified and `accepted` of them kept: count them, tell the policy (with
+        the batch's `seconds` when it measures what a draft costs; None: acceptance only), and remove
+        sequence 0's cells from `kept_until` on (the drafts not accepted) when some were rejected."""
+        self.stats.drafted += drafted
+        self.stats.accepted += accepted
+        if seconds is None:
+            self.policy.observe(drafted, accepted)
+        else:
+            self.policy.verified(drafted, accepted, seconds)
+        if accepted < drafted:
+            llama_cpp.llama_memory_seq_rm(mem, 0, kept_until, -1)
+
+
 def greedy_tokens(llama_cpp: Any, llm: Any, history: list[int], budget: int, cancelled: Callable[[], bool],
                   policy: DraftPolicy | None, stats: DraftStats, memo: LogitsMemo | None = None,
                   first: np.ndarray | None = None) -> Iterator[int]:
@@ -154,7 +182,7 @@ def greedy_tokens(llama_cpp: Any, llm: Any, history: list[int], budget: int, can
     n_vocab = llm.n_vocab()
     n_ctx = min(llm.n_ctx(), len(llm.input_ids))
     n_batch = int(llm.n_batch)  # tokens one decode call can take
-    lookup = PromptLookup(history, budget) if policy is not None else None
+    drafting = Drafting(PromptLookup(history, budget), policy, stats) if policy is not None else None
 
     def logits(row: int) -> np.ndarray:
         return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, row), shape=(n_vocab,))
@@ -169,11 +197,9 @@ def greedy_tokens(llama_cpp: Any, llm: Any, history: list[int], budget: int, can
         if made >= budget or cancelled():
             return
         n_past = llm.n_tokens
-        if lookup is not None:
-            lookup.append(token)
-        room = min(budget - made, n_ctx - n_past - 2, n_batch - 1)
-        k = policy.next(room) if policy is not None and room > 0 else 0
-        draft = lookup.draft(k) if k > 0 else []
+        if drafting is not None:
+            drafting.lookup.append(token)
+        draft = drafting.draft(min(budget - made, n_ctx - n_past - 2, n_batch - 1)) if drafting is not None else []
         row_tokens = [token] + draft
         for row, t in enumerate(row_tokens):
             batch.token[row], batch.pos[row] = t, n_past + row
@@ -194,20 +220,15 @@ def greedy_tokens(llama_cpp: Any, llm: Any, history: list[int], budget: int, can
         if memo is not None:
             for row in range(kept):
                 memo.keep(n_past + row, logits(row))
-        if policy is not None and draft:
-            policy.verified(len(draft), accepted, seconds)
-        elif policy is not None:
-            policy.single_step(seconds)
-        if draft:
-            stats.drafted += len(draft)
-            stats.accepted += accepted
-            if accepted < len(draft):
-                llama_cpp.llama_memory_seq_rm(mem, 0, n_past + kept, -1)
+        if drafting is not None and draft:
+            drafting.settle(llama_cpp, mem, len(draft), accepted, n_past + kept, seconds)
+        elif drafting is not None:
+            drafting.policy.single_step(seconds)
         for t in chosen[:-1]:
             made += 1
             yield t
-            if lookup is not None:
-                lookup.append(t)
+            if drafting is not None:
+                drafting.lookup.append(t)
             if made >= budget:
                 return
         token = chosen[-1]

@@ -1,4 +1,7 @@
-"""Document synchronisation: didOpen / didChange (incremental) / didClose into our DocumentStore."""
+"""Document synchronisation: didOpen / didChange (incremental) / didClose into our DocumentStore, the
+one copy of each open document: pygls' built-in handlers, which keep another in `ls.workspace`, are
+taken out. Whatever is kept per document (the store's entry, the completion service's typing rhythm,
+cache, warm-up and job in flight) exists only between its didOpen and its didClose."""
 
 from __future__ import annotations
 
@@ -37,7 +40,15 @@ def schedule_warm_up(ls: "CodegenLanguageServer", doc: Document,
     ls.completions.schedule_warm_up(doc, offset)
 
 
+# pygls answers these three with built-in handlers that first update its own document store
+# (`ls.workspace`) and then call ours: every document would be held twice.
+SYNC_METHODS = (types.TEXT_DOCUMENT_DID_OPEN, types.TEXT_DOCUMENT_DID_CHANGE, types.TEXT_DOCUMENT_DID_CLOSE)
+
+
 def register(server: "CodegenLanguageServer") -> None:
+    for method in SYNC_METHODS:  # ours (below) are then called directly; the capabilities come from them
+        server.protocol.fm.builtin_features.pop(method, None)
+
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: "CodegenLanguageServer", params: types.DidOpenTextDocumentParams) -> None:
         d = params.text_document
@@ -47,6 +58,9 @@ def register(server: "CodegenLanguageServer") -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: "CodegenLanguageServer", params: types.DidChangeTextDocumentParams) -> None:
         uri, version = params.text_document.uri, params.text_document.version
+        if uri not in ls.store:  # nothing about it is kept: it would stay until a didClose that never comes
+            ls.log_to_client(f"ignored didChange for {uri} v{version}: it is not open", types.MessageType.Warning)
+            return
         ls.completions.edited(uri, time.monotonic())  # a suggestion for the old text is worthless now
         try:
             doc = ls.store.apply_changes(uri, version, [to_text_change(c) for c in params.content_changes])
