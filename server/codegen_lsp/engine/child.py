@@ -9,7 +9,10 @@ Its one thread reads requests from the pipe and runs them in order. What comes b
   ("failed", request, kind, text) a request's error (kind: "model" for a ModelFileError)
   ("log", level, name, message)   a log record, for the server's own log
 Cancellation does not travel on the pipe: the server sets this job's byte in a shared memory map and
-the runner checks it before every token and prompt chunk.
+the runner checks it before every token and prompt chunk. Progress does not either: the last
+HEARTBEAT_BYTES of that map are a counter this process bumps at each of those checks, on every
+load-progress callback and when a job starts and ends; the server's watchdog (engine/process.py)
+replaces a process whose counter stands still while a request is past its deadline.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import logging
 import mmap
 import os
+import struct
 import sys
 import threading
 import time
@@ -25,15 +29,38 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 PARENT_POLL_S = 1.0
+HEARTBEAT_BYTES = 8  # the shared map's last bytes: a little-endian unsigned counter
+
+
+def heartbeat_offset(flags: Any) -> int:
+    return len(flags) - HEARTBEAT_BYTES
+
+
+def read_heartbeat(flags: Any) -> int:
+    return struct.unpack_from("<Q", flags, heartbeat_offset(flags))[0]
+
+
+class Heartbeat:
+    """This process's progress, as the server sees it: a counter in the shared map (no pipe traffic)."""
+
+    def __init__(self, flags: Any) -> None:
+        self._flags, self._offset, self._count = flags, heartbeat_offset(flags), 0
+
+    def bump(self) -> None:
+        self._count = (self._count + 1) & 0xFFFF_FFFF_FFFF_FFFF
+        struct.pack_into("<Q", self._flags, self._offset, self._count)
 
 
 class SharedCancel:
-    """The child's view of a job's CancelFlag: one byte the server sets."""
+    """The child's view of a job's CancelFlag: one byte the server sets. Each check is also progress: the
+    runner checks before every token and prompt chunk."""
 
-    def __init__(self, flags: Any, slot: int) -> None:
-        self._flags, self._slot = flags, slot
+    def __init__(self, flags: Any, slot: int, heartbeat: Heartbeat | None = None) -> None:
+        self._flags, self._slot, self._heartbeat = flags, slot, heartbeat
 
     def is_set(self) -> bool:
+        if self._heartbeat is not None:
+            self._heartbeat.bump()
         return bool(self._flags[self._slot])
 
 
@@ -62,6 +89,7 @@ def _exit_with_parent(parent_pid: int) -> None:
 def main(argv: list[str]) -> None:
     conn_fd, flags_fd, parent_pid, log_level = (int(a) for a in argv)
     conn, flags = Connection(conn_fd), mmap.mmap(flags_fd, 0)
+    heartbeat = Heartbeat(flags)
     # Nothing of ours may reach fd 1: in a stdio server it can be the protocol stream.
     os.dup2(2, 1)
     lock = threading.Lock()  # the log handler and the main loop both send
@@ -91,10 +119,16 @@ def main(argv: list[str]) -> None:
         op, request = message[0], message[1] if len(message) > 1 else None
         if op == "close":
             break
+        heartbeat.bump()  # a job starts
+
+        def loading(fraction: float, request: Any = request) -> None:
+            heartbeat.bump()
+            send(("progress", request, fraction))
+
         try:
             if op == "load":
                 config = message[2]
-                value: Any = runner.load(config, lambda fraction: send(("progress", request, fraction)))
+                value: Any = runner.load(config, loading)
             elif op == "vocab":
                 import llama_cpp
 
@@ -108,7 +142,7 @@ def main(argv: list[str]) -> None:
                 value = len(vocab.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=False)) if text else 0
             elif op == "generate":
                 job, slot = message[2], message[3]
-                value = runner.generate(replace(job, cancel=SharedCancel(flags, slot)))
+                value = runner.generate(replace(job, cancel=SharedCancel(flags, slot, heartbeat)))
             else:
                 raise ValueError(f"unknown engine request {op!r}")
         except ModelFileError as exc:
@@ -117,6 +151,7 @@ def main(argv: list[str]) -> None:
             send(("failed", request, type(exc).__name__, str(exc)))
         else:
             send(("done", request, value))
+        heartbeat.bump()  # and ends
     runner.free()
 
 

@@ -88,18 +88,26 @@ class GenerationJob:
     # first (engine/candidates.py `suffix_scores`). Local engine only; "" = off.
     suffix_fit: str = ""
     cancel: CancelFlag = field(default_factory=CancelFlag)
+    # The caller's deadline for this job, in seconds from submit(); None: none. The engine process's
+    # supervisor (engine/process.py) cancels the job at the deadline and, if the process has not answered
+    # DEADLINE_GRACE_S (0.5 s) later, resolves the future itself: finish "error", `error` "the model did
+    # not answer within N ms" (the late answer is dropped). A process that meanwhile makes no progress
+    # is killed and replaced.
+    timeout_s: float | None = None
 
 
 @dataclass(frozen=True)
 class GenerationResult:
     text: str
-    finish_reason: str  # "end" (end token) | "stop" (stop string) | "length" | "loop" (repeating itself) | "cancelled" | "error" (remote)
+    # "end" (end token) | "stop" (stop string) | "length" | "loop" (repeating itself) | "cancelled" |
+    # "error" (remote; local: past the job's timeout_s)
+    finish_reason: str
     prompt_tokens: int = 0
     evaluated_prompt_tokens: int = 0  # after KV-cache prefix reuse
     generated_tokens: int = 0
     prompt_seconds: float = 0.0
     generate_seconds: float = 0.0
-    error: str = ""  # why an "error" finish has no text (remote: timeout, connection, HTTP)
+    error: str = ""  # why an "error" finish has no text (remote: timeout, connection, HTTP; local: timeout_s)
     healed: str = ""  # the text token healing took off the prompt and had generated again (not in `text`)
     alternatives: tuple[str, ...] = ()  # the other candidates' texts, best first (`text` is the first)
     drafted_tokens: int = 0  # prompt-lookup drafts verified (engine/speculation.py)
@@ -108,6 +116,15 @@ class GenerationResult:
     @property
     def cancelled(self) -> bool:
         return self.finish_reason == "cancelled"
+
+
+class EngineCrashed(Exception):
+    """The engine process ended (a crash, a hang, a changed model file) while a request was in flight,
+    or no engine is running now; `reason` says which in words a person understands."""
+
+    def __init__(self, reason: str, exitcode: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason, self.exitcode = reason, exitcode
 
 
 class Engine(Protocol):
