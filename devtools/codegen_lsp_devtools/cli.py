@@ -149,6 +149,16 @@ def cmd_bench_context(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_loop_lag(args: argparse.Namespace) -> int:
+    from .bench.loop_lag import default_model, main_sync, print_loop_lag
+
+    model = _model_file(args) if args.model else default_model()
+    report = main_sync(model, args.phase_s, args.threads, args.synthesis_max_tokens, args.max_tokens)
+    print_loop_lag(report)
+    _write_report(report, args.out)
+    return 0
+
+
 def cmd_bench_latency(args: argparse.Namespace) -> int:
     from .bench.latency import print_report, run_latency
     from .bench.llama_server import LlamaServerError
@@ -333,6 +343,18 @@ def add_bench(sub: argparse._SubParsersAction) -> tuple[type[BaseException], ...
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="bench-results/doc-churn.json", help="JSON report")
     p.set_defaults(func=cmd_bench_doc_churn)
+
+    p = bench.add_parser("loop-lag", help="the server's event-loop responsiveness (round trip of a codeAction that "
+                                          "needs no model, every 20 ms): idle, during completions for a 2 MB "
+                                          "document, during a long synthesis turn; p50/p99/max and ratios to idle")
+    p.add_argument("--model", default=None, help="a .gguf (default: SmolLM2 if cached in .cache/real-models, "
+                                                 "else the tiny test model)")
+    p.add_argument("--phase-s", type=float, default=5.0, help="seconds of probing per phase")
+    p.add_argument("--threads", type=int, default=1, help="llama.cpp threads (1 leaves the server a core)")
+    p.add_argument("--max-tokens", type=int, default=16, help="maxTokens of the completions")
+    p.add_argument("--synthesis-max-tokens", type=int, default=600, help="synthesisMaxTokens of the turn")
+    p.add_argument("--out", default="bench-results/loop-lag.json", help="JSON report")
+    p.set_defaults(func=cmd_bench_loop_lag)
 
     p = bench.add_parser("context", help="per-keystroke cost of context from other files: two servers, with and "
                                          "without, same keys")

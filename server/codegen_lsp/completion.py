@@ -4,7 +4,10 @@
 cancel flag of each document's newest request ("newest request for a document wins"), the suggestion
 cache (typed-through and recent contexts), the typing rhythm (adaptive debounce), the warm-ups after an
 edit settles and the speculative next suggestion. Its path: cache → newest wins → debounce → the
-one-line-or-block decision → prompt → engine → version check → post-processing.
+one-line-or-block decision → prompt → engine → version check → post-processing. The prompt's text is
+clipped to what the context window can use before it goes to the engine (context/prompt.clip_segments),
+and every engine call has a deadline (`requestTimeoutMs`): past it the request answers empty, with the
+reason in its stats.
 
 It takes plain values (a `Document`, code-point offsets, `Settings`, an `Engine`) and tells the outside
 world through `CompletionPorts`: it imports nothing of pygls, lsprotocol or the server, so tests drive it
@@ -18,10 +21,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable, ContextManager, Coroutine
 
-from .context.prompt import OtherFiles, PromptFormatError, build_segments
+from .context.prompt import OtherFiles, PromptFormatError, build_segments, clip_segments
 from .context.ring import (CHARS_PER_TOKEN, CHUNK_LINES, MAX_CHUNK_CHARS, SELECTION_BLOCK_LINES, Chunk, ChunkRing,
                            cursor_window, display_path, region_start, usable)
 from .context.suffix_fit import SUFFIX_FIT_CANDIDATES, suffix_fit_text
@@ -38,6 +42,14 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 SUPERSEDED = "superseded by a newer request"
+# The engine gives up on a job at its deadline (GenerationJob.timeout_s) and answers within 0.5 s; we wait
+# this much longer ourselves, so an engine that never answers cannot hold a request.
+DEADLINE_GRACE_S = 1.0
+
+
+def no_answer(timeout_s: float) -> str:
+    """The one wording for a model call past its deadline: ours, the engine's, the stats' reason."""
+    return f"the model did not answer within {timeout_s * 1000:.0f} ms"
 
 
 @dataclass(frozen=True)
@@ -203,6 +215,7 @@ class CompletionService:
                      if settings.adaptive_debounce else floor)
             if delay:
                 await asyncio.sleep(delay)
+            asked = time.monotonic()
             result = await self._generate(job, prefix, suffix, doc.uri, doc.version,
                                           other=self.other_files(doc, prefix, suffix))
             if isinstance(result, Suggestion):
@@ -215,7 +228,9 @@ class CompletionService:
         if result.cancelled:
             ports.publish_stats(_stats(doc.uri, doc.version, "request", SUPERSEDED, result, job))
             return Suggestion("", SUPERSEDED, doc.version, result)
-        self.rhythm.answered(result.prompt_seconds + result.generate_seconds)
+        # An error (a deadline, a remote failure) has no engine timings: the wait is what the user saw.
+        self.rhythm.answered(time.monotonic() - asked if result.finish_reason == "error"
+                             else result.prompt_seconds + result.generate_seconds)
         if not ports.is_current(doc.uri, doc.version):
             reason = f"document changed during generation (version {doc.version})"
             ports.publish_stats(_stats(doc.uri, doc.version, "request", reason, result, job))
@@ -255,7 +270,11 @@ class CompletionService:
     async def _generate(self, job: GenerationJob, prefix: str, suffix: str, uri: str, version: int,
                         kind: Kind = "request", other: OtherFiles | None = None) -> GenerationResult | Suggestion:
         """Prompt the engine with the loaded model's format; a Suggestion when there is nothing to run.
-        Only generations someone asked for (`kind` "request") show as "generating" in the status."""
+        Only generations someone asked for (`kind` "request") show as "generating" in the status.
+
+        Every call has the deadline `requestTimeoutMs`: the engine cancels the job then and answers (an
+        "error" result saying so); should it not, we stop waiting DEADLINE_GRACE_S later, cancel the job
+        and answer the same ourselves."""
         ports = self.ports
         await ports.model_ready()
         engine = ports.engine()
@@ -265,20 +284,35 @@ class CompletionService:
             return Suggestion("", f"no model available ({detail or status})", version)
         if job.cancel.is_set():
             return Suggestion("", SUPERSEDED, version)
-        setting = ports.settings().prompt_format
-        fmt = info.prompt_format if setting == "auto" else PromptFormat(setting)
+        settings = ports.settings()
+        fmt = info.prompt_format if settings.prompt_format == "auto" else PromptFormat(settings.prompt_format)
         try:
-            job.segments = build_segments(fmt, prefix, suffix, info.token_ids, other)
+            segments = build_segments(fmt, prefix, suffix, info.token_ids, other)
         except PromptFormatError as exc:
             return Suggestion("", str(exc), version)
-        if fmt is PromptFormat.LEFT_TO_RIGHT and ports.settings().suffix_fit:
+        # Only the text a prompt of this window can use travels to the engine (pickled on this loop).
+        trained = getattr(info, "context_length", 0) or settings.context_tokens
+        job.segments = clip_segments(segments, max(64, min(settings.context_tokens, trained)))
+        if fmt is PromptFormat.LEFT_TO_RIGHT and settings.suffix_fit:
             job.suffix_fit = suffix_fit_text(prefix, suffix)  # the model cannot see the suffix: score against it
             if job.suffix_fit:
                 job.candidates = max(job.candidates, SUFFIX_FIT_CANDIDATES)
+        timeout_s = settings.request_timeout_ms / 1000
+        job.timeout_s = timeout_s  # the engine cancels the job then (GenerationJob.timeout_s)
+        started = time.monotonic()
+        cancelled_at: list[float] = []  # when the job's flag was set (a newer request, an edit, $/cancelRequest)
+        job.cancel.add_hook(lambda: cancelled_at.append(time.monotonic()))
         future = engine.submit(job)
         try:
             with ports.generating() if kind == "request" else contextlib.nullcontext():
-                return await asyncio.wrap_future(future)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that races the answer
+                async with asyncio.timeout(timeout_s + DEADLINE_GRACE_S):
+                    result = await asyncio.wrap_future(future)
+        except TimeoutError:  # not even the engine's own deadline answered: stop waiting for it
+            job.cancel.set()
+            ports.log(f"{kind} suggestion for {uri} v{version}: no answer from the engine "
+                      f"{DEADLINE_GRACE_S:.0f} s past its deadline; job cancelled")
+            return GenerationResult("", "error", error=no_answer(timeout_s))
         except EngineCrashed as exc:  # the supervisor reports the crash itself, once
             return Suggestion("", f"no model available ({exc.reason})", version)
         except asyncio.CancelledError:
@@ -289,6 +323,11 @@ class CompletionService:
             future.add_done_callback(lambda f: self._report_cancelled(
                 loop, f, lambda result: _stats(uri, version, kind, why, result, job)))
             raise
+        if result.cancelled and time.monotonic() - started >= timeout_s and \
+                not (cancelled_at and cancelled_at[0] - started < timeout_s):
+            # Nobody cancelled it before its deadline: the engine did, at the deadline.
+            return replace(result, text="", finish_reason="error", error=no_answer(timeout_s), alternatives=())
+        return result
 
     def _report_cancelled(self, loop: asyncio.AbstractEventLoop, future, stats) -> None:
         """The engine's result arrives (in the engine's thread) after the awaiting task was cancelled."""

@@ -77,6 +77,13 @@ class Settings(BaseModel):
     speculative_suggestions: bool = Field(True, alias="speculativeSuggestions",
                                           description="After answering, compute the suggestion that follows it, "
                                                       "as if accepted, while the engine is idle.")
+    request_timeout_ms: int = Field(20000, ge=100, le=600000, alias="requestTimeoutMs",
+                                    description="A suggestion (asked for, speculative or warmed) the model has not "
+                                                "answered after this long is given up: the job is cancelled and "
+                                                "the request answers with no suggestion (its stats say \"the model "
+                                                "did not answer within N ms\"). Twice what a cold 2048-token "
+                                                "prompt took on 2 CPU cores; what was evaluated stays in the KV "
+                                                "cache for the next request.")
     threads: int | None = Field(None, ge=1, le=256, description="CPU threads for llama.cpp (default: all cores).")
     gpu_layers: int = Field(0, ge=-1, alias="gpuLayers", description="Layers offloaded to the GPU (-1: all).")
     seed: int = Field(0, description="Sampling seed.")

@@ -227,6 +227,58 @@ def fit_segments(segments: Sequence[Segment], budget: int, count_tokens: Callabl
     return [Text(replaced[s.role], s.role) if isinstance(s, Text) else s for s in segments]
 
 
+# The line breaks str.splitlines() splits at (what _line_offsets counts), besides "\n".
+_RARE_BREAKS = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
+
+
+def _line_breaks(text: str, end: int) -> int:
+    """How many lines of text[:end] str.splitlines() ends (\\r\\n is one break), without splitting: a count
+    of "\\n", and of the rare breaks only where a (memchr-fast) find says there is one."""
+    breaks = text.count("\n", 0, end)
+    for char in _RARE_BREAKS:
+        if text.find(char, 0, end) >= 0:
+            breaks += text.count(char, 0, end)
+            if char == "\r":
+                breaks -= text.count("\r\n", 0, end)
+    return breaks
+
+
+def clip_segments(segments: Sequence[Segment], n_ctx: int) -> list[Segment]:
+    """The segments with the text no prompt of an `n_ctx`-token window can use cut off, so a job is small to
+    pickle and send whatever the document's size: fit_segments gives the same prompt for the result as for
+    `segments`, with any window of at most n_ctx tokens (budget < n_ctx).
+
+    The bound is fit_segments' own: a token covers at most MAX_CHARS_PER_TOKEN characters, so text longer
+    than budget * MAX_CHARS_PER_TOKEN cannot fit, and fit_segments treats it as "over budget" without
+    tokenizing it. Text is kept up to n_ctx * MAX_CHARS_PER_TOKEN characters from the cursor: more than any
+    budget allows, so a clipped text is still over budget by its length alone (a tighter bound, say 32
+    characters per token, would let a clipped prefix count as fitting and change the prefix/suffix split).
+    Every cut point that could fit lies inside what is kept, and is the same text there:
+
+    - the suffix is trimmed from its end in blocks counted from its start (the cursor): cut at the bound;
+    - the prefix is trimmed from its start in blocks of TRIM_BLOCK_LINES lines counted from the document
+      start: cut at the bound too, with as many empty lines put before the kept text as keep each kept
+      line's number modulo TRIM_BLOCK_LINES, so its block starts are the original ones.
+
+    Token healing works on the fitted prefix's end, which is kept. Segments of other kinds (sentinel
+    tokens, other files' chunks, which have budgets of their own) pass unchanged."""
+    keep = max(1, n_ctx) * MAX_CHARS_PER_TOKEN
+    out: list[Segment] = []
+    for segment in segments:
+        if isinstance(segment, Text) and len(segment.text) > keep and segment.role in ("prefix", "suffix"):
+            text = segment.text
+            if segment.role == "suffix":
+                segment = Text(text[:keep], "suffix")
+            else:
+                cut = len(text) - keep
+                if text[cut - 1] == "\r" and text[cut] == "\n":
+                    cut -= 1  # "\r\n" is one line break: keep it whole
+                pad = "\n" * (_line_breaks(text, cut) % TRIM_BLOCK_LINES)
+                segment = Text(pad + text[cut:], "prefix")
+        out.append(segment)
+    return out
+
+
 def _chunk_counts(chunks: Chunks, count_tokens: Callable[[str], int]) -> tuple[list[int], int]:
     """(tokens of each chunk with its separator, tokens of the tail with its separator)."""
     per_sep = 1 if chunks.sep is not None else 0

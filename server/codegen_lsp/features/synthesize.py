@@ -102,7 +102,8 @@ def _request(ls: "CodegenLanguageServer", args: Any) -> tuple[Document, Synthesi
     options = SynthesisOptions(max_tokens=settings.synthesis_max_tokens, temperature=settings.synthesis_temperature,
                                top_p=settings.top_p, turn_timeout_s=settings.synthesis_turn_timeout_ms / 1000,
                                regenerate=bool(args.get("regenerate", False)), heal=settings.token_healing,
-                               stop_on_loop=settings.repetition_filter, prompt_lookup=settings.prompt_lookup)
+                               stop_on_loop=settings.repetition_filter, prompt_lookup=settings.prompt_lookup,
+                               context_tokens=settings.context_tokens)
     return doc, plan_for(doc, start, end), options, version
 
 

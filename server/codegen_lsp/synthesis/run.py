@@ -5,6 +5,11 @@ earlier turns (existing or just generated) in place. The
 completion is cut by `truncate_turn` and inserted under the comment. A turn that ends empty, runs
 out of time or breaks the parse inserts nothing and is reported; cancelling keeps finished turns.
 
+A turn's engine call has the turn timeout as its deadline (the engine cancels the job then); should the
+engine not answer, the turn stops waiting CANCEL_WAIT_S after cancelling it and is reported as timed out,
+and the next turn goes on, so no engine can hold a synthesis longer than (timeout + CANCEL_WAIT_S) per
+turn. The prompt's text is clipped to what the context window can use before it is sent.
+
 Everything here is in code points of the document's text (the plan's turns come in code points);
 no LSP types and no server: the caller passes the engine, an `is_current()` check (False once the
 document changed) and a `report(text)` sink for the per-turn log lines.
@@ -17,7 +22,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..context.prompt import Text
+from ..completion import no_answer
+from ..context.prompt import Text, clip_segments
 from ..documents.store import Document
 from ..engine.jobs import CancelFlag, Engine, GenerationJob, GenerationResult
 from ..engine.process import EngineCrashed
@@ -26,6 +32,7 @@ from .truncate import stop_strings, truncate_turn
 from .turns import SynthesisPlan, Turn
 
 TurnStatus = str  # inserted | kept | empty | parse-error | timeout | cancelled
+CANCEL_WAIT_S = 1.0  # after a turn's timeout: how long the cancelled job may take to answer
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,7 @@ class SynthesisOptions:
     heal: bool = True  # token healing at the end of each turn's prompt (engine/healing.py)
     stop_on_loop: bool = True  # stop decoding a turn once it repeats itself (postprocess/repetition.py)
     prompt_lookup: bool = False  # draft tokens from the context while decoding (engine/speculation.py)
+    context_tokens: int | None = None  # the window prompts are clipped for (None: the model's training length)
 
 
 @dataclass(frozen=True)
@@ -131,7 +139,8 @@ class Synthesis:
         for attempt in range(2):
             generated = await self._generate(prompt, turn.indent, temperature)
             if isinstance(generated, str):  # "cancelled" | "timeout"
-                return TurnReport(turn.title, generated, "", tokens, time.perf_counter() - started)
+                detail = no_answer(self.options.turn_timeout_s) if generated == "timeout" else ""
+                return TurnReport(turn.title, generated, detail, tokens, time.perf_counter() - started)
             tokens += generated.generated_tokens
             cut = truncate_turn(generated.text, turn.indent, language, generated.finish_reason)
             code, why = cut.text, cut.reason
@@ -150,22 +159,44 @@ class Synthesis:
         self._shift += len(inserted) - (end - start)
         return TurnReport(turn.title, "inserted", why, tokens, time.perf_counter() - started)
 
+    def _window(self) -> int | None:
+        """The most tokens a prompt can have: the setting, capped at what the model was trained for."""
+        info = getattr(self.engine, "info", None)
+        limits = [n for n in (self.options.context_tokens, getattr(info, "context_length", None)) if n]
+        return max(64, min(limits)) if limits else None
+
     async def _generate(self, prompt: str, indent: str, temperature: float) -> GenerationResult | str:
         options, cancel = self.options, CancelFlag.linked(self.cancel)
-        job = GenerationJob(segments=[Text(prompt)], max_tokens=options.max_tokens, temperature=temperature,
+        window = self._window()
+        segments = [Text(prompt)]
+        job = GenerationJob(segments=clip_segments(segments, window) if window else segments,
+                            max_tokens=options.max_tokens, temperature=temperature,
                             top_p=options.top_p, stop_strings=stop_strings(indent, self.doc.language),
                             prefix_share=0.75, heal=options.heal, stop_on_loop=options.stop_on_loop,
                             prompt_lookup=options.prompt_lookup, cancel=cancel)
-        future = self.engine.submit(job)
+        job.timeout_s = options.turn_timeout_s  # the engine cancels the job then (GenerationJob.timeout_s)
+        started = time.monotonic()
+        answer = asyncio.wrap_future(self.engine.submit(job))
         try:
-            result = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), options.turn_timeout_s)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(options.turn_timeout_s):
+                result = await asyncio.shield(answer)
+        except TimeoutError:
             cancel.set()
-            await asyncio.wrap_future(future)
+            try:  # the engine stops at its next token; a stuck one is not waited for
+                async with asyncio.timeout(CANCEL_WAIT_S):
+                    await answer
+            except TimeoutError:
+                self.report(f"synthesis: the engine did not answer {CANCEL_WAIT_S:.0f} s after a turn's timeout "
+                            f"cancelled it; going on without it")
             return "timeout"
         except asyncio.CancelledError:
             cancel.set()  # the request was cancelled: stop decoding now, keep the finished turns
+            answer.cancel()
             raise
+        late = time.monotonic() - started >= options.turn_timeout_s
         if result.cancelled:
-            return "cancelled"
+            # the run's cancel, or a reload's; one nobody asked for at the deadline is the engine's timeout
+            return "timeout" if late and not self.cancel.is_set() else "cancelled"
+        if result.finish_reason == "error" and late:
+            return "timeout"  # the engine's own deadline answered before ours
         return result
