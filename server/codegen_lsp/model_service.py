@@ -23,6 +23,7 @@ from typing import Literal
 
 from .engine.jobs import Engine, EngineConfig
 from .engine.process import EngineCrashed, EngineEvent, ProcessEngine
+from .engine.process import load_deadline_s as engine_load_deadline_s
 from .engine.remote import RemoteConfig, RemoteEngine
 from .first_run import BUILTIN_LABEL
 from .gguf.inspect import ModelFileError
@@ -32,20 +33,21 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 Severity = Literal["error", "warning", "info", "log"]
-LOAD_BASE_S = 60.0  # spawning the engine and importing llama.cpp on a busy machine, before any weights
-LOAD_PER_GIB_S = 60.0  # reading weights at ~20 MB/s (a slow disk, a cold network mount) still fits
+# The engine's supervisor fails a load past its own deadline (engine/process.py, by the file's size) with
+# a clear reason; this wait is the backstop for any engine, a few seconds later.
+LOAD_BACKSTOP_S = 5.0
 CLOSE_TIMEOUT_S = 4.0  # `shutdown` must be answered within 5 s whatever the engine does
 SETTLE_S = 1.0  # a changed model file is reloaded once its size and time stay the same this long
 SETTLE_LIMIT_S = 120.0  # ... or given up on after this long (a copy that never ends)
 
 
 def load_deadline_s(path: Path | None) -> float:
-    """How long a load of `path` may take: it scales with the file's size."""
+    """How long a load of `path` may take before the service stops waiting: it scales with the file's size."""
     try:
         size = path.stat().st_size if path is not None else 0
     except OSError:
         size = 0
-    return LOAD_BASE_S + LOAD_PER_GIB_S * size / 2**30
+    return engine_load_deadline_s(size) + LOAD_BACKSTOP_S
 
 
 @dataclass

@@ -256,7 +256,8 @@ class CodegenLanguageServer(LanguageServer):
                 progress.end_message = self.model.status
 
     @contextlib.asynccontextmanager
-    async def work_done(self, title: str, message: str, cancellable: bool = False) -> AsyncIterator["WorkDone | None"]:
+    async def work_done(self, title: str, message: str, cancellable: bool = False,
+                        percentage: int | None = None) -> AsyncIterator["WorkDone | None"]:
         """One work-done progress (`window/workDoneProgress/create`, begin, end), where the client takes it;
         None when it does not."""
         window = self.client_capabilities.window
@@ -266,7 +267,7 @@ class CodegenLanguageServer(LanguageServer):
                 raise LookupError("the client does not do work-done progress")
             await asyncio.wait_for(self.work_done_progress.create_async(progress.token), 5)
             self.work_done_progress.begin(progress.token, types.WorkDoneProgressBegin(
-                title=title, message=message, cancellable=cancellable))
+                title=title, message=message, cancellable=cancellable, percentage=percentage))
         except Exception:  # noqa: BLE001 - a client that refuses progress still gets the work done
             yield None
             return

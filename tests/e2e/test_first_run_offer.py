@@ -172,7 +172,7 @@ async def test_dismissing_changes_nothing_and_is_not_asked_again(cache, workspac
         loads = len([s for s in client.statuses if s["state"] == "loading"])
         uri = (workspace / "a.py").as_uri()
         open_doc(client, uri, WRITES_CODE)
-        assert await inline(client, uri, *WRITES_CODE_AT)
+        assert await inline(client, uri, *WRITES_CODE_AT), client.stats
         assert len([s for s in client.statuses if s["state"] == "loading"]) == loads == 1
         assert client.statuses[-1]["builtin"] is True and client.messages == []
         assert not (cache / "models").exists()
@@ -284,7 +284,7 @@ async def test_hub_unreachable_offers_the_package_index_and_keep_keeps_the_demo_
         assert [s["state"] for s in client.statuses].count("loading") == 1
         uri = (workspace / "a.py").as_uri()
         open_doc(client, uri, WRITES_CODE)
-        assert await inline(client, uri, *WRITES_CODE_AT)
+        assert await inline(client, uri, *WRITES_CODE_AT), client.stats
         assert client.statuses[-1]["builtin"] is True
         assert not any((cache / "models").glob("*"))
     finally:

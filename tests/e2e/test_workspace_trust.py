@@ -18,7 +18,7 @@ from pytest_lsp.client import make_test_lsp_client
 
 from codegen_lsp.trust import ALLOW_TITLE, DENY_TITLE
 from support.files import wait_until
-from support.lsp import SERVER, capabilities, inline, loads, open_doc, record_events, start, wait_for_logged
+from support.lsp import SERVER, capabilities, inline, loads, open_doc, record_events, start, wait_for_shown
 from support.loopback_http import Exchange, LoopbackServer, text_chunk
 
 SECRET = "sk-live-7f3a9c0e51d24b6b"
@@ -84,7 +84,7 @@ async def test_declined_repository_sends_nothing_across_ten_suggestions_and_a_sy
         root = repository(tmp_path / "cloned", recorder.url)
         client, questions = await session(tmp_path / "cache", root, DENY_TITLE, smollm2, synthesisMaxTokens=16)
         try:
-            await wait_for_logged(client, "ignoring remoteApiKey, remoteUrl from this workspace's codegen-lsp.toml")
+            await wait_until(lambda: len(questions) == 1, 30, "the trust question")
             assert len(questions) == 1
             port = recorder.url.rsplit(":", 1)[1]
             assert f"127.0.0.1:{port}" in questions[0].message and "codegen-lsp.toml" in questions[0].message
@@ -133,7 +133,7 @@ async def test_allowed_repository_is_remembered_and_a_changed_url_asks_again(tin
         repository(root, elsewhere.url)
         client, questions = await session(cache, root, DENY_TITLE, tiny_codegen1.gguf_path)
         try:
-            await wait_for_logged(client, "ignoring remoteApiKey, remoteUrl")
+            await wait_until(lambda: len(questions) == 1, 30, "the trust question, again")
             assert len(questions) == 1 and elsewhere.url.rsplit("/", 1)[1] in questions[0].message
         finally:
             await client.shutdown_session()
@@ -150,7 +150,7 @@ async def test_a_client_that_cannot_ask_runs_without_the_values(client: Language
         with (root / "codegen-lsp.toml").open("a") as toml:
             toml.write(f'model = "{tiny_codegen1.gguf_path}"\n')
         await start(client, None, root, offerModelDownload=False)
-        await wait_for_logged(client, "ignoring model, remoteApiKey, remoteUrl from this workspace's codegen-lsp.toml "
+        await wait_for_shown(client, "ignoring model, remoteApiKey, remoteUrl from this workspace's codegen-lsp.toml "
                                       "(this editor cannot ask")
         assert loads(client)[-1]["path"] != str(tiny_codegen1.gguf_path)
         assert loads(client)[-1]["remote"] is None

@@ -92,7 +92,8 @@ def test_a_load_reports_loading_then_ready(tmp_path: Path):
 
 
 def test_a_load_that_never_ends_fails_at_its_deadline(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(model_service, "LOAD_BASE_S", 0.2)
+    monkeypatch.setattr(model_service, "engine_load_deadline_s", lambda size: 0.0)
+    monkeypatch.setattr(model_service, "LOAD_BACKSTOP_S", 0.2)
     svc, seen = service(tmp_path, ScriptedEngine("hang"))
     asyncio.run(asyncio.wait_for(svc.load(), 10))
     assert svc.state.status == "error" and "did not finish within" in svc.state.detail
@@ -105,8 +106,10 @@ def test_the_load_deadline_scales_with_the_file(tmp_path: Path):
     small.write_bytes(b"x")
     with big.open("wb") as out:
         out.truncate(3 * 2**30)  # sparse: 3 GiB of size, no disk
+    from codegen_lsp.engine.process import LOAD_PER_GIB_S
+
     assert model_service.load_deadline_s(big) == pytest.approx(model_service.load_deadline_s(small)
-                                                               + 3 * model_service.LOAD_PER_GIB_S, abs=0.01)
+                                                               + 3 * LOAD_PER_GIB_S, abs=0.01)
 
 
 @pytest.mark.parametrize("outcome, told", [("bad", "not a GGUF file"), ("crash", None)])

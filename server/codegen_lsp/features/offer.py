@@ -17,7 +17,6 @@ Other clients are told in a message how to make the choice permanent.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
@@ -127,17 +126,33 @@ async def download_offered_model(ls: "CodegenLanguageServer") -> str:
 async def _pull_and_switch(ls: "CodegenLanguageServer", name: str) -> tuple[str, str | None]:
     """("ok" | "cancelled" | "failed", the pull's error when it failed)."""
     cancel = asyncio.Event()
-    report = await _start_progress(ls, cancel, name)
-    try:
-        await pull_in_child(name, report.phase, cancel)
-    except PullCancelled:
-        report.end("cancelled")
+    async with ls.work_done("codegen-lsp", f"downloading {name}", cancellable=True, percentage=0) as progress:
+        if progress is not None:  # pygls cancels this future on window/workDoneProgress/cancel
+            loop = asyncio.get_running_loop()
+            progress.cancelled.add_done_callback(
+                lambda future: loop.call_soon_threadsafe(cancel.set) if future.cancelled() else None)
+        last = [-1]
+
+        def phase(step: str, fraction: float | None) -> None:
+            percent = overall_percent(step, fraction)
+            if progress is not None and percent != last[0]:
+                last[0] = percent
+                progress.report(percent, f"{PHASE_TEXT.get(step, step)} {name}")
+
+        outcome, error = "downloaded", None
+        try:
+            await pull_in_child(name, phase, cancel)
+        except PullCancelled:
+            outcome = "cancelled"
+        except (PullFailed, OSError) as exc:
+            outcome, error = "failed", str(exc)
+        if progress is not None:
+            progress.end_message = outcome
+    if outcome == "cancelled":
         ls.log_to_client(f"the download of {name} was cancelled; the built-in demo model keeps running")
         return "cancelled", None
-    except (PullFailed, OSError) as exc:
-        report.end("failed")
-        return "failed", str(exc)
-    report.end("downloaded")
+    if outcome == "failed":
+        return "failed", error
     if use_model(ls, name):
         await load_model(ls)
     if ls.model.status != "ready":  # load_model has told the person why
@@ -148,44 +163,6 @@ async def _pull_and_switch(ls: "CodegenLanguageServer", name: str) -> tuple[str,
         ls.tell_user(f"now using {name} in this session. " + HOW_TO_KEEP.format(value=name),
                      types.MessageType.Info)
     return "ok", None
-
-
-class _Progress:
-    """`$/progress` for the pull (or nothing, for a client without window.workDoneProgress)."""
-
-    def __init__(self, ls: "CodegenLanguageServer", token: str | None, name: str) -> None:
-        self.ls, self.token, self.last, self.name = ls, token, -1, name
-
-    def phase(self, phase: str, fraction: float | None) -> None:
-        percent = overall_percent(phase, fraction)
-        if self.token is None or percent == self.last:
-            return
-        self.last = percent
-        self.ls.work_done_progress.report(self.token, types.WorkDoneProgressReport(
-            percentage=percent, message=f"{PHASE_TEXT.get(phase, phase)} {self.name}"))
-
-    def end(self, outcome: str) -> None:
-        if self.token is not None:
-            self.ls.work_done_progress.end(self.token, types.WorkDoneProgressEnd(message=outcome))
-            self.ls.work_done_progress.tokens.pop(self.token, None)
-
-
-async def _start_progress(ls: "CodegenLanguageServer", cancel: asyncio.Event, name: str) -> _Progress:
-    window = ls.client_capabilities.window
-    if not (window and window.work_done_progress):
-        return _Progress(ls, None, name)
-    token = str(uuid.uuid4())
-    try:
-        await asyncio.wait_for(ls.work_done_progress.create_async(token), 5)
-    except Exception:  # noqa: BLE001 - a client that refuses progress still gets the model
-        return _Progress(ls, None, name)
-    loop = asyncio.get_running_loop()
-    # pygls cancels this future on window/workDoneProgress/cancel.
-    ls.work_done_progress.tokens[token].add_done_callback(
-        lambda future: loop.call_soon_threadsafe(cancel.set) if future.cancelled() else None)
-    ls.work_done_progress.begin(token, types.WorkDoneProgressBegin(
-        title="codegen-lsp", message=f"downloading {name}", percentage=0, cancellable=True))
-    return _Progress(ls, token, name)
 
 
 def register(server: "CodegenLanguageServer") -> None:
