@@ -7,7 +7,6 @@ Both refuse an edit for a document that changed while the turns were generated.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
@@ -194,58 +193,34 @@ async def _apply(ls: "CodegenLanguageServer", doc: Document, result: SynthesisRe
     return bool(response.applied)
 
 
-class _Progress:
-    """$/progress for one command run; a no-op for clients without work-done progress."""
-
-    def __init__(self, ls: "CodegenLanguageServer", synthesis: Synthesis) -> None:
-        self.ls, self.synthesis, self.token = ls, synthesis, f"codegen-lsp/synthesize/{uuid.uuid4()}"
-        window = ls.client_capabilities.window
-        self.enabled = bool(window and window.work_done_progress)
-
-    async def begin(self, turns: int) -> None:
-        if not self.enabled:
-            return
-        try:
-            await asyncio.wait_for(self.ls.work_done_progress.create_async(self.token), 5)
-        except Exception:  # noqa: BLE001 - a client that refuses progress still gets the edit
-            self.enabled = False
-            return
-        self.ls.work_done_progress.begin(self.token, types.WorkDoneProgressBegin(
-            title="Synthesize from comments", cancellable=True, message=f"{turns} turns", percentage=0))
-        # The client's cancel button (window/workDoneProgress/cancel) cancels pygls' future for the token.
-        self.ls.work_done_progress.tokens[self.token].add_done_callback(lambda _: self.synthesis.cancel.set())
-
-    def turn(self, number: int, total: int, turn) -> None:
-        if self.enabled:
-            self.ls.work_done_progress.report(self.token, types.WorkDoneProgressReport(
-                message=f"turn {number}/{total}: {turn.title}", percentage=int(100 * (number - 1) / total),
-                cancellable=True))
-
-    def end(self, message: str) -> None:
-        if self.enabled:
-            self.ls.work_done_progress.end(self.token, types.WorkDoneProgressEnd(message=message))
-            self.ls.work_done_progress.tokens.pop(self.token, None)
-
-
 async def synthesize_command(ls: "CodegenLanguageServer", args: Any) -> dict[str, Any]:
     doc, plan, options, version = _request(ls, args)
     if reason := _refusal(ls, doc, plan, options, version):
         return {"applied": False, "stopped": reason, "summary": reason, "turns": []}
     synthesis = _synthesis(ls, doc, plan, options)
-    progress = _Progress(ls, synthesis)
-    await progress.begin(len(synthesis.todo()))
-    try:
-        # $/cancelRequest stops the turn being decoded; the finished turns are still applied below.
-        with ls.protocol.on_cancel_request(synthesis.cancel.set):
-            result = await _run(ls, synthesis, progress.turn)
-    except asyncio.CancelledError:  # the task itself was cancelled (shutdown): same rule
-        synthesis.cancel.set()
-        synthesis.result.stopped = "cancelled"
-        progress.end(f"cancelled; {synthesis.result.summary()}")
-        ls.spawn(_apply(ls, doc, synthesis.result))
-        raise
-    applied = await _apply(ls, doc, result)
-    progress.end(result.summary())
+    total = len(synthesis.todo())
+    async with ls.work_done("Synthesize from comments", f"{total} turns", cancellable=True, percentage=0) as progress:
+        if progress is not None:  # the client's cancel button (window/workDoneProgress/cancel)
+            progress.cancelled.add_done_callback(lambda _: synthesis.cancel.set())
+
+        def turn(number: int, total: int, step) -> None:
+            if progress is not None:
+                progress.report(int(100 * (number - 1) / total), f"turn {number}/{total}: {step.title}")
+
+        try:
+            # $/cancelRequest stops the turn being decoded; the finished turns are still applied below.
+            with ls.protocol.on_cancel_request(synthesis.cancel.set):
+                result = await _run(ls, synthesis, turn)
+        except asyncio.CancelledError:  # the task itself was cancelled (shutdown): same rule
+            synthesis.cancel.set()
+            synthesis.result.stopped = "cancelled"
+            if progress is not None:
+                progress.end_message = f"cancelled; {synthesis.result.summary()}"
+            ls.spawn(_apply(ls, doc, synthesis.result))
+            raise
+        applied = await _apply(ls, doc, result)
+        if progress is not None:
+            progress.end_message = result.summary()
     if not result.insertions and result.stopped != "document changed":
         ls.tell_user(f"{SYNTHESIZE}: nothing to insert ({result.summary()})", types.MessageType.Info)
     return _report(result, applied)
