@@ -48,7 +48,7 @@ class SuggestionStats:
     completion", "completion introduces a parse error", "completion only repeats itself: ...", ...),
     "superseded by a newer request",
     "request cancelled", "document changed during generation (version N)", "no model available (...)",
-    or the remote engine's error. A speculative or warmed suggestion is never shown, so its "ok" means
+    "the model did not answer within N ms" (requestTimeoutMs), or the remote engine's error. A speculative or warmed suggestion is never shown, so its "ok" means
     it went into the cache."""
 
     uri: str
