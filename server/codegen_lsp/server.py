@@ -223,9 +223,6 @@ class CodegenLanguageServer(LanguageServer):
     def model(self) -> ModelState:
         return self.models.state
 
-    def set_model_status(self, status: str, detail: str, path: Path | None = None) -> None:
-        self.models._set(status, detail, path)
-
     def _say(self, message: str, severity: Severity) -> None:
         self.log_to_client(message, _MESSAGE_TYPES[severity])
 
