@@ -188,6 +188,12 @@ class ModelService:
             await asyncio.sleep(settle_s)
         return False
 
+    def serves(self, path: Path) -> bool:
+        """Whether the engine has `path` loaded as it is now (same inode, size and mtime), or is loading it (a
+        restart after a crash included): reloading it would load the same bytes again."""
+        serves = getattr(self.engine, "serves", None)  # a RemoteEngine cannot tell: always reload
+        return bool(serves is not None and serves(path))
+
     # -- the engine's supervisor -------------------------------------------------------------------
 
     def _event_from_thread(self, event: EngineEvent) -> None:

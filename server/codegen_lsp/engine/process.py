@@ -18,6 +18,9 @@ A hang is treated like a crash (issue 30: never wedged by its own engine):
 - A crash while the model file differs from what was loaded (SIGBUS, typically: the file was rewritten
   under the mapping) is "the model file changed while it was loaded": not counted, and the restart waits
   until the file has stopped changing.
+- A model file rewritten in place (same inode: the mapped weights change under the loaded model, and its
+  KV cache was computed with the old ones) is not served: generations are refused (REWRITTEN) and one
+  computed meanwhile is dropped, until a load (the model file watcher's reload) takes the file as it is.
 - Requests are written by a writer thread per child from a queue: the caller (the event loop) never
   blocks on a full socket or a big request. stop() sends "close" through that queue and kills what has
   not exited STOP_TIMEOUT_S later.
@@ -94,6 +97,7 @@ FILE_POLL_S = 0.2
 MAX_LINE_BYTES = 8192  # a line the child prints outside its log is cut here (the rest is dropped)
 READ_CHUNK_BYTES = 4096
 MAX_MESSAGE_BYTES = 256 << 20  # a message from the child claiming more is garbage (a result is KiBs)
+REWRITTEN = "the model file was rewritten in place while it was loaded; it is loaded again once it stops changing"
 _MESSAGE_SHAPES = {"ready": 1, "progress": 3, "done": 3, "failed": 4, "log": 4}  # kind -> tuple length
 
 
@@ -285,6 +289,7 @@ class _Child:
         self.kill_reason, self.kill_cause = "", ""  # why we killed it, when we did
         self.stopping = False  # we asked it to go (or gave up on its load): its exit is no crash
         self.model_file: tuple[Path, tuple[int, int, int] | None] | None = None  # what it loads, as it was
+        self.loaded: Future | None = None  # its load's answer (ProcessEngine.serves)
         self.busy_stall_extra_s = 0.0  # added to BUSY_STALL_S: paging its model in (see there)
         package_root = str(Path(__file__).resolve().parents[2])  # importable however the server was started
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
@@ -474,7 +479,10 @@ class _Child:
             pending = self._pending.pop(message[1], None)
         if pending is None:
             return  # a request it answers after the supervisor did (at a deadline): dropped
-        if kind == "done":
+        if kind == "done" and pending.op == "generate" and _rewritten_in_place(self):
+            # Computed from weights rewritten under the mapping (or with a KV cache of the old ones): dropped.
+            _settle(pending.future, exc=EngineCrashed(REWRITTEN))
+        elif kind == "done":
             _settle(pending.future, message[2])
         else:
             _settle(pending.future, exc=_RemoteError(message[2], message[3]))
@@ -641,6 +649,14 @@ class ProcessEngine:
             threading.Thread(target=old.stop, name="engine-retire", daemon=True).start()
         return future
 
+    def serves(self, path: Path) -> bool:
+        """Whether the engine process now serving has loaded `path` as it is now (same inode, size and
+        mtime), or is loading it: a reload of it would load the same bytes again."""
+        child = self._child
+        if child is None or child.dead or child.loaded is None or child.model_file != (path, file_identity(path)):
+            return False
+        return not child.loaded.done() or child.loaded.exception() is None
+
     def submit(self, job: GenerationJob) -> Future[GenerationResult]:
         """Never blocks: the request is queued for the engine's writer thread. With `job.timeout_s` the
         future resolves by then plus DEADLINE_GRACE_S (finish "error" if the engine has not answered)."""
@@ -648,6 +664,9 @@ class ProcessEngine:
         child = self._child
         if child is None or self._info is None:
             future.set_exception(EngineCrashed(self._unavailable))
+            return future
+        if _rewritten_in_place(child):  # no whole model answers until it is loaded again
+            future.set_exception(EngineCrashed(REWRITTEN))
             return future
         child.request("generate", replace(job, cancel=None), future, cancel=job.cancel, timeout_s=job.timeout_s)
         return future
@@ -674,6 +693,7 @@ class ProcessEngine:
         limit = load_deadline_s(size)
         child.busy_stall_extra_s = LOAD_PER_GIB_S * size / (1 << 30)
         raw: Future = Future()
+        child.loaded = raw
         future: Future[ModelFileInfo] = Future()
         child.request("load", config, raw, progress=progress, timeout_s=limit,
                       hard=f"the engine did not finish loading it within {limit:.0f} s ({LOAD_BASE_S:g} s + "
@@ -789,6 +809,16 @@ def _model_file_changed(child: _Child) -> str:
     if now is None:
         return "the model file was removed while it was loaded"
     return "the model file changed while it was loaded"
+
+
+def _rewritten_in_place(child: _Child) -> bool:
+    """Whether the child's model file was written to through the inode it mapped (like `cp` over it): its
+    weights are no longer what it loaded. A file replaced by rename, or deleted, leaves the mapping whole."""
+    if child.model_file is None or child.model_file[1] is None:
+        return False
+    path, loaded = child.model_file
+    now = file_identity(path)
+    return now is not None and now[0] == loaded[0] and now != loaded
 
 
 def _failed(exc: BaseException) -> Future:

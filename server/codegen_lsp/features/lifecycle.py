@@ -40,8 +40,13 @@ async def load_model(ls: "CodegenLanguageServer") -> None:
 
 
 async def _reload_when_settled(ls: "CodegenLanguageServer", path: Path) -> None:
-    """A changed model file is reloaded once it has stopped changing and its header reads whole."""
+    """A changed model file is reloaded once it has stopped changing and its header reads whole, unless the
+    engine already has it as it is now: the changes a copy makes while an earlier change's reload runs come
+    as another batch, and a restart after a crash may have loaded it first (one load per change)."""
     if await ls.models.settled(path):
+        if ls.models.serves(path):
+            ls.log_to_client(f"the model file is loaded as it is now: {path}", types.MessageType.Log)
+            return
         await load_model(ls)
     else:
         ls.log_to_client(f"the model file kept changing or does not read as a GGUF: {path}; not reloading",
