@@ -45,6 +45,7 @@ import {
 } from './serverCommand';
 import { modelSettingValue, needsRestart, readClientSettings, SECTION, type ClientSettings } from './settings';
 import { fromServerStatus, STATUS_NOTIFICATION, statusView, type ClientStatus } from './status';
+import { FOCUS_NOTIFICATION, FOCUS_SETTLE_MS, focusParams, SERVED_SCHEMES } from './focus';
 import { DID_VIEW_NOTIFICATION, didViewParams, Settler, VIEW_SETTLE_MS, type DidViewParams } from './viewed';
 
 export { LANGUAGES } from './languages';
@@ -148,6 +149,8 @@ class Controller implements vscode.Disposable {
       void this.client.sendNotification(DID_VIEW_NOTIFICATION, params).catch(() => undefined);
     }
   });
+  /** The active editor, once it stayed active FOCUS_SETTLE_MS: the server warms up at its cursor. */
+  private readonly focus = new Settler<vscode.TextEditor | undefined>(FOCUS_SETTLE_MS, (editor) => this.sendFocus(editor));
 
   constructor(
     private readonly output: vscode.LogOutputChannel,
@@ -213,7 +216,10 @@ class Controller implements vscode.Disposable {
       if (client !== this.client) {
         return;
       }
-      if (e.newState === State.Starting) {
+      if (e.newState === State.Running) {
+        // Started or restarted: the document open in the active editor is the one worked in.
+        this.focused(vscode.window.activeTextEditor);
+      } else if (e.newState === State.Starting) {
         this.setStatus({ kind: 'starting' });
       } else if (e.newState === State.Stopped && !this.initialStart) {
         if (this.stoppingByUs) {
@@ -294,10 +300,7 @@ class Controller implements vscode.Disposable {
 
   private clientOptions(): LanguageClientOptions {
     return {
-      documentSelector: LANGUAGES.flatMap((language) => [
-        { scheme: 'file', language },
-        { scheme: 'untitled', language },
-      ]),
+      documentSelector: LANGUAGES.flatMap((language) => SERVED_SCHEMES.map((scheme) => ({ scheme, language }))),
       outputChannel: this.output,
       synchronize: { configurationSection: SECTION },
       // No retry and no popup of its own: a failed start is reported once, by doStart.
@@ -459,8 +462,32 @@ class Controller implements vscode.Disposable {
     }
   }
 
+  /** The active editor changed (undefined: none, or not a text editor): the last one settles. */
+  focused(editor: vscode.TextEditor | undefined): void {
+    this.focus.offer('active', editor);
+  }
+
+  private sendFocus(editor: vscode.TextEditor | undefined): void {
+    const client = this.client;
+    if (!editor || !client?.isRunning() || editor !== vscode.window.activeTextEditor) {
+      return;
+    }
+    const c2p = client.code2ProtocolConverter;
+    const doc = editor.document;
+    const params = focusParams({
+      uri: c2p.asUri(doc.uri),
+      scheme: doc.uri.scheme,
+      languageId: doc.languageId,
+      position: c2p.asPosition(editor.selection.active),
+    }, LANGUAGES);
+    if (params) {
+      void client.sendNotification(FOCUS_NOTIFICATION, params).catch(() => undefined);
+    }
+  }
+
   dispose(): void {
     this.views.dispose();
+    this.focus.dispose();
     void this.stop();
   }
 }
@@ -488,6 +515,7 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.commands.registerCommand('codegenLsp.pickModel', () => ctl.pickModel()),
     vscode.commands.registerCommand('codegenLsp.showLogs', () => ctl.showLogs()),
     vscode.window.onDidChangeTextEditorVisibleRanges((e) => ctl.viewed(e.textEditor, e.visibleRanges)),
+    vscode.window.onDidChangeActiveTextEditor((editor) => ctl.focused(editor)),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (needsRestart((key) => e.affectsConfiguration(key))) {
         output.info('The server command changed; restarting the server.');

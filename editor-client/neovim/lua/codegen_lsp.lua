@@ -8,7 +8,9 @@
 --
 -- On 0.7-0.9 it starts the server with vim.lsp.start_client from a FileType autocmd and attaches buffers
 -- with vim.lsp.buf_attach_client (vim.lsp.start exists from 0.8, but the same code path serves 0.7-0.9);
--- on 0.10+ it calls vim.lsp.start. Tested on 0.7.2 (tests/e2e/test_neovim.py). See docs/editors.md.
+-- on 0.10+ it calls vim.lsp.start. The buffer that becomes current is named to the server (codegenLsp/focus,
+-- M.focus) so it warms up the first suggestion there. Tested on 0.7.2 (tests/e2e/test_neovim.py). See
+-- docs/editors.md.
 
 local M = {}
 
@@ -19,6 +21,8 @@ M.SECTION = 'codegenLsp'
 M.SYNTHESIZE_TITLE = 'Synthesize from comments (codegen-lsp)'
 M.SYNTHESIZE_KIND = 'refactor.rewrite.codegen.synthesize'
 M.SYNTHESIZE_COMMAND = 'codegen-lsp.synthesize'
+M.FOCUS_NOTIFICATION = 'codegenLsp/focus'
+M.FOCUS_SETTLE_MS = 150  -- a buffer entered for this long counts as the one worked in
 
 local defaults = {
   name = 'codegen-lsp',
@@ -55,8 +59,10 @@ local function call(client, method, ...)
   return client[method](...)
 end
 
+local uv = vim.uv or vim.loop
 local config = vim.deepcopy(defaults)
 local clients = {}  -- root directory -> client id
+local focus_timer = nil  -- pending codegenLsp/focus (see schedule_focus)
 local ns = api.nvim_create_namespace('codegen_lsp_inline')
 local shown = nil   -- the suggestions on screen: { bufnr, extmark, texts, index, text (texts[index]), range, encoding, row, col }
 
@@ -135,6 +141,9 @@ local function client_config(root)
     capabilities = make_capabilities(),
     on_attach = function(c, bufnr)
       map_keys(bufnr)
+      if bufnr == api.nvim_get_current_buf() then
+        M.schedule_focus()  -- didOpen went out just before: warm up where the cursor is
+      end
       if config.on_attach then
         config.on_attach(c, bufnr)
       end
@@ -189,6 +198,12 @@ function M.setup(opts)
     group = group,
     pattern = config.filetypes,
     callback = function(args) attach(args.buf) end,
+  })
+  -- Entering a buffer (another window, :edit, :buffer) makes it the one worked in. A buffer entered
+  -- before its client is ready gets its focus from on_attach instead.
+  api.nvim_create_autocmd('BufEnter', {
+    group = group,
+    callback = function() M.schedule_focus() end,
   })
   api.nvim_create_autocmd({ 'InsertLeave', 'BufLeave', 'CursorMovedI' }, {
     group = group,
@@ -263,6 +278,34 @@ end
 
 local function line_text(bufnr, row)
   return api.nvim_buf_get_lines(bufnr, row, row + 1, false)[1] or ''
+end
+
+--- Tell the server that the current buffer is the one worked in, and where its cursor is
+--- (`codegenLsp/focus` {textDocument, position}, the position in the client's offset encoding): it then
+--- warms up, at low priority, the prompt a suggestion there would need, so the first one is fast.
+--- Only for a buffer our (initialized) client is attached to; returns the params sent, or nil.
+function M.focus()
+  local bufnr = api.nvim_get_current_buf()
+  local client = M.client(bufnr)
+  if not client or (has_010 and not client.initialized) then  -- 0.7-0.9 list initialized clients only
+    return nil
+  end
+  local row, col = unpack(api.nvim_win_get_cursor(0))
+  row = row - 1
+  local params = {
+    textDocument = util.make_text_document_params(bufnr),
+    position = { line = row, character = to_lsp_col(line_text(bufnr, row), col, client.offset_encoding or 'utf-16') },
+  }
+  call(client, 'notify', M.FOCUS_NOTIFICATION, params)
+  return params
+end
+
+--- M.focus() once the current buffer has stayed current for FOCUS_SETTLE_MS: going through buffers
+--- quickly sends only the last one, and a buffer we do not serve at that moment sends nothing.
+function M.schedule_focus()
+  focus_timer = focus_timer or uv.new_timer()
+  focus_timer:stop()
+  focus_timer:start(M.FOCUS_SETTLE_MS, 0, vim.schedule_wrap(M.focus))
 end
 
 -- Range of whole lines `first`..`last` (0-based, inclusive).
