@@ -42,6 +42,13 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 SUPERSEDED = "superseded by a newer request"
+WARMED = "warmed"  # a warm-up's reason: the prompt at the cursor is in the model's cache
+# A focus or an open waits this long before its warm-up is sent: flipping through tabs, or a project restore
+# that opens 50 files, warms only the last one.
+FOCUS_SETTLE_S = 0.1
+# Without a cursor (a didOpen only), the warm-up evaluates the file's start up to about this many characters
+# per token of the window: what the prompt of any cursor in that stretch starts with.
+TOP_CHARS_PER_TOKEN = 3
 # The engine gives up on a job at its deadline (GenerationJob.timeout_s) and answers within 0.5 s; we wait
 # this much longer ourselves, so an engine that never answers cannot hold a request.
 DEADLINE_GRACE_S = 1.0
@@ -92,7 +99,8 @@ def _stats(uri: str, version: int, kind: Kind, reason: str, result: GenerationRe
     return SuggestionStats(uri, version, kind, "model", reason, result.finish_reason, result.prompt_tokens,
                            result.evaluated_prompt_tokens, result.generated_tokens,
                            job.max_tokens if job is not None else 0, round(result.prompt_seconds * 1000, 1),
-                           round(result.generate_seconds * 1000, 1), result.drafted_tokens, result.accepted_tokens)
+                           round(result.generate_seconds * 1000, 1), result.drafted_tokens, result.accepted_tokens,
+                           result.window)
 
 
 def _reason(result: GenerationResult, processed) -> str:
@@ -121,7 +129,8 @@ def _job(settings: Settings, mode: str) -> GenerationJob:
     return GenerationJob(segments=[], max_tokens=settings.max_tokens, temperature=settings.temperature,
                          top_p=settings.top_p, stop_strings=stop_strings(settings.stop, mode),
                          prefix_share=settings.prefix_share, heal=settings.token_healing,
-                         stop_on_loop=settings.repetition_filter, prompt_lookup=settings.prompt_lookup)
+                         stop_on_loop=settings.repetition_filter, prompt_lookup=settings.prompt_lookup,
+                         prompt_budget_s=settings.first_suggestion_ms / 1000)
 
 
 class CompletionService:
@@ -133,6 +142,9 @@ class CompletionService:
         self.warming: dict[str, asyncio.Task] = {}  # uri → pending warm-up after its last edit
         self.ring = ChunkRing()  # chunks of the files worked in, for the other files' prompts
         self._chosen: dict[str, tuple[tuple, list[Chunk]]] = {}  # uri → (why chosen, the ring chunks chosen)
+        # The one pending warm-up of a prompt (open, focus, the full window after a short answer): a new one
+        # replaces it, so warm-ups never queue behind each other; the engine pre-empts its job for any request.
+        self._warm_up: tuple[str, asyncio.Task] | None = None
 
     # -- what the document and model lifecycle tell the service ----------------------------------
 
@@ -160,6 +172,9 @@ class CompletionService:
         self._chosen.pop(uri, None)  # its chunks stay in the ring: other files may still want them
         if (pending := self.warming.pop(uri, None)) is not None:
             pending.cancel()
+        if self._warm_up is not None and self._warm_up[0] == uri:
+            self._warm_up[1].cancel()
+            self._warm_up = None
 
     def forget_cache(self) -> None:
         """Settings or the model changed: cached answers no longer hold."""
@@ -180,6 +195,51 @@ class CompletionService:
         task = self.ports.spawn(self.warm_after_edit(doc, offset))
         self.warming[doc.uri] = task
         task.add_done_callback(lambda t: self.warming.pop(doc.uri, None) if self.warming.get(doc.uri) is t else None)
+
+    def focused(self, doc: Document, offset: int | None) -> None:
+        """`doc` was opened or became the one the person works in, the cursor at `offset` (None: unknown):
+        once it settles (FOCUS_SETTLE_S), evaluate the prompt a suggestion there needs, in the background.
+        Without a cursor, the file's start: what the prompt of any cursor near the top starts with."""
+        if offset is None:
+            window = self.ports.settings().context_tokens * TOP_CHARS_PER_TOKEN
+            end = doc.text.find("\n", min(len(doc.text), window))
+            offset = len(doc.text) if end < 0 else end + 1
+        offset = min(offset, len(doc.text))
+        self._replace_warm_up(doc.uri, self.warm_up(doc, doc.text[:offset], doc.text[offset:], FOCUS_SETTLE_S))
+
+    def _replace_warm_up(self, uri: str, work: Coroutine[Any, Any, None]) -> None:
+        if self._warm_up is not None:
+            self._warm_up[1].cancel()
+        task = self.ports.spawn(work)
+        self._warm_up = (uri, task)
+        task.add_done_callback(lambda t: setattr(self, "_warm_up", None) if self._warm_up and self._warm_up[1] is t
+                               else None)
+
+    async def warm_up(self, doc: Document, prefix: str, suffix: str, delay: float = 0.0) -> None:
+        """Evaluate the prompt at the end of `prefix` into the model's cache, decoding nothing: a background
+        job (any request pre-empts it), with the short window first when the full one would take longer
+        than firstSuggestionMs (engine/background.py). One `codegenLsp/stats` of kind "warm" says how far it got."""
+        if delay:
+            await asyncio.sleep(delay)
+        if not self.ports.is_current(doc.uri, doc.version):
+            return
+        # max_tokens as a request's: the prompt is fitted to the same room, so it is the request's prompt
+        job = replace(_job(self.ports.settings(), "block"), background=True, warm_only=True)
+        result = await self._generate(job, prefix, suffix, doc.uri, doc.version, "warm",
+                                      self.other_files(doc, prefix, suffix))
+        if isinstance(result, Suggestion):
+            self.ports.publish_stats(_stats(doc.uri, doc.version, "warm", result.reason))
+            return
+        reason = WARMED if result.finish_reason == "warm" else (
+            SUPERSEDED if result.cancelled else result.error or result.finish_reason)
+        self.ports.publish_stats(_stats(doc.uri, doc.version, "warm", reason, result, job))
+        self.ports.log(f"warm-up for {doc.uri}: {result.evaluated_prompt_tokens} of {result.prompt_tokens} prompt "
+                       f"tokens evaluated in {result.prompt_seconds * 1000:.0f} ms, {result.window} window ({reason})")
+
+    def _extend_after(self, doc: Document, prefix: str, suffix: str, result: GenerationResult) -> None:
+        """A short window answered: build the full one in the background, for the keystrokes to come."""
+        if result.window == "short":
+            self._replace_warm_up(doc.uri, self.warm_up(doc, prefix, suffix))
 
     # -- suggestions --------------------------------------------------------------------------------
 
@@ -245,6 +305,7 @@ class CompletionService:
                   f"({result.evaluated_prompt_tokens} evaluated), {result.generated_tokens} generated, "
                   f"{result.prompt_seconds * 1000:.0f}+{result.generate_seconds * 1000:.0f} ms, {reason}")
         best = kept[0] if kept else ""
+        self._extend_after(doc, prefix, suffix, result)
         if start == end:
             self.cache.remember(doc.uri, prefix, suffix, best)
             if best and settings.speculative_suggestions:
@@ -348,7 +409,7 @@ class CompletionService:
         ports, settings = self.ports, self.ports.settings()
         context = completion_context(settings, doc, prefix, suffix)
         mode = suggestion_mode(context)
-        job = _job(settings, mode)
+        job = replace(_job(settings, mode), background=True)  # any request pre-empts it at the engine
         self.inflight[doc.uri] = job.cancel
         try:
             result = await self._generate(job, prefix, suffix, doc.uri, doc.version, kind,
@@ -364,6 +425,7 @@ class CompletionService:
             return
         processed = postprocess(context, result.text, mode, settings.repetition_filter)
         self.cache.remember_context(doc.uri, prefix, suffix, processed.text)
+        self._extend_after(doc, prefix, suffix, result)
         reason = _reason(result, processed)
         ports.publish_stats(_stats(doc.uri, doc.version, kind, reason, result, job))
         why = "speculative next suggestion" if kind == "speculative" else "warmed suggestion"

@@ -39,7 +39,9 @@ class SuggestionStats:
     """`codegenLsp/stats` params: one suggestion the server computed, for a request or ahead of one.
 
     kind: "request" (inline completion, completion, "Complete here"), "speculative" (the suggestion after
-    one just given, as if accepted) or "warm" (an edit that settled without a request).
+    one just given, as if accepted) or "warm" (an edit that settled without a request, or a warm-up: the
+    prompt at the cursor evaluated when a document was opened or focused, or the full window built after a
+    short one answered; those decode nothing, finish "warm", reason "warmed").
     source: "model", "typed-through cache", "recent-context cache", or "none" (nothing could run: no
     model, a prompt the format cannot build, superseded before the engine took it).
     finish: the engine's finish reason ("end", "stop", "length", "loop", "cancelled", "error"); None when the
@@ -65,6 +67,9 @@ class SuggestionStats:
     generate_ms: float = 0.0
     drafted_tokens: int = 0  # prompt-lookup drafts verified, and of those accepted (engine/speculation.py)
     accepted_tokens: int = 0
+    # Which prompt window the model answered from: "full", or "short" (the text nearest the cursor, while the
+    # full window was not in the cache yet: firstSuggestionMs); "" without a model call.
+    window: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {_camel(k): v for k, v in asdict(self).items()}

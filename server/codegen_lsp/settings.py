@@ -74,6 +74,12 @@ class Settings(BaseModel):
     warm_after_ms: int = Field(800, ge=0, le=60000, alias="warmAfterMs",
                                description="After an edit with no request for this long, precompute the suggestion "
                                            "at the edit (warms the KV cache); 0 turns it off.")
+    first_suggestion_ms: int = Field(1000, ge=0, le=60000, alias="firstSuggestionMs",
+                                     description="How long evaluating a prompt may take when the model's cache "
+                                                 "holds less of it (a file just opened): past it the suggestion "
+                                                 "comes from a shorter window, the text nearest the cursor, while "
+                                                 "the full window is evaluated in the background for the next "
+                                                 "keystrokes; 0 always waits for the full window. Local models.")
     speculative_suggestions: bool = Field(True, alias="speculativeSuggestions",
                                           description="After answering, compute the suggestion that follows it, "
                                                       "as if accepted, while the engine is idle.")

@@ -154,7 +154,7 @@ def _line_offsets(text: str) -> tuple[list[str], list[int]]:
 
 
 def _trim_top(text: str, keep: Callable[[str], bool], estimate: Callable[[int], int] | None = None,
-              limit: int = 0) -> str:
+              limit: int = 0, block: int = TRIM_BLOCK_LINES) -> str:
     """Drop whole-line blocks from the top until `keep` accepts; the cut points are fixed multiples of
     TRIM_BLOCK_LINES counted from the document start, so typing below them does not move them.
     `estimate(offset)`, when given, guesses the tokens of text[offset:] without tokenizing it, and the
@@ -162,7 +162,7 @@ def _trim_top(text: str, keep: Callable[[str], bool], estimate: Callable[[int], 
     if (estimate is None or estimate(0) <= limit) and keep(text):
         return text
     lines, offsets = _line_offsets(text)
-    starts = list(range(TRIM_BLOCK_LINES, len(lines), TRIM_BLOCK_LINES))
+    starts = list(range(block, len(lines), block))
     hint = next((i for i, s in enumerate(starts) if estimate(offsets[s]) <= limit), len(starts)) if estimate else None
     found = _first_fitting(_Slices(text, [offsets[s] for s in starts], True), keep, hint)
     if found < len(starts):
@@ -174,20 +174,22 @@ def _trim_top(text: str, keep: Callable[[str], bool], estimate: Callable[[int], 
     return ""
 
 
-def _trim_bottom(text: str, keep: Callable[[str], bool]) -> str:
+def _trim_bottom(text: str, keep: Callable[[str], bool], block: int = TRIM_BLOCK_LINES) -> str:
     if keep(text):
         return text
     lines, offsets = _line_offsets(text)
-    ends = list(range(len(lines) - (len(lines) % TRIM_BLOCK_LINES or TRIM_BLOCK_LINES), 0, -TRIM_BLOCK_LINES))
+    ends = list(range(len(lines) - (len(lines) % block or block), 0, -block))
     found = _first_fitting(_Slices(text, [offsets[e] for e in ends], False), keep)
     return text[:offsets[ends[found]]] if found < len(ends) else ""
 
 
 def fit_segments(segments: Sequence[Segment], budget: int, count_tokens: Callable[[str], int],
                  prefix_share: float = 0.75,
-                 token_starts: Callable[[str], Sequence[int]] | None = None) -> list[Segment]:
+                 token_starts: Callable[[str], Sequence[int]] | None = None,
+                 block_lines: int = TRIM_BLOCK_LINES) -> list[Segment]:
     """Trim prefix/suffix text so the whole prompt is at most `budget` tokens; never fails. Chunks from
-    other files get at most their own budget and half the window, in whole chunks.
+    other files get at most their own budget and half the window, in whole chunks. Text is cut in blocks
+    of `block_lines` lines (a short window uses smaller blocks, so it stays close to its budget).
 
     `token_starts(text)`, when given, is where each of text's tokens starts (code-point offsets, from one
     tokenization): the prefix is then counted once and its cut found in about two more counts of
@@ -217,12 +219,12 @@ def fit_segments(segments: Sequence[Segment], budget: int, count_tokens: Callabl
     if "suffix" in texts:
         suffix_budget = max(available - prefix_tokens, int(available * (1 - prefix_share)))
         suffix_budget = min(suffix_budget, suffix_tokens)
-        new_suffix = _trim_bottom(texts["suffix"], lambda t: fits(t, suffix_budget))
+        new_suffix = _trim_bottom(texts["suffix"], lambda t: fits(t, suffix_budget), block_lines)
         prefix_budget = available - count_tokens(new_suffix)
     else:
         new_suffix, prefix_budget = "", available
     estimate = (lambda offset: len(starts) - bisect_left(starts, offset)) if starts is not None else None
-    new_prefix = _trim_top(prefix, lambda t: fits(t, prefix_budget), estimate, prefix_budget)
+    new_prefix = _trim_top(prefix, lambda t: fits(t, prefix_budget), estimate, prefix_budget, block_lines)
     replaced = {"prefix": new_prefix, "suffix": new_suffix}
     return [Text(replaced[s.role], s.role) if isinstance(s, Text) else s for s in segments]
 

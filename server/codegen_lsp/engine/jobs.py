@@ -94,13 +94,23 @@ class GenerationJob:
     # not answer within N ms" (the late answer is dropped). A process that meanwhile makes no progress
     # is killed and replaced.
     timeout_s: float | None = None
+    # Someone waits for foreground jobs; background ones (warm-ups, speculative suggestions) are cancelled
+    # by the engine the moment a foreground job is submitted, so they never hold the model when a person asks.
+    background: bool = False
+    # A warm-up: evaluate the prompt into the KV cache and decode nothing (finish "warm").
+    warm_only: bool = False
+    # How long evaluating the prompt may take (s; 0: as long as it takes). When the KV cache holds less of
+    # the window than that allows, the engine answers from a short window (the text nearest the cursor,
+    # what fits the budget at the engine's measured speed) and builds the full window in a background
+    # sequence (engine/background.py). Local engine only.
+    prompt_budget_s: float = 0.0
 
 
 @dataclass(frozen=True)
 class GenerationResult:
     text: str
     # "end" (end token) | "stop" (stop string) | "length" | "loop" (repeating itself) | "cancelled" |
-    # "error" (remote; local: past the job's timeout_s)
+    # "error" (remote; local: past the job's timeout_s) | "warm" (a warm_only job evaluated its prompt)
     finish_reason: str
     prompt_tokens: int = 0
     evaluated_prompt_tokens: int = 0  # after KV-cache prefix reuse
@@ -112,6 +122,7 @@ class GenerationResult:
     alternatives: tuple[str, ...] = ()  # the other candidates' texts, best first (`text` is the first)
     drafted_tokens: int = 0  # prompt-lookup drafts verified (engine/speculation.py)
     accepted_tokens: int = 0  # of those, the ones kept
+    window: str = "full"  # which prompt window answered: "full", or "short" (GenerationJob.prompt_budget_s)
 
     @property
     def cancelled(self) -> bool:

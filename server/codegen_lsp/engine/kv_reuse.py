@@ -79,7 +79,8 @@ def plan_reuse(cached: Sequence[int], new: list[int], prefix: int) -> ReusePlan 
 
 def enable_second_sequence(llm: Any) -> None:
     """Recreate `llm`'s context with several sequences over one unified KV buffer (Llama() has no
-    parameter for it): sequence 1 for moving cached chunks, up to MAX_CANDIDATES for candidates. Unified: with separate buffers each sequence would get n_ctx / 2 cells."""
+    parameter for it): sequence 1 for moving cached chunks, up to MAX_CANDIDATES for candidates, one more for
+    the background window. Unified: with separate buffers each sequence would get n_ctx / 2 cells."""
     import llama_cpp
     from llama_cpp import _internals
 
@@ -90,11 +91,16 @@ def enable_second_sequence(llm: Any) -> None:
     # The old context (its KV cache and compute buffers) goes first: with both alive at once every load
     # peaked ~45 MiB above what the engine holds afterwards (SmolLM2, n_ctx 2048).
     llm._ctx.close()
-    params.n_seq_max, params.kv_unified = MAX_CANDIDATES, True
+    # One more sequence, and half a window more cells, for the full window built in the background while
+    # a short one answers (engine/background.py). Fitting still uses len(llm.input_ids), the window asked for.
+    params.n_seq_max, params.kv_unified = MAX_CANDIDATES + 1, True
+    original_cells = params.n_ctx
+    params.n_ctx = original_cells + original_cells // 2
     try:
         ctx = _internals.LlamaContext(model=llm._model, params=params, verbose=llm.verbose)
     except Exception:
         params.n_seq_max, params.kv_unified = original  # the context Llama() made: prefix reuse still works
+        params.n_ctx = original_cells
         llm._ctx = _internals.LlamaContext(model=llm._model, params=params, verbose=llm.verbose)
         llm._stack.callback(llm._ctx.close)
         raise

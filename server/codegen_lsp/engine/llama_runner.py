@@ -18,10 +18,13 @@ import time
 import contextlib
 from typing import Any, Callable, Iterator
 
+from dataclasses import replace
+
 import numpy as np
 
-from ..context.prompt import Text, expand, fit_segments
+from ..context.prompt import Chunks, Segment, Text, expand, fit_segments
 from ..gguf.inspect import ModelFileError, ModelFileInfo, inspect_model_file
+from .background import CHUNK_TOKENS, BackgroundWindow, PromptRate, common_prefix
 from .candidates import MAX_CANDIDATES, decode_candidates, final_text, first_line, suffix_scores
 from .decode_rules import DecodeRules
 from .healing import HealPlan, TokenHealer, pick
@@ -39,6 +42,10 @@ MAX_DRIFT_TOKENS = 64
 # Another candidate replaces the greedy one only when the text after the cursor is this much likelier
 # after it (nats, summed over the suffix's tokens): a near tie keeps what the model preferred.
 SUFFIX_MARGIN = 1.0
+# A short window (GenerationJob.prompt_budget_s) is cut in blocks of this many lines, so its start stays put
+# while the person types (its cells are reused) and it stays near its budget.
+SHORT_BLOCK_LINES = 8
+MIN_SHORT_TOKENS = 64  # below this a window says too little: the full one is evaluated instead
 
 
 class LlamaRunner:
@@ -57,6 +64,8 @@ class LlamaRunner:
         self._rng = None
         self._tokens: SpliceTokenizer | None = None
         self._memo = LogitsMemo(memo_rows)  # logits of the cache's latest positions (logits_memo.py)
+        self._background = BackgroundWindow()  # the full window built while short ones answer (background.py)
+        self._rate = PromptRate()  # prompt tokens per second, measured
 
     @property
     def info(self) -> ModelFileInfo | None:
@@ -73,6 +82,7 @@ class LlamaRunner:
             self._llm.reset()  # n_tokens = 0: the next eval removes every cell after it
             self._exact_until, self._drift = 0, 0
             self._memo.clear()
+            self._background.clear(self._llm)
 
     def load(self, config: EngineConfig, progress: Callable[[float], None] | None = None) -> ModelFileInfo:
         info = inspect_model_file(config.model_path)
@@ -103,6 +113,8 @@ class LlamaRunner:
         self._tokens = _splice_tokenizer(llama_cpp, self._llm, pieces)
         self._drafts = self._draft_policy()  # another model: other costs, other acceptance
         self._rng = np.random.default_rng(config.seed)
+        self._background, self._rate = BackgroundWindow(), PromptRate()
+        self._measure_speed()
         self._info = info
         log.info("loaded %s (%s, %s) in %.2fs, n_ctx=%d", info.path, info.architecture, info.prompt_format.value,
                  time.perf_counter() - started, n_ctx)
@@ -138,21 +150,33 @@ class LlamaRunner:
         width = 1 + (cps >= 0x80) + (cps >= 0x800) + (cps >= 0x10000) - 2 * ((cps >= 0xD800) & (cps < 0xE000))
         return np.searchsorted(np.cumsum(width), starts, side="right").tolist()
 
-    def generate(self, job: GenerationJob) -> GenerationResult:
-        if job.cancel.is_set():
-            return GenerationResult("", "cancelled")
-        llm, info = self._llm, self._info
-        if llm is None or info is None:
-            raise ModelFileError("model", "no model is loaded")
-        # llama.cpp may round the context up (to 256) while llama-cpp-python sizes its token buffer
-        # by the n_ctx asked for: the smaller one is the real limit.
-        n_ctx = min(llm.n_ctx(), len(llm.input_ids))
-        max_tokens = max(1, min(job.max_tokens, n_ctx // 2))
-        segments = expand(fit_segments(job.segments, n_ctx - max_tokens - 1, lambda t: len(self._tokenize(t)),
-                                       job.prefix_share, self._token_starts))
+    def _measure_speed(self) -> None:
+        """Evaluate a small prompt twice: the first pays for paging the weights in and repacking them (so
+        the first suggestion does not), the second says how fast prompts go here (PromptRate)."""
+        llm = self._llm
+        probe = self._tokenize("def example(value, other):\n    return value + other\n\n" * 8)[:64]
+        if len(probe) < 32:
+            return
+        try:
+            llm.eval(probe[:32])
+            llm.n_tokens = 0
+            started = time.perf_counter()
+            llm.eval(probe)
+            self._rate.observe(len(probe), time.perf_counter() - started)
+        finally:
+            llm.n_tokens = 0  # the next evaluation removes these cells
+
+    def _prompt(self, segments: list[Segment], job: GenerationJob, budget: int,
+                block_lines: int | None = None) -> tuple[list[int], HealPlan, str]:
+        """The prompt's tokens fitted to `budget` (token healing applied), the healing plan, and the text
+        before the cursor."""
+        info = self._info
+        assert info is not None
+        fitted = fit_segments(segments, budget, lambda t: len(self._tokenize(t)), job.prefix_share,
+                              self._token_starts, **({"block_lines": block_lines} if block_lines else {}))
         tokens: list[int] = []
         heal, before_cursor = HealPlan([], b""), ""
-        for segment in segments:
+        for segment in expand(fitted):
             if not isinstance(segment, Text):
                 tokens.append(segment.token_id)
                 continue
@@ -168,7 +192,104 @@ class LlamaRunner:
             tokens += ids
         if not tokens:
             tokens = [info.token_ids.get("eos", 0)]
+        return tokens, heal, before_cursor
 
+    def _short_limit(self, job: GenerationJob, n_ctx: int) -> int:
+        """Prompt tokens the job's budget allows to evaluate (0: no budget, or no background sequence)."""
+        if job.prompt_budget_s <= 0 or not self._chunk_reuse:
+            return 0
+        return min(n_ctx // 4, self._rate.tokens_within(job.prompt_budget_s))
+
+    def _short_window(self, llm: Any, job: GenerationJob, tokens: list[int], limit: int):
+        """The short prompt to answer from when the cache cannot give the full one within the budget, or
+        None (the full one it is). A background window that holds nearly all of it becomes sequence 0."""
+        if limit < MIN_SHORT_TOKENS or len(tokens) - common_prefix(llm.input_ids[:llm.n_tokens], tokens) <= limit:
+            return None
+        if len(tokens) - self._background.covered(tokens) <= limit:
+            self._background.adopt(llm, logits=False)
+            self._memo.clear()
+            self._exact_until, self._drift = llm.n_tokens, 0
+            return None
+        short = self._prompt([s for s in job.segments if not isinstance(s, Chunks)], job, limit, SHORT_BLOCK_LINES)
+        return short if len(short[0]) < len(tokens) else None
+
+    def generate(self, job: GenerationJob) -> GenerationResult:
+        if job.cancel.is_set():
+            return GenerationResult("", "cancelled")
+        llm, info = self._llm, self._info
+        if llm is None or info is None:
+            raise ModelFileError("model", "no model is loaded")
+        # llama.cpp may round the context up (to 256) while llama-cpp-python sizes its token buffer
+        # by the n_ctx asked for: the smaller one is the real limit.
+        n_ctx = min(llm.n_ctx(), len(llm.input_ids))
+        max_tokens = max(1, min(job.max_tokens, n_ctx // 2))
+        tokens, heal, before_cursor = self._prompt(job.segments, job, n_ctx - max_tokens - 1)
+        limit = self._short_limit(job, n_ctx)
+        if job.warm_only:
+            return self._warm(llm, job, tokens, limit)
+        short = self._short_window(llm, job, tokens, limit) if limit else None
+        if short is not None:
+            tokens, heal, before_cursor = short
+        self._background.make_room(llm, len(tokens) + max_tokens * max(1, job.candidates) + PROMPT_CHUNK_TOKENS)
+        result = self._decode(llm, info, job, tokens, heal, before_cursor, max_tokens)
+        return replace(result, window="short") if short is not None else result
+
+    def _warm(self, llm: Any, job: GenerationJob, tokens: list[int], limit: int) -> GenerationResult:
+        """A warm-up (`job.warm_only`): make the prompt at the cursor ready without decoding. When the full
+        window would take longer than the job's budget, the short window goes into sequence 0 first (a
+        request now answers at once), then the full one into the background sequence, adopted as soon as
+        it is whole. Small chunks: a request waits at most one for the cancel that pre-empts this."""
+        started = time.perf_counter()
+        evaluated, window, whole = 0, "full", False
+        if limit >= MIN_SHORT_TOKENS and len(tokens) - common_prefix(llm.input_ids[:llm.n_tokens], tokens) > limit:
+            short = self._prompt([s for s in job.segments if not isinstance(s, Chunks)], job, limit,
+                                 SHORT_BLOCK_LINES)[0]
+            if len(short) < len(tokens):
+                evaluated += self._fill(llm, short, job.cancel.is_set)
+                window = "short"
+            if not job.cancel.is_set():
+                if llm.n_tokens + len(tokens) > llm.n_ctx():  # room for both: sequence 0 keeps its prompt only
+                    llm.n_tokens = min(llm.n_tokens, len(short))
+                    import llama_cpp
+
+                    llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(llm._ctx.ctx), 0, llm.n_tokens, -1)
+                done, whole = self._background.extend(llm, tokens, self._exact_until, job.cancel.is_set)
+                evaluated += done
+                if whole:
+                    row = self._background.adopt(llm, logits=True)
+                    self._memo.clear()
+                    if row is not None:
+                        self._memo.keep(len(tokens) - 1, row)
+                    self._exact_until, self._drift, window = len(tokens), 0, "full"
+        else:
+            evaluated += self._fill(llm, tokens, job.cancel.is_set)
+            whole = llm.n_tokens == len(tokens)
+        seconds = time.perf_counter() - started
+        self._rate.observe(evaluated, seconds)
+        return GenerationResult("", "warm" if whole else "cancelled", len(tokens), evaluated, 0, seconds, window=window)
+
+    def _fill(self, llm: Any, tokens: list[int], cancelled: Callable[[], bool]) -> int:
+        """Evaluate `tokens` into sequence 0 (its cached prefix reused), CHUNK_TOKENS at a time until a
+        cancel; the last token's logits are kept. Returns the tokens evaluated."""
+        reused = common_prefix(llm.input_ids[:llm.n_tokens], tokens)
+        if reused == len(tokens) and self._memo.get(len(tokens) - 1) is not None:
+            return 0
+        reused = min(reused, len(tokens) - 1)
+        self._background.make_room(llm, len(tokens))
+        self._memo.forget_from(reused)
+        llm.n_tokens = reused  # eval() drops sequence 0's cells past n_tokens
+        for start in range(reused, len(tokens), CHUNK_TOKENS):
+            if cancelled():
+                break
+            llm.eval(tokens[start:start + CHUNK_TOKENS])
+        if reused <= self._exact_until:  # what was evaluated is exact
+            self._exact_until, self._drift = llm.n_tokens, 0
+        if llm.n_tokens == len(tokens):
+            self._keep_last(llm)
+        return llm.n_tokens - reused
+
+    def _decode(self, llm: Any, info: ModelFileInfo, job: GenerationJob, tokens: list[int], heal: HealPlan,
+                before_cursor: str, max_tokens: int) -> GenerationResult:
         started = time.perf_counter()
         greedy = job.temperature <= 0.0
         reused = _common_prefix(llm.input_ids[: llm.n_tokens], tokens)
@@ -183,6 +304,8 @@ class LlamaRunner:
             edit = plan.insert_end + plan.chunk_from - 2 * plan.prefix if plan else 0  # inserted + removed
             if plan and self._drift + edit > MAX_DRIFT_TOKENS:
                 plan, reused = None, min(reused, self._exact_until)  # evaluate the drifted cells again
+        if plan and plan.shift and self._background.shared:
+            self._background.clear(llm)  # its shared cells would move with sequence 0's
         if plan:
             outcome, evaluated = apply_plan(llm, plan, tokens, PROMPT_CHUNK_TOKENS, job.cancel.is_set)
             if outcome == "cancelled":
@@ -210,6 +333,7 @@ class LlamaRunner:
         if first is None:
             self._keep_last(llm)
         prompt_seconds = time.perf_counter() - started
+        self._rate.observe(evaluated, prompt_seconds)
 
         end_ids = set(info.end_token_ids) | {llm.token_eos()}
         pieces, finish, generated = bytearray(), "length", 0

@@ -187,6 +187,8 @@ class RemoteEngine(ThreadedEngine):
     def _generate(self, job: GenerationJob) -> GenerationResult:
         if job.cancel.is_set():
             return GenerationResult("", "cancelled")
+        if job.warm_only:  # the inference server's cache is its own: nothing is sent for a warm-up
+            return GenerationResult("", "warm")
         config, info = self._config, self._info
         if config is None or info is None:
             raise RemoteEngineError("no inference server is configured")

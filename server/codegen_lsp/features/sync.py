@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 
 DID_VIEW = "codegenLsp/didView"
+FOCUS = "codegenLsp/focus"
 
 
 def to_text_change(change: types.TextDocumentContentChangeEvent) -> TextChange:
@@ -54,6 +55,7 @@ def register(server: "CodegenLanguageServer") -> None:
         d = params.text_document
         doc = ls.store.open(d.uri, d.language_id, d.version, d.text)
         ls.completions.seen(doc, 0)
+        ls.completions.focused(doc, None)  # a client that sends codegenLsp/focus names the cursor right after
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: "CodegenLanguageServer", params: types.DidChangeTextDocumentParams) -> None:
@@ -82,6 +84,27 @@ def register(server: "CodegenLanguageServer") -> None:
                              f"uri={uri!r} line={line!r}", types.MessageType.Warning)
             return
         ls.completions.seen(doc, line)
+
+    @server.feature(FOCUS)
+    def focus(ls: "CodegenLanguageServer", params) -> None:
+        """`codegenLsp/focus` {textDocument: {uri}, position?}: this open document became the one the person
+        works in (its editor got focus, or it was just opened), the cursor there: warm the model's cache for
+        a suggestion at the cursor (completion.CompletionService.focused)."""
+        document = getattr(params, "text_document", None) or getattr(params, "textDocument", None)
+        uri = getattr(document, "uri", None)
+        doc = ls.store.get(uri) if isinstance(uri, str) and uri in ls.store else None
+        position = getattr(params, "position", None)
+        offset = None
+        if doc is not None and position is not None:
+            try:
+                offset = doc.codepoint_offset_of(Pos(position.line, position.character))
+            except (PositionError, AttributeError, TypeError):
+                doc = None
+        if doc is None:
+            ls.log_to_client(f"ignored {FOCUS}: expected {{textDocument: {{uri of an open document}}, position?: a "
+                             f"position in it}}, got {params!r:.200}", types.MessageType.Warning)
+            return
+        ls.completions.focused(doc, offset)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: "CodegenLanguageServer", params: types.DidCloseTextDocumentParams) -> None:
