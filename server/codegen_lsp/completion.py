@@ -49,6 +49,10 @@ FOCUS_SETTLE_S = 0.1
 # Without a cursor (a didOpen only), the warm-up evaluates the file's start up to about this many characters
 # per token of the window: what the prompt of any cursor in that stretch starts with.
 TOP_CHARS_PER_TOKEN = 3
+# A warm-up a request pre-empted is sent again after this long (at most WARM_RETRIES times); what it had
+# evaluated stays in the cache, so it goes on where it stopped.
+WARM_RETRY_S = 1.0
+WARM_RETRIES = 2
 # The engine gives up on a job at its deadline (GenerationJob.timeout_s) and answers within 0.5 s; we wait
 # this much longer ourselves, so an engine that never answers cannot hold a request.
 DEADLINE_GRACE_S = 1.0
@@ -219,22 +223,26 @@ class CompletionService:
         """Evaluate the prompt at the end of `prefix` into the model's cache, decoding nothing: a background
         job (any request pre-empts it), with the short window first when the full one would take longer
         than firstSuggestionMs (engine/background.py). One `codegenLsp/stats` of kind "warm" says how far it got."""
-        if delay:
-            await asyncio.sleep(delay)
-        if not self.ports.is_current(doc.uri, doc.version):
-            return
-        # max_tokens as a request's: the prompt is fitted to the same room, so it is the request's prompt
-        job = replace(_job(self.ports.settings(), "block"), background=True, warm_only=True)
-        result = await self._generate(job, prefix, suffix, doc.uri, doc.version, "warm",
-                                      self.other_files(doc, prefix, suffix))
-        if isinstance(result, Suggestion):
-            self.ports.publish_stats(_stats(doc.uri, doc.version, "warm", result.reason))
-            return
-        reason = WARMED if result.finish_reason == "warm" else (
-            SUPERSEDED if result.cancelled else result.error or result.finish_reason)
-        self.ports.publish_stats(_stats(doc.uri, doc.version, "warm", reason, result, job))
-        self.ports.log(f"warm-up for {doc.uri}: {result.evaluated_prompt_tokens} of {result.prompt_tokens} prompt "
-                       f"tokens evaluated in {result.prompt_seconds * 1000:.0f} ms, {result.window} window ({reason})")
+        for attempt in range(WARM_RETRIES + 1):
+            if wait := (delay if attempt == 0 else WARM_RETRY_S):
+                await asyncio.sleep(wait)
+            if not self.ports.is_current(doc.uri, doc.version):
+                return
+            # max_tokens as a request's: the prompt is fitted to the same room, so it is the request's prompt
+            job = replace(_job(self.ports.settings(), "block"), background=True, warm_only=True)
+            result = await self._generate(job, prefix, suffix, doc.uri, doc.version, "warm",
+                                          self.other_files(doc, prefix, suffix))
+            if isinstance(result, Suggestion):
+                self.ports.publish_stats(_stats(doc.uri, doc.version, "warm", result.reason))
+                return
+            reason = WARMED if result.finish_reason == "warm" else (
+                SUPERSEDED if result.cancelled else result.error or result.finish_reason)
+            self.ports.publish_stats(_stats(doc.uri, doc.version, "warm", reason, result, job))
+            self.ports.log(f"warm-up for {doc.uri}: {result.evaluated_prompt_tokens} of {result.prompt_tokens} "
+                           f"prompt tokens evaluated in {result.prompt_seconds * 1000:.0f} ms, {result.window} "
+                           f"window ({reason})")
+            if reason != SUPERSEDED:
+                return
 
     def _extend_after(self, doc: Document, prefix: str, suffix: str, result: GenerationResult) -> None:
         """A short window answered: build the full one in the background, for the keystrokes to come."""

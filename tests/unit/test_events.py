@@ -14,12 +14,12 @@ from codegen_lsp.headless import model_outcome
 def test_stats_travel_as_camel_case_json_and_come_back_equal():
     stats = SuggestionStats("file:///a.py", 3, "speculative", "model", "superseded by a newer request", "cancelled",
                             prompt_tokens=40, evaluated_prompt_tokens=2, generated_tokens=5, max_tokens=64,
-                            prompt_ms=1.5, generate_ms=20.0, drafted_tokens=6, accepted_tokens=4)
+                            prompt_ms=1.5, generate_ms=20.0, drafted_tokens=6, accepted_tokens=4, window="short")
     wire = json.loads(json.dumps(stats.to_json()))
     assert wire == {"uri": "file:///a.py", "version": 3, "kind": "speculative", "source": "model",
                     "reason": "superseded by a newer request", "finish": "cancelled", "promptTokens": 40,
                     "evaluatedPromptTokens": 2, "generatedTokens": 5, "maxTokens": 64, "promptMs": 1.5,
-                    "generateMs": 20.0, "draftedTokens": 6, "acceptedTokens": 4}
+                    "generateMs": 20.0, "draftedTokens": 6, "acceptedTokens": 4, "window": "short"}
     assert SuggestionStats.from_json(wire) == stats
     assert SuggestionStats.from_json(SimpleNamespace(**wire)) == stats  # what pygls hands a client handler
     assert not stats.model_call

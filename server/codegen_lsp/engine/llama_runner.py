@@ -22,7 +22,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..context.prompt import Chunks, Segment, Text, expand, fit_segments
+from ..context.prompt import Segment, Text, expand, fit_segments
 from ..gguf.inspect import ModelFileError, ModelFileInfo, inspect_model_file
 from .background import CHUNK_TOKENS, BackgroundWindow, PromptRate, common_prefix
 from .candidates import MAX_CANDIDATES, decode_candidates, final_text, first_line, suffix_scores
@@ -45,7 +45,9 @@ SUFFIX_MARGIN = 1.0
 # A short window (GenerationJob.prompt_budget_s) is cut in blocks of this many lines, so its start stays put
 # while the person types (its cells are reused) and it stays near its budget.
 SHORT_BLOCK_LINES = 8
-MIN_SHORT_TOKENS = 64  # below this a window says too little: the full one is evaluated instead
+# A short window is never shorter than this, whatever the budget allows (it says too little below), so a
+# prompt this short is always the full one: small files behave the same on every machine.
+MIN_SHORT_TOKENS = 256
 
 
 class LlamaRunner:
@@ -196,21 +198,21 @@ class LlamaRunner:
 
     def _short_limit(self, job: GenerationJob, n_ctx: int) -> int:
         """Prompt tokens the job's budget allows to evaluate (0: no budget, or no background sequence)."""
-        if job.prompt_budget_s <= 0 or not self._chunk_reuse:
+        if job.prompt_budget_s <= 0 or not self._chunk_reuse or n_ctx // 4 < MIN_SHORT_TOKENS:
             return 0
-        return min(n_ctx // 4, self._rate.tokens_within(job.prompt_budget_s))
+        return max(MIN_SHORT_TOKENS, min(n_ctx // 4, self._rate.tokens_within(job.prompt_budget_s)))
 
     def _short_window(self, llm: Any, job: GenerationJob, tokens: list[int], limit: int):
         """The short prompt to answer from when the cache cannot give the full one within the budget, or
         None (the full one it is). A background window that holds nearly all of it becomes sequence 0."""
-        if limit < MIN_SHORT_TOKENS or len(tokens) - common_prefix(llm.input_ids[:llm.n_tokens], tokens) <= limit:
+        if len(tokens) - common_prefix(llm.input_ids[:llm.n_tokens], tokens) <= limit:
             return None
         if len(tokens) - self._background.covered(tokens) <= limit:
             self._background.adopt(llm, logits=False)
             self._memo.clear()
             self._exact_until, self._drift = llm.n_tokens, 0
             return None
-        short = self._prompt([s for s in job.segments if not isinstance(s, Chunks)], job, limit, SHORT_BLOCK_LINES)
+        short = self._prompt(job.segments, job, limit, SHORT_BLOCK_LINES)  # other files' chunks: half at most
         return short if len(short[0]) < len(tokens) else None
 
     def generate(self, job: GenerationJob) -> GenerationResult:
@@ -241,9 +243,8 @@ class LlamaRunner:
         it is whole. Small chunks: a request waits at most one for the cancel that pre-empts this."""
         started = time.perf_counter()
         evaluated, window, whole = 0, "full", False
-        if limit >= MIN_SHORT_TOKENS and len(tokens) - common_prefix(llm.input_ids[:llm.n_tokens], tokens) > limit:
-            short = self._prompt([s for s in job.segments if not isinstance(s, Chunks)], job, limit,
-                                 SHORT_BLOCK_LINES)[0]
+        if limit and len(tokens) - common_prefix(llm.input_ids[:llm.n_tokens], tokens) > limit:
+            short = self._prompt(job.segments, job, limit, SHORT_BLOCK_LINES)[0]
             if len(short) < len(tokens):
                 evaluated += self._fill(llm, short, job.cancel.is_set)
                 window = "short"

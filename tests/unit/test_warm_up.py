@@ -1,0 +1,97 @@
+"""Warm-ups on open and focus, and the full window after a short answer (issue 34), in the completion service
+with the scripted engine of test_completion_service (no model, no LSP). The real model's side (the short
+window, the background sequence, pre-emption in the engine process) is tests/e2e/test_first_keystroke.py."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+from codegen_lsp.completion import WARMED
+from codegen_lsp.engine.background import PromptRate, common_prefix
+from codegen_lsp.engine.jobs import GenerationResult
+from test_completion_service import URI, WAIT_S, Harness, bounded
+
+
+async def test_a_focus_sends_one_background_warm_up_of_the_prompt_at_the_cursor():
+    h = Harness()
+    doc = h.open("import os\n\ndef main():\n    return os.getcwd()\n")
+    h.service.focused(doc, len("import os\n\ndef main():\n    "))
+    job = await h.engine.job(0)
+    assert job.job.warm_only and job.job.background, job.job
+    assert job.prompt == "import os\n\ndef main():\n    "
+    assert job.job.prompt_budget_s == h.settings.first_suggestion_ms / 1000
+    job.future.set_result(GenerationResult("", "warm", prompt_tokens=9, evaluated_prompt_tokens=9))
+    (warm,) = await h.stats_of("warm")
+    assert (warm.reason, warm.finish, warm.evaluated_prompt_tokens) == (WARMED, "warm", 9), warm
+
+
+async def test_a_new_focus_replaces_the_pending_warm_up_so_warm_ups_never_queue():
+    h = Harness()
+    docs = [h.store.open(f"file:///f{i}.py", "python", 1, f"value_{i} = {i}\n") for i in range(50)]
+    for doc in docs:  # a project restore: fifty files opened at once
+        h.service.focused(doc, None)
+    first = await h.engine.job(0)
+    assert first.job.segments and "value_49" in first.prompt  # only the last one is warmed
+    await asyncio.sleep(0.3)
+    assert len(h.engine.jobs) == 1
+
+
+async def test_closing_the_document_drops_its_warm_up():
+    h = Harness()
+    doc = h.open("total = 1\n")
+    h.service.focused(doc, None)
+    h.service.closed(URI)
+    h.store.close(URI)
+    await asyncio.sleep(0.3)
+    assert h.engine.jobs == []
+
+
+async def test_a_short_answer_is_followed_by_the_full_window_in_the_background():
+    h = Harness()
+    doc = h.open("total = ")
+    task = h.suggest_at_end(doc)
+    request = await h.engine.job(0)
+    assert not request.job.background and not request.job.warm_only
+    request.future.set_result(replace(GenerationResult("price", "end", 3, 3, 1), window="short"))
+    assert (await bounded(task)).text == "price"
+    assert h.requests()[-1].window == "short"
+    extend = await h.engine.job(1)
+    assert extend.job.warm_only and extend.job.background and extend.prompt == "total = ", extend.job
+
+
+async def test_a_full_answer_needs_no_extension():
+    h = Harness()
+    doc = h.open("total = ")
+    h.engine.auto = ["price"]
+    assert (await h.suggestion_at_end(doc)).text == "price"
+    await asyncio.sleep(0.3)
+    assert len(h.engine.jobs) == 1 and h.requests()[-1].window == "full"
+
+
+async def test_a_pre_empted_warm_up_is_sent_again_later():
+    h = Harness()
+    doc = h.open("total = 1\n")
+    h.service.focused(doc, 4)
+    first = await h.engine.job(0)
+    first.job.cancel.set()  # what the engine does when a request arrives
+    again = await asyncio.wait_for(h.engine.job(1), WAIT_S)
+    assert again.job.warm_only and again.prompt == first.prompt
+    assert [s.reason for s in h.stats if s.kind == "warm"] == ["superseded by a newer request"]
+
+
+def test_prompt_rate_is_unknown_until_measured_and_follows_what_it_sees():
+    rate = PromptRate()
+    assert rate.tokens_within(1.0) == 0
+    rate.observe(8, 0.001)  # too few tokens to say anything
+    assert rate.tokens_within(1.0) == 0
+    rate.observe(200, 1.0)
+    assert rate.tokens_within(1.0) == 200
+    rate.observe(400, 1.0)
+    assert 200 < rate.tokens_within(1.0) < 400
+
+
+def test_common_prefix():
+    assert common_prefix([1, 2, 3], [1, 2, 4, 5]) == 2
+    assert common_prefix([], [1]) == 0
+    assert common_prefix([1, 2], [1, 2]) == 2
