@@ -99,9 +99,10 @@ local function wait_for(what, timeout_ms, condition)
   end
 end
 
--- Open the file and wait for the server: attached, initialized, model loaded.
-local function open_and_wait(path)
-  vim.cmd('edit ' .. vim.fn.fnameescape(path))
+-- Open the file (at line `at_line`, as `:edit +N` does) and wait for the server: attached, initialized,
+-- model loaded.
+local function open_and_wait(path, at_line)
+  vim.cmd('edit ' .. (at_line and ('+' .. at_line .. ' ') or '') .. vim.fn.fnameescape(path))
   local bufnr = api.nvim_get_current_buf()
   wait_for('the codegen-lsp client to attach', 30000, function() return cg.client(bufnr) ~= nil end)
   wait_for('the model to load', 60000, function() return model_state() ~= nil end)
@@ -350,3 +351,88 @@ def test_inline_candidates_cycle_and_the_shown_one_is_accepted(nvim: str, smollm
     assert shown[-1] == shown[0] and shown[0].startswith("a + b"), report  # wrapped around to the first
     assert report["accepted"] is True and report["second"] == shown[1]
     assert path.read_text(encoding="utf-8") == f"def add(a, b):\n    return {shown[1]}\n"
+
+
+
+def test_opening_a_file_warms_the_model_at_the_cursor(nvim: str, memorizing_codegen1, tmp_path: Path):
+    """codegenLsp/focus: opening a file, with no key pressed (no edit, no request), makes the server warm up
+    the model, reported as a codegenLsp/stats of kind "warm" for that file. The server also warms the top of
+    a file on didOpen by itself, so the file is longer than that stretch and opened far below it (`:edit
+    +190`): only the focus the module sends names that cursor, and the first suggestion asked for there
+    afterwards then finds its whole prompt in the model's cache. Then, on the client alone: hopping through
+    buffers sends one focus, for the buffer that stays current, and a buffer it does not serve gets none."""
+    path = tmp_path / "values.py"
+    path.write_text("".join(f"value_{i:03d} = {i} * {i % 7}\n" for i in range(200)), encoding="utf-8")
+    report = run_nvim(nvim, tmp_path, memorizing_codegen1, f"""
+  report.stats = {{}}
+  local last_stats = vim.loop.now()
+  vim.lsp.handlers['codegenLsp/stats'] = function(_, result)
+    table.insert(report.stats, result)
+    last_stats = vim.loop.now()
+  end
+  local function stats_of(kind, uri)
+    return vim.tbl_filter(function(s) return s.kind == kind and s.uri == uri end, report.stats)
+  end
+  local bufnr, client = open_and_wait({lua_string(str(path))}, 190)
+  local uri = vim.uri_from_bufnr(bufnr)
+  report.uri, report.cursor = uri, api.nvim_win_get_cursor(0)
+  report.tick = api.nvim_buf_get_changedtick(bufnr)
+  wait_for('the server to warm up ' .. uri, 60000, function() return #stats_of('warm', uri) > 0 end)
+  -- The warm-ups of the open and of the focus have run once the server has been quiet for a while.
+  wait_for('the warm-ups to end', 30000, function() return vim.loop.now() - last_stats > 2000 end)
+  report.warm = stats_of('warm', uri)
+  report.requests_before = #stats_of('request', uri)
+  report.version = vim.lsp.util.buf_versions[bufnr]
+  report.tick_after = api.nvim_buf_get_changedtick(bufnr)
+
+  -- The first suggestion at the cursor (as typing would ask for it): its prompt should be in the cache.
+  local row, col = unpack(api.nvim_win_get_cursor(0))
+  local responses = vim.lsp.buf_request_sync(bufnr, 'textDocument/inlineCompletion', {{
+    textDocument = {{ uri = uri }}, position = {{ line = row - 1, character = col }},
+    context = {{ triggerKind = 2 }},  -- Automatic
+  }}, 30000)
+  for _, response in pairs(responses or {{}}) do
+    if response.err then error('textDocument/inlineCompletion failed: ' .. vim.inspect(response.err), 0) end
+  end
+  wait_for('the stats of the request', 10000, function() return #stats_of('request', uri) > 0 end)
+  report.request = stats_of('request', uri)[1]
+
+  -- What the client sends from here on (the server is not asked for anything else).
+  report.focus_sent = {{}}
+  local notify = client.notify
+  client.notify = function(...)
+    local args = {{ ... }}
+    if args[1] == client then table.remove(args, 1) end  -- client:notify() on 0.11+
+    if args[1] == cg.FOCUS_NOTIFICATION then table.insert(report.focus_sent, args[2]) end
+    return notify(...)
+  end
+  vim.o.hidden = true  -- leaving the buffer keeps it loaded (and open on the server)
+  vim.cmd('enew')                 -- a scratch buffer: not served
+  vim.cmd('buffer ' .. bufnr)     -- and straight back: only this one counts
+  vim.wait(600, function() return false end)
+  report.after_hop = vim.deepcopy(report.focus_sent)
+  vim.cmd('buffer #')             -- the scratch buffer, and staying there
+  vim.wait(600, function() return false end)
+  report.after_scratch = vim.deepcopy(report.focus_sent)
+""", contextTokens=256, maxTokens=16, firstSuggestionMs=0)
+    uri = path.as_uri()
+    assert report["uri"] == uri
+    row, col = report["cursor"]
+    assert row == 190, report["cursor"]  # `:edit +190` (the column depends on 'startofline')
+    warm = report["warm"]
+    assert warm and all(w["kind"] == "warm" and w["uri"] == uri for w in warm), warm
+    assert any(w["source"] == "model" and w["promptTokens"] > 0 for w in warm), warm  # a prompt was evaluated
+    # Nothing was typed: the document is the one didOpen sent, and no suggestion was asked for.
+    assert report["tick_after"] == report["tick"], report
+    assert all(w["version"] == report["version"] for w in warm), (warm, report["version"])
+    assert report["requests_before"] == 0
+    # The cursor's prompt was warmed: the first request there evaluates nothing new (at most its last
+    # token). Without the focus, only the file's top is warmed and it evaluates the whole window.
+    request = report["request"]
+    assert request["source"] == "model" and request["promptTokens"] > 100, request
+    assert request["evaluatedPromptTokens"] <= 1, request
+    # Client side: one focus for the buffer that stayed current, at its cursor (UTF-16 on 0.7; an ASCII
+    # line), none for the scratch buffer.
+    focus = {"textDocument": {"uri": uri}, "position": {"line": row - 1, "character": col}}
+    assert report["after_hop"] == [focus], report["after_hop"]
+    assert report["after_scratch"] == [focus], report["after_scratch"]
