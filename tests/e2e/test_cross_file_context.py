@@ -82,8 +82,10 @@ async def test_typing_with_three_other_files_open_evaluates_few_tokens(client: L
 
 async def test_a_region_the_editor_shows_joins_the_context(client: LanguageClient, tmp_path: Path, smollm2: Path):
     """`codegenLsp/didView`: the definition sits far down a long file; opening the file brings its top
-    into the ring, viewing the definition brings the definition."""
-    await start(client, smollm2, tmp_path, maxTokens=16)
+    into the ring, viewing the definition brings the definition. With the full window: the new chunk changes
+    the prompt's start, and a short window (firstSuggestionMs) keeps half of its 256 tokens at most for other
+    files, too little for this chunk; the full window built after it would have it from the next keystroke."""
+    await start(client, smollm2, tmp_path, maxTokens=16, firstSuggestionMs=0)
     filler = "".join(f"COLOR_{n} = \"#{n * 4099:06x}\"\n" for n in range(150))
     uri = (tmp_path / "utils.py").as_uri()
     open_doc(client, uri, filler + UTILS)

@@ -196,23 +196,27 @@ class LlamaRunner:
             tokens = [info.token_ids.get("eos", 0)]
         return tokens, heal, before_cursor
 
-    def _short_limit(self, job: GenerationJob, n_ctx: int) -> int:
-        """Prompt tokens the job's budget allows to evaluate (0: no budget, or no background sequence)."""
+    def _short_limit(self, job: GenerationJob, n_ctx: int) -> tuple[int, int]:
+        """(prompt tokens the job's budget allows to evaluate, the short window's size); (0, 0): no budget,
+        or no background sequence. The window is at most a quarter of the context (the cells it shares with
+        the background window) and at least MIN_SHORT_TOKENS, even where the budget allows fewer."""
         if job.prompt_budget_s <= 0 or not self._chunk_reuse or n_ctx // 4 < MIN_SHORT_TOKENS:
-            return 0
-        return max(MIN_SHORT_TOKENS, min(n_ctx // 4, self._rate.tokens_within(job.prompt_budget_s)))
+            return 0, 0
+        allowed = max(MIN_SHORT_TOKENS, self._rate.tokens_within(job.prompt_budget_s))
+        return allowed, min(n_ctx // 4, allowed)
 
-    def _short_window(self, llm: Any, job: GenerationJob, tokens: list[int], limit: int):
+    def _short_window(self, llm: Any, job: GenerationJob, tokens: list[int], limit: tuple[int, int]):
         """The short prompt to answer from when the cache cannot give the full one within the budget, or
         None (the full one it is). A background window that holds nearly all of it becomes sequence 0."""
-        if len(tokens) - common_prefix(llm.input_ids[:llm.n_tokens], tokens) <= limit:
+        allowed, size = limit
+        if len(tokens) - common_prefix(llm.input_ids[:llm.n_tokens], tokens) <= allowed:
             return None
-        if len(tokens) - self._background.covered(tokens) <= limit:
+        if len(tokens) - self._background.covered(tokens) <= allowed:
             self._background.adopt(llm, logits=False)
             self._memo.clear()
             self._exact_until, self._drift = llm.n_tokens, 0
             return None
-        short = self._prompt(job.segments, job, limit, SHORT_BLOCK_LINES)  # other files' chunks: half at most
+        short = self._prompt(job.segments, job, size, SHORT_BLOCK_LINES)  # other files' chunks: half at most
         return short if len(short[0]) < len(tokens) else None
 
     def generate(self, job: GenerationJob) -> GenerationResult:
@@ -229,22 +233,23 @@ class LlamaRunner:
         limit = self._short_limit(job, n_ctx)
         if job.warm_only:
             return self._warm(llm, job, tokens, limit)
-        short = self._short_window(llm, job, tokens, limit) if limit else None
+        short = self._short_window(llm, job, tokens, limit) if limit[0] else None
         if short is not None:
             tokens, heal, before_cursor = short
         self._background.make_room(llm, len(tokens) + max_tokens * max(1, job.candidates) + PROMPT_CHUNK_TOKENS)
         result = self._decode(llm, info, job, tokens, heal, before_cursor, max_tokens)
         return replace(result, window="short") if short is not None else result
 
-    def _warm(self, llm: Any, job: GenerationJob, tokens: list[int], limit: int) -> GenerationResult:
+    def _warm(self, llm: Any, job: GenerationJob, tokens: list[int], limit: tuple[int, int]) -> GenerationResult:
         """A warm-up (`job.warm_only`): make the prompt at the cursor ready without decoding. When the full
         window would take longer than the job's budget, the short window goes into sequence 0 first (a
         request now answers at once), then the full one into the background sequence, adopted as soon as
         it is whole. Small chunks: a request waits at most one for the cancel that pre-empts this."""
         started = time.perf_counter()
         evaluated, window, whole = 0, "full", False
-        if limit and len(tokens) - common_prefix(llm.input_ids[:llm.n_tokens], tokens) > limit:
-            short = self._prompt(job.segments, job, limit, SHORT_BLOCK_LINES)[0]
+        allowed, size = limit
+        if allowed and len(tokens) - common_prefix(llm.input_ids[:llm.n_tokens], tokens) > allowed:
+            short = self._prompt(job.segments, job, size, SHORT_BLOCK_LINES)[0]
             if len(short) < len(tokens):
                 evaluated += self._fill(llm, short, job.cancel.is_set)
                 window = "short"
