@@ -83,16 +83,18 @@ async def test_focus_warms_the_prompt_at_the_cursor_before_the_first_request(
 
 
 async def test_a_request_in_another_file_pre_empts_a_warm_up(client: LanguageClient, smollm2: Path, tmp_path: Path):
-    await start(client, smollm2, tmp_path, **SETTINGS)
+    # No other files' context: the small file's prompt stays small, so its answer is the full window and
+    # does not start a warm-up of its own (which would replace the big file's: the newest warm-up wins).
+    await start(client, smollm2, tmp_path, **SETTINGS, crossFileTokens=0)
     uri, text, line, character = cold_file(tmp_path)
     open_doc(client, uri, text)
-    focus(client, uri, line, character)
     other = (tmp_path / "small.py").as_uri()
     open_doc(client, other, "def add(a, b):\n    return ")
-    await asyncio.sleep(1.5)  # the warm-up is under way (its first ~300 tokens)
+    focus(client, uri, line, character)  # after the opens: a didOpen warms the file it opens, replacing this
+    await asyncio.sleep(1.5)  # the warm-up is under way
     await asyncio.wait_for(inline(client, other, 1, 11), 120)
     (answer,) = requests(client, other)
-    assert answer.source == "model" and answer.finish not in ("cancelled", "error"), answer
+    assert answer.source == "model" and answer.finish not in ("cancelled", "error") and answer.window == "full", answer
     superseded = [s for s in stats(client, uri, "warm") if s.reason == "superseded by a newer request"]
     assert superseded and superseded[0].evaluated_prompt_tokens < superseded[0].prompt_tokens, stats(client)
     # ...and it goes on later from where it stopped, until the cursor's prompt is ready.
