@@ -159,6 +159,59 @@ def cmd_bench_loop_lag(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_first_suggestion(args: argparse.Namespace) -> int:
+    import json
+    import sys
+
+    from .bench.first_suggestion import DEFAULT_FILES, Options, print_first_suggestion, run_first_suggestion
+    from .bench.llama_server import LlamaServerError
+
+    if args.model:
+        model = _model_file(args)
+    else:
+        from .real_models import RealModelError, smollm2_gguf
+
+        try:
+            model = smollm2_gguf(Path.cwd() / ".cache" / "real-models")
+        except RealModelError as exc:
+            raise CliError(str(exc)) from None
+    try:
+        delays = tuple(float(d) for d in args.delays.split(",") if d.strip())
+    except ValueError:
+        raise CliError(f"--delays: seconds separated by commas (got {args.delays!r})") from None
+    if not delays or any(d < 0 for d in delays):
+        raise CliError(f"--delays: at least one, none negative (got {args.delays!r})")
+    if args.cursors < 1:
+        raise CliError(f"--cursors: at least 1 (got {args.cursors})")
+    files = [f.strip() for f in args.files.split(",") if f.strip()] if args.files else list(DEFAULT_FILES)
+    settings = {}
+    for item in args.setting:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CliError(f"--setting: KEY=VALUE (got {item!r})")
+        try:
+            settings[key.strip()] = json.loads(value)
+        except ValueError:
+            settings[key.strip()] = value
+    options = Options(model=model, files=files, cursors=args.cursors, delays=delays, seed=args.seed,
+                      threads=args.threads, full_window=not args.no_full_window,
+                      llama_server=not args.no_llama_server, settings=settings)
+    try:
+        report = run_first_suggestion(options)
+    except (FileNotFoundError, LlamaServerError) as exc:
+        raise CliError(str(exc)) from None
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    if args.json:
+        json.dump(report, sys.stdout, indent=1)
+        print()
+    else:
+        print_first_suggestion(report)
+        print(f"wrote {out}")
+    return 0
+
+
 def cmd_bench_latency(args: argparse.Namespace) -> int:
     from .bench.latency import print_report, run_latency
     from .bench.llama_server import LlamaServerError
@@ -355,6 +408,26 @@ def add_bench(sub: argparse._SubParsersAction) -> tuple[type[BaseException], ...
     p.add_argument("--synthesis-max-tokens", type=int, default=600, help="synthesisMaxTokens of the turn")
     p.add_argument("--out", default="bench-results/loop-lag.json", help="JSON report")
     p.set_defaults(func=cmd_bench_loop_lag)
+
+    p = bench.add_parser("first-suggestion", help="seconds from opening a real file to the first suggestion (a "
+                                                  "fresh server per cursor and delay), next to the full window "
+                                                  "and llama-server as llama.vim drives it; PASS/MISS per target")
+    p.add_argument("--model", default=None, help="a .gguf (default: SmolLM2-135M-Instruct Q4_1, fetched into "
+                                                 ".cache/real-models if missing)")
+    p.add_argument("--files", default=None, help="comma-separated paths or standard-library names (default: "
+                                                 "bisect.py, heapq.py, argparse.py, pydoc_data/topics.py)")
+    p.add_argument("--cursors", type=int, default=5, help="cursors per file")
+    p.add_argument("--delays", default="0,2,10", help="seconds between opening and asking, comma-separated")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: all cores)")
+    p.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
+                   help="one more server setting for every codegen-lsp server, VALUE as JSON where it parses "
+                        "(repeatable; e.g. requestTimeoutMs=60000)")
+    p.add_argument("--no-full-window", action="store_true", help="skip the firstSuggestionMs 0 runs")
+    p.add_argument("--no-llama-server", action="store_true", help="skip llama-server (and its build)")
+    p.add_argument("--json", action="store_true", help="print the JSON report instead of the tables")
+    p.add_argument("--out", default="bench-results/first-suggestion.json", help="JSON report")
+    p.set_defaults(func=cmd_bench_first_suggestion)
 
     p = bench.add_parser("context", help="per-keystroke cost of context from other files: two servers, with and "
                                          "without, same keys")

@@ -155,9 +155,13 @@ class LlamaServer:
         body = {"prompt": tokens, "n_predict": n_predict, "cache_prompt": True, "temperature": 0.0, "top_k": 1,
                 "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0, "stop": stop, "stream": False,
                 "return_tokens": False}
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/completion", data=json.dumps(body).encode(),
+        return self.post("/completion", body)
+
+    def post(self, path: str, body: dict, timeout: float = 600) -> dict:
+        """POST `body` as JSON to `path`; the JSON answer (urllib.error.HTTPError for an error status)."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=json.dumps(body).encode(),
                                          headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=600) as r:
+        with urllib.request.urlopen(request, timeout=timeout) as r:
             return json.loads(r.read())
 
     def peak_rss_kib(self) -> int | None:

@@ -24,7 +24,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from lsprotocol import types
 from lsprotocol.converters import get_converter
@@ -73,6 +73,7 @@ class RawClient:
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=200)
         self.stderr_lines = 0
         self.dropped_log_records = 0  # as the server's "N log records dropped" lines say
+        self.on_notification: Callable[[dict], None] | None = None  # sees every notification (the whole message)
         self.reader = asyncio.create_task(self._read())
         self.stderr_reader = asyncio.create_task(self._drain()) if drain_stderr else None
 
@@ -120,6 +121,8 @@ class RawClient:
             elif "method" in message:
                 if message["method"] == STATUS_NOTIFICATION:
                     self.statuses.append(message.get("params") or {})
+                if self.on_notification is not None:
+                    self.on_notification(message)
             elif (future := self.pending.pop(message.get("id"), None)) is not None and not future.done():
                 future.set_result(message)
 
@@ -130,6 +133,20 @@ class RawClient:
             self.stderr_lines += 1
             if found := re.search(r"(\d+) log records dropped", text):
                 self.dropped_log_records += int(found.group(1))
+
+    async def start_model(self, root: Path, options: dict, capabilities: types.ClientCapabilities | None = None,
+                          timeout: float = 120) -> dict:
+        """initialize (`options` as initializationOptions), initialized, then wait for the model: its "ready"
+        status, or RuntimeError with the server's reason."""
+        _, init = self.request(types.INITIALIZE, types.InitializeParams(
+            capabilities=capabilities or types.ClientCapabilities(), root_uri=root.as_uri(),
+            initialization_options=options))
+        await asyncio.wait_for(init, 60)
+        self.notify(types.INITIALIZED, types.InitializedParams())
+        status = await self.wait_status(("ready", "error"), timeout)
+        if status.get("state") != "ready":
+            raise RuntimeError(f"the model did not load: {status.get('detail')}")
+        return status
 
     async def wait_status(self, states: tuple[str, ...], timeout: float) -> dict:
         deadline = time.monotonic() + timeout
@@ -242,14 +259,8 @@ async def run_load(model: Path, spec: LoadSpec) -> dict:
 
 async def _drive(client: RawClient, model: Path, spec: LoadSpec, rng: random.Random, root: Path) -> dict:
     options = {"model": str(model), "maxTokens": 16, "threads": 1, **spec.options}
-    _, init = client.request(types.INITIALIZE, types.InitializeParams(
-        capabilities=types.ClientCapabilities(window=types.WindowClientCapabilities(work_done_progress=True)),
-        root_uri=root.as_uri(), initialization_options=options))
-    await asyncio.wait_for(init, 60)
-    client.notify(types.INITIALIZED, types.InitializedParams())
-    status = await client.wait_status(("ready", "error"), 120)
-    if status.get("state") != "ready":
-        raise RuntimeError(f"the model did not load: {status.get('detail')}")
+    await client.start_model(root, options, types.ClientCapabilities(
+        window=types.WindowClientCapabilities(work_done_progress=True)))
 
     docs = [Doc((root / f"doc{i}.py").as_uri(), text) for i, text in enumerate(DOCUMENTS)]
 
