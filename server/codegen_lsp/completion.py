@@ -7,7 +7,10 @@ edit settles and the speculative next suggestion. Its path: cache → newest win
 one-line-or-block decision → prompt → engine → version check → post-processing. The prompt's text is
 clipped to what the context window can use before it goes to the engine (context/prompt.clip_segments),
 and every engine call has a deadline (`requestTimeoutMs`): past it the request answers empty, with the
-reason in its stats.
+reason in its stats. A document the exclusion rules keep from every model (`CompletionPorts.excluded`,
+exclusion.py) is checked at each entry point (`_refused`: seen, focused, schedule_warm_up, warm_up,
+suggest, speculate_next, and the ring chunks other_files may choose) before any prompt is built: it gets
+no suggestion, and nothing of it is kept (ring, caches) or sent; one that becomes excluded is purged.
 
 It takes plain values (a `Document`, code-point offsets, `Settings`, an `Engine`) and tells the outside
 world through `CompletionPorts`: it imports nothing of pygls, lsprotocol or the server, so tests drive it
@@ -33,7 +36,7 @@ from .context.suggestion_cache import SuggestionCache
 from .documents.store import Document
 from .engine.jobs import CancelFlag, Engine, GenerationJob, GenerationResult
 from .engine.process import EngineCrashed
-from .events import Kind, SuggestionStats
+from .events import Kind, SuggestionStats, excluded
 from .gguf.meta import PromptFormat
 from .postprocess.pipeline import CompletionContext, postprocess, suggestion_mode
 from .scheduling import TypingRhythm
@@ -81,7 +84,8 @@ class CompletionPorts:
     publish_stats: one `codegenLsp/stats` per suggestion computed. log: a line for people (the client's
     log). generating: a context manager around each model call someone asked for (status "generating").
     spawn: fire-and-forget work whose failures get logged. is_current(uri, version): whether that
-    version of the document is still the open one."""
+    version of the document is still the open one. excluded(uri, languageId): the rule that keeps that
+    document from any model (exclusion.py), or None."""
 
     settings: Callable[[], Settings]
     engine: Callable[[], Engine]
@@ -92,6 +96,7 @@ class CompletionPorts:
     generating: Callable[[], ContextManager[Any]]
     spawn: Callable[[Coroutine[Any, Any, Any]], "asyncio.Task[Any]"]
     is_current: Callable[[str, int], bool]
+    excluded: Callable[[str, str], str | None]
 
 
 def _stats(uri: str, version: int, kind: Kind, reason: str, result: GenerationResult | None = None,
@@ -161,11 +166,12 @@ class CompletionService:
     def seen(self, doc: Document, line: int) -> None:
         """A document was opened, edited at `line`, or shown there: its region goes into the ring. Per
         keystroke, so the chunk is sliced through the document's line table, not by splitting the text."""
-        if len(doc.text) > self.ports.settings().max_document_bytes:
+        if self._refused(doc.uri, doc.language_id) or len(doc.text) > self.ports.settings().max_document_bytes:
             return
         start = region_start(line)
         body = doc.index.lines_text(start, start + CHUNK_LINES - 1)[:MAX_CHUNK_CHARS]
-        if usable(body, MAX_CHUNK_CHARS) and self.ring.add_region(doc.uri, display_path(doc.uri), start, body):
+        if usable(body, MAX_CHUNK_CHARS) and self.ring.add_region(doc.uri, display_path(doc.uri), start, body,
+                                                                  doc.language_id):
             self.cache.forget_others(doc.uri)  # their answers were computed with the old chunks
 
     def closed(self, uri: str) -> None:
@@ -179,6 +185,41 @@ class CompletionService:
         if self._warm_up is not None and self._warm_up[0] == uri:
             self._warm_up[1].cancel()
             self._warm_up = None
+
+    def _refused(self, uri: str, language: str) -> str | None:
+        """The one check before anything of a document is kept or sent to a model (the ring, the caches,
+        warm-ups, speculation, a request): the rule that excludes it (`excluded`), or None. What is held
+        of an excluded document goes at once (`purge`)."""
+        rule = self.ports.excluded(uri, language)
+        if rule is not None:
+            self.purge(uri)
+        return rule
+
+    def purge(self, uri: str) -> None:
+        """`uri` must not reach a model (any more): its job in flight and pending warm-ups stop, its ring
+        chunks and cached answers go, and so does every cached answer computed with its chunks in the prompt."""
+        if (flag := self.inflight.pop(uri, None)) is not None:
+            flag.set()
+        if (pending := self.warming.pop(uri, None)) is not None:
+            pending.cancel()
+        if self._warm_up is not None and self._warm_up[0] == uri:
+            self._warm_up[1].cancel()
+            self._warm_up = None
+        if self.ring.forget(uri):
+            self.cache.forget()  # other documents' answers were computed with its chunks
+            self._chosen.clear()
+        else:
+            self.cache.forget(uri)
+            self._chosen.pop(uri, None)
+
+    def recheck(self, documents: dict[str, str]) -> None:
+        """The exclusion rules changed: check again every document something is held of (`documents`, the open
+        ones: uri → languageId; and those with chunks in the ring), purging the ones excluded now."""
+        held = dict(documents)
+        for chunk in self.ring.chunks:
+            held.setdefault(chunk.uri, chunk.language)
+        for uri, language in held.items():
+            self._refused(uri, language)
 
     def forget_cache(self) -> None:
         """Settings or the model changed: cached answers no longer hold."""
@@ -194,7 +235,7 @@ class CompletionService:
         edit's end, where the cursor most likely is) precompute the suggestion there once typing settles."""
         if (pending := self.warming.pop(doc.uri, None)) is not None:
             pending.cancel()
-        if not self.ports.settings().warm_after_ms or offset is None:
+        if not self.ports.settings().warm_after_ms or offset is None or self._refused(doc.uri, doc.language_id):
             return
         task = self.ports.spawn(self.warm_after_edit(doc, offset))
         self.warming[doc.uri] = task
@@ -204,6 +245,8 @@ class CompletionService:
         """`doc` was opened or became the one the person works in, the cursor at `offset` (None: unknown):
         once it settles (FOCUS_SETTLE_S), evaluate the prompt a suggestion there needs, in the background.
         Without a cursor, the file's start: what the prompt of any cursor near the top starts with."""
+        if self._refused(doc.uri, doc.language_id):
+            return
         if offset is None:
             window = self.ports.settings().context_tokens * TOP_CHARS_PER_TOKEN
             end = doc.text.find("\n", min(len(doc.text), window))
@@ -226,7 +269,7 @@ class CompletionService:
         for attempt in range(WARM_RETRIES + 1):
             if wait := (delay if attempt == 0 else WARM_RETRY_S):
                 await asyncio.sleep(wait)
-            if not self.ports.is_current(doc.uri, doc.version):
+            if not self.ports.is_current(doc.uri, doc.version) or self._refused(doc.uri, doc.language_id):
                 return
             # max_tokens as a request's: the prompt is fitted to the same room, so it is the request's prompt
             job = replace(_job(self.ports.settings(), "block"), background=True, warm_only=True)
@@ -255,6 +298,9 @@ class CompletionService:
         """`start`/`end` are code-point offsets; a non-empty range is the selection the text replaces.
         `candidates` > 1 (someone asked explicitly): that many decoded together, the distinct ones kept."""
         ports, settings = self.ports, self.ports.settings()
+        if (rule := self._refused(doc.uri, doc.language_id)) is not None:
+            ports.publish_stats(_stats(doc.uri, doc.version, "request", excluded(rule)))
+            return Suggestion("", excluded(rule), doc.version)
         text = doc.text
         prefix, suffix = text[:start], text[end:]
         if start == end and candidates == 1 and (hit := self.cache.lookup(doc.uri, prefix, suffix)) is not None:
@@ -327,6 +373,9 @@ class CompletionService:
         budget = self.ports.settings().cross_file_tokens
         if budget <= 0:
             return None
+        # A rule that changed under another document's chunks (its .gitignore) purges them before they are chosen.
+        for uri, language in {c.uri: c.language for c in self.ring.chunks if c.uri != doc.uri}.items():
+            self._refused(uri, language)
         key = (self.ring.others(doc.uri), prefix.count("\n") // SELECTION_BLOCK_LINES, budget)
         chosen = self._chosen.get(doc.uri)
         if chosen is None or chosen[0] != key:
@@ -412,7 +461,8 @@ class CompletionService:
         recent-context cache: the one after a suggestion just given (as if accepted, like llama.vim), or
         the one at an edit that settled without a request (which also warms the KV cache). Any request
         for the document cancels this (newest wins), so it never delays one."""
-        if doc.uri in self.inflight or self.cache.lookup(doc.uri, prefix, suffix) is not None:
+        if self._refused(doc.uri, doc.language_id) or doc.uri in self.inflight \
+                or self.cache.lookup(doc.uri, prefix, suffix) is not None:
             return
         ports, settings = self.ports, self.ports.settings()
         context = completion_context(settings, doc, prefix, suffix)

@@ -12,6 +12,7 @@ from typing import Any, Literal, TypedDict
 
 STATUS_NOTIFICATION = "codegenLsp/status"
 STATS_NOTIFICATION = "codegenLsp/stats"
+EXCLUSION_NOTIFICATION = "codegenLsp/exclusion"
 
 
 class Status(TypedDict):
@@ -28,6 +29,20 @@ class Status(TypedDict):
 
 
 STATUS_FIELDS = tuple(Status.__annotations__)
+
+
+class ExclusionNotice(TypedDict):
+    """`codegenLsp/exclusion` params: an open document the server will not complete (`exclude`,
+    `respectGitignore`, `disabledLanguages`; exclusion.py), sent when it is opened so, and again whenever
+    that changes (the settings changed, a .gitignore changed): `reason` None means it is served again."""
+
+    uri: str
+    reason: str | None  # the rule that matched: "matches .env", "ignored by git: build/ in .gitignore:1", ...
+
+
+def excluded(rule: str) -> str:
+    """The stats reason (and the log's) for a document no model may see."""
+    return f"excluded ({rule})"
 
 
 Kind = Literal["request", "speculative", "warm"]
@@ -50,6 +65,7 @@ class SuggestionStats:
     completion", "completion introduces a parse error", "completion only repeats itself: ...", ...),
     "superseded by a newer request",
     "request cancelled", "document changed during generation (version N)", "no model available (...)",
+    "excluded (matches .env)" (the document must not reach a model: source "none", the rule that matched),
     "the model did not answer within N ms" (requestTimeoutMs), or the remote engine's error. A speculative or warmed suggestion is never shown, so its "ok" means
     it went into the cache."""
 

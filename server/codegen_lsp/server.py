@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import uuid
 from contextvars import ContextVar
 from pathlib import Path
@@ -29,7 +30,9 @@ from .documents.positions import PositionEncoding
 from .documents.store import DocumentStore
 from .engine.jobs import CancelFlag, Engine
 from .model_service import ModelPorts, ModelService, ModelState, Severity
-from .events import STATS_NOTIFICATION, STATUS_NOTIFICATION, Status, SuggestionStats
+from .events import EXCLUSION_NOTIFICATION, STATS_NOTIFICATION, STATUS_NOTIFICATION, Status, SuggestionStats
+from .exclusion import Exclusion
+from .gitignore import GitIgnored
 from .settings import Settings
 from .trust import Pending
 
@@ -189,6 +192,12 @@ class CodegenLanguageServer(LanguageServer):
             forget_cache=lambda: self.completions.forget_cache(), progress=self.load_progress), engine)
         self.workspace_root: Path | None = None
         self.inflight: dict[str, CancelFlag] = {}  # "{uri}#synthesis" → cancel flag of its newest synthesis
+        # Which documents never reach a model (exclusion.py): the built-in globs until the settings and the
+        # workspace root are known (configure_exclusion); what each open document's client was told of it.
+        self.exclusion = Exclusion()
+        self._exclusion_key: tuple | None = None
+        self._gitignored: GitIgnored | None = None
+        self.exclusion_told: dict[str, str] = {}  # open uri → the rule the client was told excludes it
         # Completions: their in-flight jobs (newest wins), caches, typing rhythm, warm-ups and speculation.
         self.completions = CompletionService(CompletionPorts(
             settings=lambda: self.settings, engine=lambda: self.engine,
@@ -197,7 +206,7 @@ class CodegenLanguageServer(LanguageServer):
             publish_stats=lambda stats: self.publish_stats(stats),
             log=lambda text: self.log_to_client(text, types.MessageType.Log),
             generating=lambda: self.generating_status(), spawn=lambda coro: self.spawn(coro),
-            is_current=self.is_current))
+            is_current=self.is_current, excluded=self.excluded))
         self.background: set[asyncio.Task] = set()
         self.model_watch_stop: asyncio.Event | None = None
         self.model_watch_path: Path | None = None
@@ -214,6 +223,40 @@ class CodegenLanguageServer(LanguageServer):
     def is_current(self, uri: str, version: int) -> bool:
         """Whether `version` of `uri` is the open document's current text."""
         return uri in self.store and self.store.get(uri).version == version
+
+    def excluded(self, uri: str, language: str) -> str | None:
+        """The rule that keeps `uri` from every model, or None (the completion core's and synthesis' one
+        check). An open document's client hears of it (`codegenLsp/exclusion`) when that changes, and a
+        synthesis running for it stops."""
+        rule = self.exclusion.reason_for(uri, language)
+        if rule is not None and (flag := self.inflight.get(f"{uri}#synthesis")) is not None:
+            flag.set()
+        if uri in self.store and self.exclusion_told.get(uri) != rule:
+            if rule is None:
+                del self.exclusion_told[uri]
+                self.log_to_client(f"{uri} is no longer excluded", types.MessageType.Log)
+            else:
+                self.exclusion_told[uri] = rule
+                self.log_to_client(f"{uri}: excluded ({rule}): nothing of it reaches a model", types.MessageType.Log)
+            self.protocol.notify(EXCLUSION_NOTIFICATION, {"uri": uri, "reason": rule})
+        return rule
+
+    def configure_exclusion(self) -> None:
+        """Rebuild the exclusion rules when their settings or the workspace root changed, then check every open
+        document (git asked once for all of them) and purge what is held of the ones excluded now."""
+        s, root = self.settings, self.workspace_root
+        key = (tuple(s.exclude), s.respect_gitignore, tuple(s.disabled_languages), root)
+        if key == self._exclusion_key:
+            return
+        self._exclusion_key = key
+        if root is None or not s.respect_gitignore:
+            self._gitignored = None
+        elif self._gitignored is None or self._gitignored.root != os.fspath(root):  # kept: it says things once
+            self._gitignored = GitIgnored(root, lambda text: self.log_to_client(text, types.MessageType.Info))
+        self.exclusion = Exclusion(s.exclude, s.disabled_languages, root, self._gitignored)
+        open_documents = {uri: self.store.get(uri).language_id for uri in self.store.uris()}
+        self.exclusion.prime(open_documents)
+        self.completions.recheck(open_documents)
 
     @property
     def engine(self) -> Engine:

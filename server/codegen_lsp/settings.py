@@ -10,7 +10,9 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .exclusion import DEFAULT_EXCLUDE, check_globs
 
 SECTION = "codegenLsp"
 WORKSPACE_FILE = "codegen-lsp.toml"
@@ -106,6 +108,21 @@ class Settings(BaseModel):
                                                    "remoteUrl), offer once per workspace to download "
                                                    "CodeGen-350M-mono or to choose a .gguf. Off: never ask "
                                                    "(CI, headless use).")
+    exclude: list[str] = Field(default_factory=list,
+                               description="Files that never reach the model: no suggestion in them, and nothing of "
+                                           "them in any prompt, in the other files' context or in a cache. "
+                                           "gitignore-style globs, matched ignoring case against the path relative "
+                                           "to the workspace (a pattern without a slash matches a name at any "
+                                           "depth), or the name of a file outside it. They add to the built-in "
+                                           f"ones ({', '.join(DEFAULT_EXCLUDE)}); `!pattern` re-includes "
+                                           "(e.g. `!.env.example`).")
+    respect_gitignore: bool = Field(True, alias="respectGitignore",
+                                    description="Files git ignores (build output, dependencies, local config) are "
+                                                "excluded too, as `git check-ignore` answers in the workspace's "
+                                                "repository.")
+    disabled_languages: list[str] = Field(default_factory=list, alias="disabledLanguages",
+                                          description="languageIds (e.g. markdown, plaintext) whose documents never "
+                                                      "reach the model, as if excluded.")
     remote_url: str | None = Field(None, alias="remoteUrl",
                                    description="Base URL of an OpenAI-compatible completion server (llama-server, "
                                                "vLLM, llama_cpp.server) to generate with instead of the in-process "
@@ -117,6 +134,12 @@ class Settings(BaseModel):
                                    description="A remote request still running after this long returns nothing.")
     remote_api_key: str | None = Field(None, alias="remoteApiKey",
                                        description="Sent as `Authorization: Bearer` to the remote server.")
+
+    @field_validator("exclude")
+    @classmethod
+    def _globs(cls, patterns: list[str]) -> list[str]:
+        check_globs(patterns)  # GlobError (a ValueError) names the pattern and why
+        return patterns
 
     def reload_needed(self, other: "Settings") -> bool:
         """Whether going from self to other needs a new llama.cpp context or remote engine (the rest applies live)."""

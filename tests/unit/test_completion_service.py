@@ -92,6 +92,7 @@ class Harness:
         self._stats_arrived = asyncio.Event()
         self.logs: list[str] = []
         self.tasks: list[asyncio.Task] = []
+        self.excluded: dict[str, str] = {}  # uri → the exclusion rule the service is told (exclusion.py)
         self.generating = 0
         ready = asyncio.Event()
         ready.set()
@@ -113,7 +114,8 @@ class Harness:
             settings=lambda: self.settings, engine=lambda: self.engine, model_ready=ready.wait,
             model_status=lambda: ("ready", "scripted"), publish_stats=self._publish, log=self.logs.append,
             generating=generating, spawn=spawn,
-            is_current=lambda uri, version: uri in self.store and self.store.get(uri).version == version))
+            is_current=lambda uri, version: uri in self.store and self.store.get(uri).version == version,
+            excluded=lambda uri, language: self.excluded.get(uri)))
 
     def _publish(self, stats: SuggestionStats) -> None:
         self.stats.append(stats)

@@ -62,7 +62,7 @@ def service(engine: Engine, **settings) -> tuple[CompletionService, list[Suggest
         settings=lambda: chosen, engine=lambda: engine, model_ready=ready.wait,
         model_status=lambda: ("ready", "scripted"), publish_stats=stats.append, log=logs.append,
         generating=contextlib.nullcontext, spawn=lambda coro: asyncio.get_running_loop().create_task(coro),
-        is_current=lambda uri, version: True)), stats, logs
+        is_current=lambda uri, version: True, excluded=lambda uri, language: None)), stats, logs
 
 
 def document(text: str):

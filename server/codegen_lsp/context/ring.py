@@ -37,6 +37,7 @@ class Chunk:
     path: str  # how the prompt names the file
     start_line: int
     text: str
+    language: str = ""  # the document's languageId (the exclusion rules ask for it)
     serial: int = field(default_factory=lambda: next(_serial), compare=False)
 
     @property
@@ -82,11 +83,11 @@ class ChunkRing:
         """The chunk of `text` around `line`; whether the ring changed."""
         return self.add_region(uri, path, *region(text, line))
 
-    def add_region(self, uri: str, path: str, start: int, body: str) -> bool:
+    def add_region(self, uri: str, path: str, start: int, body: str, language: str = "") -> bool:
         """A chunk whose first line is `start`; whether the ring changed."""
         if not body.strip():
             return False
-        new = Chunk(uri, path, start, body)
+        new = Chunk(uri, path, start, body, language)
         lines = {l for l in body.split("\n") if l.strip()}
         for i, old in enumerate(self.chunks):
             old_lines = {l for l in old.text.split("\n") if l.strip()}
@@ -100,8 +101,12 @@ class ChunkRing:
         del self.chunks[: max(0, len(self.chunks) - self.max_chunks)]
         return True
 
-    def forget(self, uri: str) -> None:
-        self.chunks = [c for c in self.chunks if c.uri != uri]
+    def forget(self, uri: str) -> bool:
+        """Drop every chunk of `uri` (a document that became excluded); whether there were any."""
+        kept = [c for c in self.chunks if c.uri != uri]
+        dropped = len(kept) != len(self.chunks)
+        self.chunks = kept
+        return dropped
 
     def others(self, uri: str) -> tuple[int, ...]:
         """A stamp of the chunks of documents other than `uri`: it changes when they do."""

@@ -57,6 +57,8 @@ def register(server: "CodegenLanguageServer") -> None:
         doc = document_or_error(ls, params.text_document.uri)
         offset_or_error(ls, doc, params.range.start)
         offset_or_error(ls, doc, params.range.end)
+        if ls.excluded(doc.uri, doc.language_id) is not None:
+            return []  # nothing to offer where no model may look
         only = params.context.only
 
         def wanted(kind: str) -> bool:

@@ -74,6 +74,7 @@ def apply_settings(ls: "CodegenLanguageServer", *overrides: dict[str, Any] | Non
     if new != old:
         ls.completions.forget_cache()  # answers depend on the settings (and the model they name)
     ls.store.max_parse_bytes = new.max_document_bytes
+    ls.configure_exclusion()  # exclude, respectGitignore, disabledLanguages (nothing to do when unchanged)
     return old.reload_needed(new)
 
 

@@ -111,3 +111,4 @@ def register(server: "CodegenLanguageServer") -> None:
         uri = params.text_document.uri
         ls.completions.closed(uri)
         ls.store.close(uri)
+        ls.exclusion_told.pop(uri, None)  # reopened (a rename is a close and an open), it is told again

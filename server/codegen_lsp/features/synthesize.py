@@ -13,6 +13,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 
 from ..documents.store import Document
+from ..events import excluded
 from ..synthesis.run import Synthesis, SynthesisOptions, SynthesisResult
 from ..synthesis.turns import SynthesisPlan, plan_turns
 from .common import document_or_error, lsp_position, offset_or_error
@@ -53,9 +54,11 @@ class _CurrentEngine:
 
 
 def _synthesis(ls: "CodegenLanguageServer", doc: Document, plan: SynthesisPlan, options: SynthesisOptions) -> Synthesis:
-    """The core takes plain values: the engine, a document-unchanged check and a log sink."""
+    """The core takes plain values: the engine, a document-unchanged check and a log sink. A document that
+    became excluded meanwhile (settings, a .gitignore) counts as changed: no further turn is sent."""
     def is_current() -> bool:
-        return doc.uri in ls.store and ls.store.get(doc.uri).version == doc.version
+        return doc.uri in ls.store and ls.store.get(doc.uri).version == doc.version \
+            and ls.excluded(doc.uri, doc.language_id) is None
 
     return Synthesis(doc, plan, options, None, _CurrentEngine(ls), is_current,
                      lambda text: ls.log_to_client(text, types.MessageType.Log))
@@ -109,7 +112,9 @@ def _request(ls: "CodegenLanguageServer", args: Any) -> tuple[Document, Synthesi
 def _refusal(ls: "CodegenLanguageServer", doc: Document, plan: SynthesisPlan, options: SynthesisOptions,
              version: int | None) -> str | None:
     """Why this request cannot run (told to the user), or None."""
-    if version is not None and version != doc.version:
+    if (rule := ls.excluded(doc.uri, doc.language_id)) is not None:
+        reason = excluded(rule)
+    elif version is not None and version != doc.version:
         reason = f"the document changed since the action was offered (version {version}, now {doc.version}); try again"
     elif not plan.turns or not (plan.pending or options.regenerate):
         reason = "no comment without code in the range: write one comment per step, then synthesize"
