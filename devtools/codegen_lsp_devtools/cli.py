@@ -159,6 +159,29 @@ def cmd_bench_loop_lag(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_or_smollm2(args: argparse.Namespace) -> Path:
+    """--model, else SmolLM2-135M-Instruct Q4_1 (fetched into .cache/real-models if missing)."""
+    if args.model:
+        return _model_file(args)
+    from .real_models import RealModelError, smollm2_gguf
+
+    try:
+        return smollm2_gguf(Path.cwd() / ".cache" / "real-models")
+    except RealModelError as exc:
+        raise CliError(str(exc)) from None
+
+
+def cmd_bench_preempt(args: argparse.Namespace) -> int:
+    from .bench.preempt import print_preempt_report, run_preempt
+
+    if args.repeats < 1:
+        raise CliError(f"--repeats: at least 1 (got {args.repeats})")
+    report = run_preempt(_model_or_smollm2(args), args.repeats, args.threads)
+    print_preempt_report(report)
+    _write_report(report, args.out)
+    return 0
+
+
 def cmd_bench_first_suggestion(args: argparse.Namespace) -> int:
     import json
     import sys
@@ -166,15 +189,7 @@ def cmd_bench_first_suggestion(args: argparse.Namespace) -> int:
     from .bench.first_suggestion import DEFAULT_FILES, Options, print_first_suggestion, run_first_suggestion
     from .bench.llama_server import LlamaServerError
 
-    if args.model:
-        model = _model_file(args)
-    else:
-        from .real_models import RealModelError, smollm2_gguf
-
-        try:
-            model = smollm2_gguf(Path.cwd() / ".cache" / "real-models")
-        except RealModelError as exc:
-            raise CliError(str(exc)) from None
+    model = _model_or_smollm2(args)
     try:
         delays = tuple(float(d) for d in args.delays.split(",") if d.strip())
     except ValueError:
@@ -428,6 +443,14 @@ def add_bench(sub: argparse._SubParsersAction) -> tuple[type[BaseException], ...
     p.add_argument("--json", action="store_true", help="print the JSON report instead of the tables")
     p.add_argument("--out", default="bench-results/first-suggestion.json", help="JSON report")
     p.set_defaults(func=cmd_bench_first_suggestion)
+
+    p = bench.add_parser("preempt", help="how long a running warm-up holds up a request (added wait against an "
+                                         "idle engine), next to one decode step of that request")
+    p.add_argument("--model", default=None, help="a .gguf (default: SmolLM2-135M-Instruct Q4_1)")
+    p.add_argument("--repeats", type=int, default=7, help="requests sent into a running warm-up")
+    p.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: all cores)")
+    p.add_argument("--out", default="bench-results/preempt.json", help="JSON report")
+    p.set_defaults(func=cmd_bench_preempt)
 
     p = bench.add_parser("context", help="per-keystroke cost of context from other files: two servers, with and "
                                          "without, same keys")

@@ -15,14 +15,32 @@ buffer), and a foreground job that needs the cells drops the background window f
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+import contextlib
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from .candidates import MAX_CANDIDATES
 
 BACKGROUND_SEQ = MAX_CANDIDATES  # 0 answers, 1..MAX_CANDIDATES-1 are candidates (1 also kv_reuse's)
-CHUNK_TOKENS = 16  # a background chunk: what a pre-empting request may have to wait for (~70 ms here)
+# A background chunk. A cancel does not wait for it: llama.cpp's abort callback checks the cancel between the
+# graph's nodes and drops the chunk's cells (`abortable`), so a request waits well under one decode step.
+CHUNK_TOKENS = 64
+ABORTED = 2  # llama_decode's return code when the abort callback stopped it
+
+
+@contextlib.contextmanager
+def abortable(llm: Any, cancelled: Callable[[], bool]) -> Iterator[None]:
+    """While inside, a llama_decode on `llm` stops at its next graph node once `cancelled()` (it returns
+    ABORTED, and llama.cpp removes the cells of the unfinished batch from the sequences it wrote)."""
+    import llama_cpp
+
+    callback = llama_cpp.ggml_abort_callback(lambda _data: bool(cancelled()))  # kept alive by this frame
+    llama_cpp.llama_set_abort_callback(llm._ctx.ctx, callback, None)
+    try:
+        yield
+    finally:
+        llama_cpp.llama_set_abort_callback(llm._ctx.ctx, llama_cpp.ggml_abort_callback(), None)
 MIN_RATE_TOKENS = 32  # evaluations shorter than this say little about the speed
 
 
@@ -91,21 +109,24 @@ class BackgroundWindow:
             llama_cpp.llama_memory_seq_rm(mem, BACKGROUND_SEQ, have, -1)
         self.tokens = list(tokens[:have])
         evaluated, batch = 0, llm._batch.batch
-        while have < len(tokens):
-            if cancelled():
-                return evaluated, False
-            part = tokens[have:have + CHUNK_TOKENS]
-            batch.n_tokens = len(part)
-            for k, token in enumerate(part):
-                batch.token[k], batch.pos[k], batch.n_seq_id[k] = token, have + k, 1
-                batch.seq_id[k][0] = BACKGROUND_SEQ
-                batch.logits[k] = have + k == len(tokens) - 1  # the last token's logits are sampled first
-            if (rc := llama_cpp.llama_decode(ctx, batch)) != 0:
-                self.clear(llm)
-                raise RuntimeError(f"llama_decode returned {rc} for the background window")
-            have += len(part)
-            evaluated += len(part)
-            self.tokens += part
+        with abortable(llm, cancelled):
+            while have < len(tokens):
+                if cancelled():
+                    return evaluated, False
+                part = tokens[have:have + CHUNK_TOKENS]
+                batch.n_tokens = len(part)
+                for k, token in enumerate(part):
+                    batch.token[k], batch.pos[k], batch.n_seq_id[k] = token, have + k, 1
+                    batch.seq_id[k][0] = BACKGROUND_SEQ
+                    batch.logits[k] = have + k == len(tokens) - 1  # the last token's logits are sampled first
+                if (rc := llama_cpp.llama_decode(ctx, batch)) == ABORTED and cancelled():
+                    return evaluated, False  # the chunk's cells are gone: this window holds self.tokens
+                if rc != 0:
+                    self.clear(llm)
+                    raise RuntimeError(f"llama_decode returned {rc} for the background window")
+                have += len(part)
+                evaluated += len(part)
+                self.tokens += part
         return evaluated, True
 
     def adopt(self, llm: Any, logits: bool) -> np.ndarray | None:

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..context.prompt import Segment, Text, expand, fit_segments
 from ..gguf.inspect import ModelFileError, ModelFileInfo, inspect_model_file
-from .background import CHUNK_TOKENS, BackgroundWindow, PromptRate, common_prefix
+from .background import ABORTED, CHUNK_TOKENS, BackgroundWindow, PromptRate, abortable, common_prefix
 from .candidates import MAX_CANDIDATES, decode_candidates, final_text, first_line, suffix_scores
 from .decode_rules import DecodeRules
 from .healing import HealPlan, TokenHealer, pick
@@ -284,10 +284,16 @@ class LlamaRunner:
         self._background.make_room(llm, len(tokens))
         self._memo.forget_from(reused)
         llm.n_tokens = reused  # eval() drops sequence 0's cells past n_tokens
-        for start in range(reused, len(tokens), CHUNK_TOKENS):
-            if cancelled():
-                break
-            llm.eval(tokens[start:start + CHUNK_TOKENS])
+        with abortable(llm, cancelled):
+            for start in range(reused, len(tokens), CHUNK_TOKENS):
+                if cancelled():
+                    break
+                try:
+                    llm.eval(tokens[start:start + CHUNK_TOKENS])
+                except RuntimeError as exc:  # n_tokens stays where the chunk began, its cells are gone
+                    if str(exc) != f"llama_decode returned {ABORTED}" or not cancelled():
+                        raise
+                    break
         if reused <= self._exact_until:  # what was evaluated is exact
             self._exact_until, self._drift = llm.n_tokens, 0
         if llm.n_tokens == len(tokens):

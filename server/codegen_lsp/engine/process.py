@@ -219,6 +219,10 @@ def _worked(before: tuple[int, int] | None, after: tuple[int, int] | None) -> bo
     return before is not None and after is not None and (after[0] > before[0] or after[1] > before[1])
 
 
+# What llama.cpp prints on every cancelled background chunk (engine/background.py `abortable`): expected.
+EXPECTED_NATIVE_LINES = ("decode: removing memory module entries for seq_id",)
+
+
 def forward_output(stream: BinaryIO, pid: int | str, limit: int = MAX_LINE_BYTES) -> None:
     """Lines the engine process printed outside its log (native code, a fatal error) into our log.
 
@@ -227,7 +231,8 @@ def forward_output(stream: BinaryIO, pid: int | str, limit: int = MAX_LINE_BYTES
 
     def emit(data: bytearray, cut: bool) -> None:
         if text := data.decode("utf-8", "replace").rstrip():
-            log.warning("engine %s: %s%s", pid, text, f" [line cut at {limit} bytes]" if cut else "")
+            level = logging.DEBUG if text.startswith(EXPECTED_NATIVE_LINES) else logging.WARNING
+            log.log(level, "engine %s: %s%s", pid, text, f" [line cut at {limit} bytes]" if cut else "")
 
     line, cut = bytearray(), False
     with stream:
