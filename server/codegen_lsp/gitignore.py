@@ -158,7 +158,9 @@ class GitIgnored:
         fields = done.stdout.split(b"\0")
         answers: dict[str, str | None] = {}
         for i in range(0, len(fields) - 3, 4):  # source, line number, pattern, path
-            source, line, pattern, path = (os.fsdecode(f) for f in fields[i:i + 4])
+            # the path as asked (surrogate escapes for bytes that are not UTF-8); the rule as people read it
+            source, line, pattern = (f.decode("utf-8", "backslashreplace") for f in fields[i:i + 3])
+            path = os.fsdecode(fields[i + 3])
             # -v also names a `!pattern` that matched: git then does not ignore the file
             answers[path] = (f"ignored by git: {pattern} in {_short(source, top)}:{line}"
                              if pattern and not pattern.startswith("!") else None)

@@ -234,10 +234,13 @@ def test_a_symlinked_name_is_asked_about_too(repo: Path, tmp_path: Path):
 
 
 def test_a_non_utf8_file_name_reaches_git_as_its_bytes(repo: Path):
-    name = os.fsdecode(b"caf\xe9.log")
+    (repo / ".gitignore").write_bytes(b"caf\xe9.txt\n")  # matches those bytes, not a replacement character
+    name = os.fsdecode(b"caf\xe9.txt")
     (repo / name).write_text("x\n")
     rules, _, said = with_git(repo)
-    assert rules.reason_for(uri(str(repo)) + "/caf%E9.log", "plaintext") == "ignored by git: *.log in .gitignore:2"
+    expected = "ignored by git: caf\\xe9.txt in .gitignore:1"  # the byte as people can read it
+    assert rules.reason_for(uri(str(repo)) + "/caf%E9.txt", "plaintext") == expected
+    assert rules.reason_for(uri(str(repo)) + "/cafe.txt", "plaintext") is None
     assert said == []
 
 
