@@ -45,6 +45,7 @@ import {
 } from './serverCommand';
 import { modelSettingValue, needsRestart, readClientSettings, SECTION, type ClientSettings } from './settings';
 import { fromServerStatus, STATUS_NOTIFICATION, statusView, type ClientStatus } from './status';
+import { EXCLUSION_NOTIFICATION, Exclusions } from './exclusion';
 import { FOCUS_NOTIFICATION, FOCUS_SETTLE_MS, focusParams, SERVED_SCHEMES } from './focus';
 import { DID_VIEW_NOTIFICATION, didViewParams, Settler, VIEW_SETTLE_MS, type DidViewParams } from './viewed';
 
@@ -142,6 +143,8 @@ class Controller implements vscode.Disposable {
   /** True while we stop the client ourselves (restart, deactivate). */
   private stoppingByUs = false;
   private status: ClientStatus = { kind: 'starting' };
+  /** Open documents the server will not complete, and why (codegenLsp/exclusion). */
+  private readonly exclusions = new Exclusions();
   private readonly policy: RestartPolicy;
   /** Visible ranges that settled go to the server (its context from other files). */
   private readonly views = new Settler<DidViewParams>(VIEW_SETTLE_MS, (params) => {
@@ -161,7 +164,14 @@ class Controller implements vscode.Disposable {
 
   setStatus(status: ClientStatus): void {
     this.status = status;
-    const view = statusView(status);
+    this.render();
+  }
+
+  /** The status bar item: the server's state, or "off for this file (...)" for an excluded active document. */
+  render(): void {
+    const document = vscode.window.activeTextEditor?.document;
+    const uri = document && this.client ? this.client.code2ProtocolConverter.asUri(document.uri) : undefined;
+    const view = statusView(this.status, this.exclusions.reasonFor(uri));
     this.item.text = view.text;
     this.item.tooltip = view.tooltip;
     this.item.accessibilityInformation = { label: view.accessibilityLabel, role: 'button' };
@@ -196,9 +206,15 @@ class Controller implements vscode.Disposable {
     }
     this.client = client;
     this.launch = undefined;
+    this.exclusions.clear(); // a new server tells about each document as it is opened to it
     client.onNotification(STATUS_NOTIFICATION, (params: unknown) => {
       if (client === this.client) {
         this.setStatus(fromServerStatus(params));
+      }
+    });
+    client.onNotification(EXCLUSION_NOTIFICATION, (params: unknown) => {
+      if (client === this.client && this.exclusions.update(params)) {
+        this.render();
       }
     });
     client.registerFeature(offerFeature);
@@ -464,7 +480,15 @@ class Controller implements vscode.Disposable {
 
   /** The active editor changed (undefined: none, or not a text editor): the last one settles. */
   focused(editor: vscode.TextEditor | undefined): void {
+    this.render(); // "off for this file" follows the active editor at once
     this.focus.offer('active', editor);
+  }
+
+  /** A document was closed: what the server said of it no longer holds (it tells again on the next open). */
+  closed(document: vscode.TextDocument): void {
+    if (this.client) {
+      this.exclusions.closed(this.client.code2ProtocolConverter.asUri(document.uri));
+    }
   }
 
   private sendFocus(editor: vscode.TextEditor | undefined): void {
@@ -516,6 +540,7 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.commands.registerCommand('codegenLsp.showLogs', () => ctl.showLogs()),
     vscode.window.onDidChangeTextEditorVisibleRanges((e) => ctl.viewed(e.textEditor, e.visibleRanges)),
     vscode.window.onDidChangeActiveTextEditor((editor) => ctl.focused(editor)),
+    vscode.workspace.onDidCloseTextDocument((document) => ctl.closed(document)),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (needsRestart((key) => e.affectsConfiguration(key))) {
         output.info('The server command changed; restarting the server.');

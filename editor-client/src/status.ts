@@ -1,5 +1,7 @@
 // What the status bar item shows for each client/server state. Pure: extension.ts applies it.
 
+import { offText } from './exclusion';
+
 export type ClientStatus =
   | { kind: 'starting' }
   | { kind: 'loading'; model: string | null; builtin?: boolean }
@@ -49,7 +51,18 @@ function readyTooltip(model: string | null, builtin?: boolean, origin?: string):
     'or set codegenLsp.model for real suggestions.';
 }
 
-export function statusView(status: ClientStatus): StatusView {
+/**
+ * The item for `status`; `offReason`: the server excludes the active editor's document (exclusion.ts), and
+ * while the server runs normally that is what the item says ("codegen-lsp: off for this file (matches
+ * .env)"); starting, stopped and error states still win.
+ */
+export function statusView(status: ClientStatus, offReason?: string): StatusView {
+  if (offReason !== undefined && (status.kind === 'ready' || status.kind === 'generating' || status.kind === 'loading')) {
+    const text = offText(offReason);
+    return view(`$(circle-slash) ${text}`,
+      `${text}: nothing of it reaches the model. Set by codegenLsp.exclude, codegenLsp.respectGitignore or ` +
+      'codegenLsp.disabledLanguages.', text);
+  }
   switch (status.kind) {
     case 'starting':
       return view(`$(sync~spin) ${NAME}`, `${NAME}: starting the server`, `${NAME} starting`);
