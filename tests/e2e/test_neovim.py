@@ -436,3 +436,32 @@ def test_opening_a_file_warms_the_model_at_the_cursor(nvim: str, memorizing_code
     focus = {"textDocument": {"uri": uri}, "position": {"line": row - 1, "character": col}}
     assert report["after_hop"] == [focus], report["after_hop"]
     assert report["after_scratch"] == [focus], report["after_scratch"]
+
+
+def test_an_excluded_file_says_off_for_this_file_in_its_status(nvim: str, tiny_codegen1, tmp_path: Path):
+    """`codegenLsp/exclusion`: credentials.py matches the server's built-in `credentials*`; the buffer's status
+    says so (M.status(), b:codegen_lsp_off), once as a message, and the complete key says why instead of asking.
+    (Not secrets.py: in Neovim's working directory it would shadow the standard library's `secrets` for the
+    engine process, which `python -m` starts with that directory first on sys.path.)"""
+    secrets, app = tmp_path / "credentials.py", tmp_path / "app.py"
+    secrets.write_text("TOKEN = 'x'\n", encoding="utf-8")
+    app.write_text("import os\n", encoding="utf-8")
+    report = run_nvim(nvim, tmp_path, tiny_codegen1, f"""
+  local said = {{}}
+  vim.notify = function(msg) table.insert(said, msg) end
+  local bufnr = open_and_wait({lua_string(str(secrets))})
+  wait_for('the exclusion notice', 10000, function() return cg.status(bufnr) ~= nil end)
+  report.status, report.var = cg.status(), vim.b.codegen_lsp_off
+  local answered
+  cg.complete({{ on_done = function(text) answered = text or false end }})
+  wait_for('the complete key', 10000, function() return answered ~= nil end)
+  report.answered = answered
+  local other = open_and_wait({lua_string(str(app))})
+  vim.wait(300)
+  report.other_status = cg.status(other) or vim.NIL
+  report.said = said
+""")
+    text = "codegen-lsp: off for this file (matches credentials*)"
+    assert report["status"] == report["var"] == text, report
+    assert report["answered"] is False and report["other_status"] is None
+    assert report["said"] == [text, text], report["said"]  # the notice, then the complete key

@@ -9,8 +9,10 @@
 -- On 0.7-0.9 it starts the server with vim.lsp.start_client from a FileType autocmd and attaches buffers
 -- with vim.lsp.buf_attach_client (vim.lsp.start exists from 0.8, but the same code path serves 0.7-0.9);
 -- on 0.10+ it calls vim.lsp.start. The buffer that becomes current is named to the server (codegenLsp/focus,
--- M.focus) so it warms up the first suggestion there. Tested on 0.7.2 (tests/e2e/test_neovim.py). See
--- docs/editors.md.
+-- M.focus) so it warms up the first suggestion there. A buffer the server will not complete (its `exclude`,
+-- `respectGitignore`, `disabledLanguages` settings) is said once and kept in b:codegen_lsp_off, which
+-- M.status() returns for a statusline: "codegen-lsp: off for this file (matches .env)". Tested on 0.7.2
+-- (tests/e2e/test_neovim.py). See docs/editors.md.
 
 local M = {}
 
@@ -23,6 +25,8 @@ M.SYNTHESIZE_KIND = 'refactor.rewrite.codegen.synthesize'
 M.SYNTHESIZE_COMMAND = 'codegen-lsp.synthesize'
 M.FOCUS_NOTIFICATION = 'codegenLsp/focus'
 M.FOCUS_SETTLE_MS = 150  -- a buffer entered for this long counts as the one worked in
+M.EXCLUSION_NOTIFICATION = 'codegenLsp/exclusion'
+M.OFF_VAR = 'codegen_lsp_off'  -- b:codegen_lsp_off: "codegen-lsp: off for this file (<the rule>)"
 
 local defaults = {
   name = 'codegen-lsp',
@@ -130,6 +134,38 @@ local function make_capabilities()
   return caps
 end
 
+--- `codegenLsp/exclusion` {uri, reason}: the server will not complete that document (reason: the rule that
+--- matched), or will again (reason null). Kept in the buffer's b:codegen_lsp_off and said once.
+local function on_exclusion(_, result)
+  if type(result) ~= 'table' or type(result.uri) ~= 'string' then
+    return
+  end
+  local reason = result.reason
+  if reason == vim.NIL then
+    reason = nil
+  end
+  local ok, fname = pcall(vim.uri_to_fname, result.uri)
+  local bufnr = ok and vim.fn.bufnr(fname) or -1
+  if bufnr < 0 or (reason ~= nil and type(reason) ~= 'string') then
+    return
+  end
+  if reason then
+    local text = 'codegen-lsp: off for this file (' .. reason .. ')'
+    api.nvim_buf_set_var(bufnr, M.OFF_VAR, text)
+    vim.notify(text, vim.log.levels.INFO)
+  else
+    pcall(api.nvim_buf_del_var, bufnr, M.OFF_VAR)
+  end
+  pcall(vim.cmd, 'redrawstatus')
+end
+
+--- For a statusline: "codegen-lsp: off for this file (matches .env)" when the server will not complete
+--- buffer `bufnr` (default: current), else nil.
+function M.status(bufnr)
+  local ok, text = pcall(api.nvim_buf_get_var, bufnr or api.nvim_get_current_buf(), M.OFF_VAR)
+  return ok and text or nil
+end
+
 local function client_config(root)
   local settings = section(config.settings)
   return {
@@ -139,6 +175,7 @@ local function client_config(root)
     init_options = { [M.SECTION] = settings },
     settings = { [M.SECTION] = settings },
     capabilities = make_capabilities(),
+    handlers = { [M.EXCLUSION_NOTIFICATION] = on_exclusion },
     on_attach = function(c, bufnr)
       map_keys(bufnr)
       if bufnr == api.nvim_get_current_buf() then
@@ -204,6 +241,11 @@ function M.setup(opts)
   api.nvim_create_autocmd('BufEnter', {
     group = group,
     callback = function() M.schedule_focus() end,
+  })
+  -- Unloaded, its didClose goes out: the server tells again when it is opened again.
+  api.nvim_create_autocmd('BufUnload', {
+    group = group,
+    callback = function(args) pcall(api.nvim_buf_del_var, args.buf, M.OFF_VAR) end,
   })
   api.nvim_create_autocmd({ 'InsertLeave', 'BufLeave', 'CursorMovedI' }, {
     group = group,
@@ -441,6 +483,10 @@ function M.complete(opts)
   end
   if not client then
     notify('no codegen-lsp client is attached to this buffer', vim.log.levels.WARN)
+    return finish(nil)
+  end
+  if M.status(bufnr) then
+    vim.notify(M.status(bufnr), vim.log.levels.INFO)  -- the server would answer nothing: say why instead
     return finish(nil)
   end
   M.dismiss()
