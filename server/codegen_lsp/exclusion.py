@@ -16,9 +16,12 @@ if either says so (the stricter answer wins, so a `!` re-include through one of 
 exclusion through the other). Non-UTF-8 bytes in a file URI stay as surrogate escapes, so they match
 `?`/`*` and reach git as the same bytes.
 
-Pure apart from two things it is handed or asks once per call: the file system's answer to realpath, and
-the `gitignored` port. The completion core asks through `CompletionPorts.excluded` (completion.py),
-synthesis through the server; nothing else decides.
+Pure apart from the file system's answer to realpath and the `gitignored` port. A document's paths and
+glob verdict are worked out once (its first check) and kept until `forget` (the server calls it when the
+document is opened, so a symlink pointed elsewhere counts from its next open); git's answer is asked for
+on every check, from gitignore.py's cache. That keeps a check to a few stats (bench exclusion). The
+completion core asks through `CompletionPorts.excluded` (completion.py), synthesis through the server;
+nothing else decides.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 from pathspec.patterns.gitignore import GitIgnorePatternError
@@ -36,9 +40,15 @@ from pathspec.patterns.gitignore.basic import GitIgnoreBasicPattern
 DEFAULT_EXCLUDE = (".env", ".env.*", "*.pem", "*.key", "id_rsa*", "id_ed25519*", "*.p12", ".npmrc", ".pypirc",
                    ".netrc", "secrets.*", "credentials*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+KNOWN_DOCUMENTS = 4096  # documents whose paths and glob verdict are kept (a long session starts over past it)
 
-# (paths) -> {path: why git ignores it, or None}; gitignore.GitIgnored is the real one.
-GitIgnoredPort = Callable[[Sequence[str]], Mapping[str, str | None]]
+
+class GitIgnoredPort(Protocol):
+    """git's answer (gitignore.GitIgnored): {path: why git ignores it, or None}, and forgetting paths."""
+
+    def __call__(self, paths: Sequence[str]) -> Mapping[str, str | None]: ...
+
+    def forget(self, paths: Sequence[str]) -> None: ...
 
 
 class GlobError(ValueError):
@@ -83,16 +93,11 @@ def uri_path(uri: str) -> tuple[str | None, str]:
 
 
 def _relative(path: str, root: str) -> str | None:
-    """`path` relative to `root` with '/' separators, or None when it is not below it."""
-    if not root:
+    """`path` relative to `root` (both normalized, absolute) with '/' separators, or None when not below it."""
+    prefix = root if root.endswith(os.sep) else root + os.sep
+    if not path.startswith(prefix) or len(path) == len(prefix):
         return None
-    try:
-        rel = os.path.relpath(path, root)
-    except ValueError:  # another drive (Windows)
-        return None
-    if rel == os.curdir or rel == os.pardir or rel.startswith(os.pardir + os.sep) or os.path.isabs(rel):
-        return None
-    return rel.replace(os.sep, "/")
+    return path[len(prefix):].replace(os.sep, "/")
 
 
 class Exclusion:
@@ -113,23 +118,19 @@ class Exclusion:
                 roots.append(resolved)
         self._roots = tuple(roots)
         self.gitignored = gitignored
+        self._known: dict[str, tuple[str | None, tuple[str, ...]]] = {}  # uri → (glob verdict, paths for git)
 
     def reason_for(self, uri: str, language: str | None = None) -> str | None:
         """Why the document at `uri` (of languageId `language`) must not reach a model, or None."""
         if language and language.lower() in self.disabled_languages:
             return f"language {language} is in disabledLanguages"
-        given, name = uri_path(uri)
-        if given is None:
-            return self._match_name(name)
-        views = self._views(given)
-        for path in views:
-            if (why := self._match_path(path)) is not None:
-                return why
-        if self.gitignored is not None:
-            answers = self.gitignored(self._git_paths(views))
-            for path in self._git_paths(views):
-                if answers.get(path):
-                    return answers[path]
+        why, git_paths = self._examine(uri)
+        if why is not None or self.gitignored is None or not git_paths:
+            return why
+        answers = self.gitignored(git_paths)
+        for path in git_paths:
+            if answers.get(path):
+                return answers[path]
         return None
 
     def prime(self, uris: Iterable[str]) -> None:
@@ -137,13 +138,31 @@ class Exclusion:
         that follow answer from its cache."""
         if self.gitignored is None:
             return
-        paths = []
-        for uri in uris:
-            given, _ = uri_path(uri)
-            if given is not None:
-                paths.extend(self._git_paths(self._views(given)))
+        paths = [path for uri in uris for path in self._examine(uri)[1]]
         if paths:
             self.gitignored(list(dict.fromkeys(paths)))
+
+    def forget(self, uri: str) -> None:
+        """`uri` is opened (again): its paths are resolved afresh and git asked again at its next check."""
+        known = self._known.pop(uri, None)
+        if known is not None and self.gitignored is not None:
+            self.gitignored.forget(known[1])
+
+    def _examine(self, uri: str) -> tuple[str | None, tuple[str, ...]]:
+        """(the glob that excludes `uri`, or None; the paths git is asked about), worked out once."""
+        known = self._known.get(uri)
+        if known is None:
+            if len(self._known) >= KNOWN_DOCUMENTS:
+                self._known.clear()
+            given, name = uri_path(uri)
+            if given is None:
+                known = (self._match_name(name), ())
+            else:
+                views = self._views(given)
+                why = next((w for path in views if (w := self._match_path(path)) is not None), None)
+                known = (why, tuple(self._git_paths(views)))
+            self._known[uri] = known
+        return known
 
     # -- matching --------------------------------------------------------------------------------------
 

@@ -75,6 +75,11 @@ class GitIgnored:
                     answers[path] = asked.get(path)
         return answers
 
+    def forget(self, paths: Sequence[str]) -> None:
+        """Drop the answers for `paths` (their document is opened again: asked afresh)."""
+        for path in paths:
+            self._answers.pop(path, None)
+
     def _stamp(self, path: str, top: str) -> _Stamp:
         """What git's answer for `path` depends on, besides the index: the ignore files on its way."""
         files = [self._exclude_file, _global_ignore(), os.path.join(top, ".gitignore")]

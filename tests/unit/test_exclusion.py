@@ -288,3 +288,27 @@ def test_every_git_call_has_a_deadline(repo: Path, tmp_path: Path):
         assert rules.reason_for((repo / ".env").as_uri(), "plaintext") == "matches .env"
     assert time.monotonic() - started < 5  # one deadline, then git is not asked again
     assert len(said) == 1 and "did not answer within 0.3 s" in said[0], said
+
+
+def test_a_document_is_resolved_once_and_afresh_when_opened_again(tree, repo: Path):
+    """Paths and globs are worked out at a document's first check (a check is then a few stats); the server
+    calls `forget` on didOpen, so a symlink pointed elsewhere counts from the document's next open."""
+    workspace, outside = tree
+    (outside / "plain.txt").write_text("x\n")
+    (outside / ".env").write_text("TOKEN=1\n")
+    link = workspace / "src" / "current.txt"
+    link.symlink_to(outside / "plain.txt")
+    rules = Exclusion(root=workspace)
+    assert rules.reason_for(link.as_uri(), "plaintext") is None
+    link.unlink()
+    link.symlink_to(outside / ".env")
+    assert rules.reason_for(link.as_uri(), "plaintext") is None  # kept from its first check
+    rules.forget(link.as_uri())
+    assert rules.reason_for(link.as_uri(), "plaintext") == "matches .env"
+
+    git_rules, ignored, _ = with_git(repo)
+    out = (repo / "src" / "app.py").as_uri()
+    assert git_rules.reason_for(out, "python") is None
+    calls = ignored.calls
+    git_rules.forget(out)
+    assert git_rules.reason_for(out, "python") is None and ignored.calls == calls + 1  # git asked afresh

@@ -53,6 +53,7 @@ def register(server: "CodegenLanguageServer") -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: "CodegenLanguageServer", params: types.DidOpenTextDocumentParams) -> None:
         d = params.text_document
+        ls.exclusion.forget(d.uri)  # checked afresh: a symlink may point elsewhere now, git asked again
         doc = ls.store.open(d.uri, d.language_id, d.version, d.text)
         ls.completions.seen(doc, 0)
         ls.completions.focused(doc, None)  # a client that sends codegenLsp/focus names the cursor right after
