@@ -182,6 +182,17 @@ def cmd_bench_preempt(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_exclusion(args: argparse.Namespace) -> int:
+    from .bench.exclusion import print_exclusion, run_exclusion
+
+    if args.files < 1 or args.checks < 1:
+        raise CliError(f"--files and --checks: at least 1 (got {args.files}, {args.checks})")
+    report = run_exclusion(args.files, args.checks, args.seed)
+    print_exclusion(report)
+    _write_report(report, args.out)
+    return 0
+
+
 def cmd_bench_first_suggestion(args: argparse.Namespace) -> int:
     import json
     import sys
@@ -451,6 +462,14 @@ def add_bench(sub: argparse._SubParsersAction) -> tuple[type[BaseException], ...
     p.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: all cores)")
     p.add_argument("--out", default="bench-results/preempt.json", help="JSON report")
     p.set_defaults(func=cmd_bench_preempt)
+
+    p = bench.add_parser("exclusion", help="what deciding whether a file may reach a model costs per request, "
+                                           "in a git workspace of 10,000 files")
+    p.add_argument("--files", type=int, default=10000, help="files in the temporary workspace")
+    p.add_argument("--checks", type=int, default=2000, help="checks timed")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="bench-results/exclusion.json", help="JSON report")
+    p.set_defaults(func=cmd_bench_exclusion)
 
     p = bench.add_parser("context", help="per-keystroke cost of context from other files: two servers, with and "
                                          "without, same keys")
