@@ -309,7 +309,14 @@ async def complete(path: Path, line: int, character: int, options: dict, server_
 
     async def work() -> str:
         uri, _ = open_file(client, path)
-        return await inline_at(client, uri, line, character)
+        text = await inline_at(client, uri, line, character)
+        # The stats of the request came before its answer: an excluded file (exclude, .gitignore,
+        # disabledLanguages) says so, as the editors' status does, instead of an unexplained empty line.
+        for stats in client.stats:  # type: ignore[attr-defined]
+            if stats.uri == uri and stats.kind == "request" and stats.reason.startswith("excluded ("):
+                print(f"codegen-lsp: {path}: off for this file ({stats.reason[len('excluded ('):-1]}); nothing "
+                      "of it was sent to the model", file=sys.stderr)
+        return text
 
     return await _one_answer(client, work, "the inline completion request")
 

@@ -232,3 +232,19 @@ async def test_a_malformed_glob_is_refused_by_name_the_defaults_stay_and_no_git_
     assert await asyncio.wait_for(inline(client, secrets, 0, 5), 30) == []
     await wait_for_stats(client, lambda s: s.uri == secrets and s.reason == "excluded (matches secrets.*)")
     assert sum("respectGitignore:" in m.message for m in client.log_messages) == 1
+
+
+def test_the_headless_cli_says_why_an_excluded_file_gets_nothing(tiny_codegen1, tmp_path: Path):
+    root = repository(tmp_path / "repo")
+    for name, line, character in ((".env", 0, 9), ("build/generated.py", 2, 0)):
+        run = subprocess.run([sys.executable, "-m", "codegen_lsp", "complete", str(root / name), "--line", str(line),
+                              "--character", str(character), "--model", str(tiny_codegen1.gguf_path)],
+                             capture_output=True, text=True, timeout=120, cwd=root)
+        assert run.returncode == 0 and run.stdout == "\n", run
+        rule = "matches .env" if name == ".env" else "ignored by git: build/ in .gitignore:1"
+        assert f"{root / name}: off for this file ({rule}); nothing of it was sent to the model" in run.stderr, \
+            run.stderr
+    served = subprocess.run([sys.executable, "-m", "codegen_lsp", "complete", str(root / "app.py"), "--line",
+                             str(APP_END[0]), "--character", str(APP_END[1]), "--model", str(tiny_codegen1.gguf_path)],
+                            capture_output=True, text=True, timeout=120, cwd=root)
+    assert served.returncode == 0 and "off for this file" not in served.stderr, served
