@@ -19,7 +19,6 @@ scheduler pre-empts shows a ~4 ms wall time that is not its cost.
 
 from __future__ import annotations
 
-import os
 import random
 import statistics
 import subprocess
