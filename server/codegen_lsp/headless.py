@@ -90,7 +90,7 @@ async def start_session(root: Path, options: dict, log_level: str = "warning",
     def _stats(params):
         stats.append(SuggestionStats.from_json(params))
 
-    command = [sys.executable, "-m", "codegen_lsp", "serve", "--log-level", log_level]
+    command = [sys.executable, "-P", "-m", "codegen_lsp", "serve", "--log-level", log_level]
     if log_file is not None:
         command += ["--log-file", str(log_file)]
     await client.start_io(*command)

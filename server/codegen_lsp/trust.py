@@ -23,6 +23,8 @@ from .workspace_memory import WorkspaceMemory
 
 REMOTE_KEYS = ("remoteUrl", "remoteApiKey", "remoteModel")  # they send code (and a key) elsewhere
 MODEL_KEY = "model"
+# What would let files the exclusions keep from the model reach it: `!` re-includes, git's ignores off.
+EXCLUDE_KEY, GITIGNORE_KEY = "exclude", "respectGitignore"
 STATE_FILE = "workspace-trust.json"
 ALLOW_TITLE = "Allow"
 DENY_TITLE = "Don't allow"
@@ -70,6 +72,13 @@ def split_workspace_values(values: dict[str, Any] | None, root: Path | None, cac
     if isinstance(model, str) and model and MODEL_KEY not in user_keys and _is_path(model) \
             and not _inside(Path(model).expanduser(), [p for p in (root, cache) if p is not None]):
         held[MODEL_KEY] = now.pop(MODEL_KEY)
+    if now.get(GITIGNORE_KEY) is False and GITIGNORE_KEY not in user_keys:
+        held[GITIGNORE_KEY] = now.pop(GITIGNORE_KEY)
+    patterns = now.get(EXCLUDE_KEY)
+    if isinstance(patterns, list) and EXCLUDE_KEY not in user_keys and \
+            any(isinstance(p, str) and p.lstrip().startswith("!") for p in patterns):
+        held[EXCLUDE_KEY] = patterns  # the whole list once allowed; its stricter patterns apply now
+        now[EXCLUDE_KEY] = [p for p in patterns if not (isinstance(p, str) and p.lstrip().startswith("!"))]
     return now, Pending(held)
 
 
@@ -84,6 +93,10 @@ def question(pending: Pending, file: Path | None) -> str:
         what.append("change which remote model and key your editor's remoteUrl uses")
     if MODEL_KEY in pending.values:
         what.append(f"load the model file {pending.values[MODEL_KEY]}, outside this workspace")
+    loosened = [f"exclude {p}" for p in pending.values.get(EXCLUDE_KEY, ()) if isinstance(p, str) and
+                p.lstrip().startswith("!")] + (["respectGitignore false"] if GITIGNORE_KEY in pending.values else [])
+    if loosened:
+        what.append(f"let files it would keep from the model reach it ({', '.join(loosened)})")
     where = str(file) if file is not None else "This workspace's codegen-lsp.toml"
     return f"{where} asks codegen-lsp to {' and to '.join(what)}. Allow it for this workspace?"
 

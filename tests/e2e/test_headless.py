@@ -130,3 +130,18 @@ def test_settings_schema_lists_every_setting():
     for key in ("model", "promptFormat", "maxTokens", "temperature", "topP", "stop", "contextTokens",
                 "debounceMs", "threads", "gpuLayers"):
         assert key in schema["properties"]
+
+
+def test_a_project_file_named_like_a_standard_module_shadows_nothing(tmp_path, memorizing_codegen1):
+    """The server and its engine process start in the user's project folder: a secrets.py or random.py of
+    the project must not replace the standard library's in them (found by a test whose folder had one)."""
+    for name in ("secrets.py", "random.py"):
+        (tmp_path / name).write_text("raise SystemExit('a project file shadowed the standard library')\n")
+    source = tmp_path / "calc.py"
+    source.write_text("def add(a, b):\n    \n")
+    command = Path(sys.executable).with_name("codegen-lsp")  # the console script a user runs
+    result = subprocess.run([str(command), "complete", str(source), "--line", "1", "--character", "4",
+                             "--model", str(memorizing_codegen1.gguf_path)],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "return a + b\n"

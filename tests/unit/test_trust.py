@@ -64,3 +64,15 @@ def test_an_answer_holds_only_for_the_values_it_was_given_for(tmp_path: Path):
     assert recall(memory, tmp_path / "other", first) is None  # per workspace
     remember(memory, root, first, allowed=False)
     assert recall(trust_memory(tmp_path / "cache"), root, first) is False  # read back from the file
+
+
+def test_loosening_the_exclusions_waits_and_the_stricter_patterns_apply_now(tmp_path: Path):
+    values = {"exclude": ["*.log", "!.env"], "respectGitignore": False, "maxTokens": 32}
+    now, held = split_workspace_values(values, tmp_path, tmp_path / "cache")
+    assert now == {"exclude": ["*.log"], "maxTokens": 32}
+    assert held.values == {"exclude": ["*.log", "!.env"], "respectGitignore": False}
+    asked = question(held, tmp_path / "codegen-lsp.toml")
+    assert "exclude !.env" in asked and "respectGitignore false" in asked, asked
+    # Stricter values do not ask; the user's own settings never do.
+    assert split_workspace_values({"exclude": ["*.log"], "respectGitignore": True}, tmp_path, tmp_path)[1].values == {}
+    assert split_workspace_values(values, tmp_path, tmp_path, {"exclude", "respectGitignore"})[1].values == {}

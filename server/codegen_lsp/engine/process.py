@@ -303,8 +303,10 @@ class _Child:
                    GGML_NO_BACKTRACE="1")
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "codegen_lsp.engine.child", str(theirs.fileno()), str(flags_fd), str(os.getpid()),
-                 str(logging.getLogger().getEffectiveLevel())],
+                # -P: the working directory (the user's project) is not on sys.path, so a project file named
+                # like a standard module (secrets.py, random.py) cannot shadow it in the engine
+                [sys.executable, "-P", "-m", "codegen_lsp.engine.child", str(theirs.fileno()), str(flags_fd),
+                 str(os.getpid()), str(logging.getLogger().getEffectiveLevel())],
                 pass_fds=(theirs.fileno(), flags_fd), stdin=subprocess.DEVNULL, env=env,
                 # What native code prints comes to us, not to our stderr: a reader that never drains that
                 # would block the engine mid-decode. It goes into our (never blocking) log.
