@@ -76,12 +76,12 @@ def test_client_settings_exist(contributed: dict[str, Any]) -> None:
 def test_untrusted_workspaces_cannot_set_what_sends_code_or_runs_a_program(contributed: dict[str, Any]) -> None:
     """VS Code's workspace trust keeps these workspace-level values out until the folder is trusted: the ones
     the server asks about when they come from codegen-lsp.toml (trust.py), and the client's launch command."""
-    from codegen_lsp.trust import MODEL_KEY, REMOTE_KEYS
+    from codegen_lsp.trust import EXCLUDE_KEY, GITIGNORE_KEY, MODEL_KEY, REMOTE_KEYS
 
     package = json.loads(PACKAGE_JSON.read_text(encoding="utf-8"))
     untrusted = package["capabilities"]["untrustedWorkspaces"]
     assert untrusted["supported"] == "limited"
     restricted = set(untrusted["restrictedConfigurations"])
-    assert {PREFIX + key for key in (*REMOTE_KEYS, MODEL_KEY)} | {
+    assert {PREFIX + key for key in (*REMOTE_KEYS, MODEL_KEY, EXCLUDE_KEY, GITIGNORE_KEY)} | {
         CLIENT_PREFIX + "serverCommand", CLIENT_PREFIX + "pythonPath"} <= restricted
     assert restricted <= set(contributed)  # each names a real setting
