@@ -197,9 +197,20 @@ def cmd_bench_first_suggestion(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from .bench.first_suggestion import DEFAULT_FILES, Options, print_first_suggestion, run_first_suggestion
+    from .bench.first_suggestion import DEFAULT_FILES, Options, print_first_suggestion, run_first_suggestion, score
     from .bench.llama_server import LlamaServerError
 
+    if args.from_json:
+        try:
+            report = score(json.loads(Path(args.from_json).read_text()))
+        except (OSError, ValueError, KeyError) as exc:
+            raise CliError(f"{args.from_json}: not a first-suggestion report ({exc})") from None
+        if args.json:
+            json.dump(report, sys.stdout, indent=1)
+            print()
+        else:
+            print_first_suggestion(report)
+        return 0
     model = _model_or_smollm2(args)
     try:
         delays = tuple(float(d) for d in args.delays.split(",") if d.strip())
@@ -453,6 +464,7 @@ def add_bench(sub: argparse._SubParsersAction) -> tuple[type[BaseException], ...
     p.add_argument("--no-llama-server", action="store_true", help="skip llama-server (and its build)")
     p.add_argument("--json", action="store_true", help="print the JSON report instead of the tables")
     p.add_argument("--out", default="bench-results/first-suggestion.json", help="JSON report")
+    p.add_argument("--from-json", default=None, metavar="REPORT", help="run nothing: print a saved report again")
     p.set_defaults(func=cmd_bench_first_suggestion)
 
     p = bench.add_parser("preempt", help="how long a running warm-up holds up a request (added wait against an "

@@ -129,6 +129,7 @@ def test_the_command_on_smollm2(smollm2: Path, tmp_path, capsys):
     assert set(summary) == {"codegen-lsp D=0s", "codegen-lsp D=2s", "full window (firstSuggestionMs 0) D=0s"}
     for row in summary.values():
         assert row["n"] == row["answered"] == 2 and row["p50_s"] > 0 and sum(row["windows"].values()) == 2
+    assert summary["codegen-lsp D=0s"]["same_as_full"] in (0, 1, 2)  # first lines compared with the full window's
     assert report["ratios"]["all files"]["codegen-lsp D=2s"]["vs_full_window"] > 0
     targets = report["targets"]
     assert [t["delay_s"] for t in targets if "full_window" not in t] == [0.0, 2.0]
@@ -137,3 +138,6 @@ def test_the_command_on_smollm2(smollm2: Path, tmp_path, capsys):
     fs.print_first_suggestion(report)  # the tables print from the JSON report alone
     printed = capsys.readouterr().out
     assert "bisect.py" in printed and "targets:" in printed and ("PASS" in printed or "MISS" in printed)
+    again = subprocess.run([sys.executable, "-m", "codegen_lsp", "bench", "first-suggestion", "--from-json", str(out)],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and again.stdout == printed  # a saved report prints the same again

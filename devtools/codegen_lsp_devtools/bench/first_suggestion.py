@@ -97,6 +97,7 @@ class Sample:
     reason: str | None = None  # the stats' reason, or llama-server's endpoint
     server_ready_s: float | None = None  # process start to model ready
     error: str | None = None
+    load_1min: float | None = None  # the machine's 1-minute load average when the sample started
 
 
 # -- files and cursors -------------------------------------------------------------------------------------------
@@ -156,6 +157,13 @@ def pick_cursors(path: Path, count: int, seed: int = 0) -> list[Cursor]:
     return cursors
 
 
+def _load() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
 def first_line(text: str) -> str:
     return text.split("\n", 1)[0].rstrip()
 
@@ -175,7 +183,7 @@ def server_options(model: Path, threads: int | None, settings: dict | None = Non
 
 async def codegen_lsp_sample(cursor: Cursor, delay_s: float, options: dict, run: str = "codegen-lsp") -> Sample:
     """A fresh server: ready, didOpen, focus, `delay_s`, one Automatic inline completion, timed."""
-    sample = Sample(run, cursor.file, cursor.line, delay_s, None)
+    sample = Sample(run, cursor.file, cursor.line, delay_s, None, load_1min=_load())
     stats: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="codegen-lsp-first-") as workdir:
         root = Path(workdir)
@@ -297,7 +305,7 @@ def llama_server_sample(binary: Path, model: Path, threads: int, n_ctx: int, cur
     across cursors: ["/infill"] until it is refused, then ["/completion"]."""
     from .llama_server import LlamaServer, LlamaServerError
 
-    sample = Sample("llama-server", cursor.file, cursor.line, 0.0, None)
+    sample = Sample("llama-server", cursor.file, cursor.line, 0.0, None, load_1min=_load())
     server = LlamaServer(binary, model, threads, n_ctx, n_batch=LLAMA_VIM["n_batch"], log_path=log_path,
                          extra_args=["-ub", str(LLAMA_VIM["n_ubatch"])])
     started = time.perf_counter()
@@ -429,6 +437,11 @@ def run_first_suggestion(options: Options, echo=lambda *a: print(*a, file=sys.st
         "samples": [asdict(s) for s in samples],
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
+    return score(report)
+
+
+def score(report: dict) -> dict:
+    """The summary, ratios and verdicts of a report's samples (also for a saved report: `--from-json`)."""
     report["summary"] = summarize(report)
     report["ratios"] = ratios(report["summary"])
     report["targets"] = targets(report)
@@ -458,6 +471,8 @@ def _stats(group: list[dict]) -> dict:
             "window_reported": sum(bool(s["window_reported"]) for s in group),
             "exact": sum(bool(s["exact"]) for s in group), "empty": sum(not s["suggestion"] for s in group),
             "late": sum((s.get("reason") or "").startswith("the model did not answer") for s in group),
+            "same_as_full": sum(bool(s.get("same_as_full")) for s in group)
+            if any(s.get("same_as_full") is not None for s in group) else None,
             "prompt_tokens_p50": median_of("prompt_tokens"), "evaluated_p50": median_of("evaluated_prompt_tokens"),
             "prompt_ms_p50": median_of("prompt_ms"), "generated_tokens_p50": median_of("generated_tokens"),
             "generate_ms_p50": median_of("generate_ms"),
@@ -482,6 +497,11 @@ def run_label(run: str, delay: float | None) -> str:
 
 def summarize(report: dict) -> dict:
     samples = report["samples"]
+    full = {(s["file"], s["line"]): first_line(s["suggestion"]) for s in samples if s["run"] == "full-window"}
+    for s in samples:  # does a codegen-lsp answer begin with the line the full window gave at the same cursor?
+        key = (s["file"], s["line"])
+        s["same_as_full"] = first_line(s["suggestion"]) == full[key] if s["run"] == "codegen-lsp" and key in full \
+            else None
     out: dict = {"files": {}, "all": {}}
     for f in report["files"]:
         out["files"][f["path"]] = {run_label(r, d): _stats(_group(samples, f["path"], r, d)) for r, d in run_keys(report)}
@@ -556,6 +576,10 @@ def _windows(row: dict) -> str:
     return text if row["window_reported"] else text + " (not reported)"
 
 
+def _same(row: dict) -> str:
+    return "-" if row.get("same_as_full") is None else f"{row['same_as_full']}/{row['n']}"
+
+
 def _empty(row: dict) -> str:
     """Empty answers, and how many of them were the server giving up at requestTimeoutMs."""
     return f"{row['empty']} ({row['late']})" if row.get("late") else str(row["empty"])
@@ -568,18 +592,19 @@ def _medians(row: dict) -> list[str]:
 
 
 def table_lines(report: dict) -> list[str]:
-    header = ["file (lines)", "run", "n", "p50 s", "max s", "windows", "exact", "empty (late)", "errors",
+    header = ["file (lines)", "run", "n", "p50 s", "max s", "windows", "exact", "= full", "empty (late)", "errors",
               "prompt tok", "evaluated", "prompt ms", "gen tok", "gen ms"]
     rows = [header]
     for f in report["files"]:
         name = f"{Path(f['path']).name} ({f['lines']:,})"
         for label, row in report["summary"]["files"][f["path"]].items():
             rows.append([name, label, str(row["n"]), _s(row["p50_s"]), _s(row["max_s"]), _windows(row),
-                         f"{row['exact']}/{row['n']}", _empty(row), str(row["errors"]), *_medians(row)])
+                         f"{row['exact']}/{row['n']}", _same(row), _empty(row), str(row["errors"]), *_medians(row)])
             name = ""
     for label, row in report["summary"]["all"].items():
         rows.append(["all files", label, str(row["n"]), _s(row["p50_s"]), _s(row["max_s"]), _windows(row),
-                     f"{row['exact']}/{row['n']} ({row['exact_percent']:.0f}%)", _empty(row), str(row["errors"]),
+                     f"{row['exact']}/{row['n']} ({row['exact_percent']:.0f}%)", _same(row), _empty(row),
+                     str(row["errors"]),
                      *_medians(row)])
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     return ["  ".join(c.ljust(widths[i]) if i < 2 or i == 5 else c.rjust(widths[i]) for i, c in enumerate(r))
@@ -590,8 +615,11 @@ def print_first_suggestion(report: dict) -> None:
     m, o, srv = report["machine"], report["options"], report["server"]
     print(f"first suggestion after opening a file: model {Path(o['model']).name}, {o['cursors_per_file']} cursors "
           f"per file (seed {o['seed']}), delays {', '.join(f'{d:g}' for d in o['delays_s'])} s, a fresh server each")
+    loads = sorted(s["load_1min"] for s in report["samples"] if s.get("load_1min") is not None)
     print(f"machine: {m['cpu']}, {m['cores']} cores, load {_s(m['load_1min_at_start'])} at start, "
-          f"{_s(m['load_1min_at_end'])} at the end; {report['wall_seconds']:.0f} s")
+          f"{_s(m['load_1min_at_end'])} at the end" + (f", {_s(statistics.median(loads))} median and {_s(loads[-1])} "
+                                                       f"max at a sample's start" if loads else "")
+          + f"; {report['wall_seconds']:.0f} s")
     known = "known" if srv["knows_first_suggestion_ms"] else "NOT known (the full-window run is then the same as D=0)"
     print(f"server: {srv.get('commit')}; {srv.get('server_uncommitted_files', '?')} uncommitted files in server/; "
           f"firstSuggestionMs {known}")
@@ -605,7 +633,8 @@ def print_first_suggestion(report: dict) -> None:
                                      f"({3 * ls['llama_vim']['n_batch'] // 4} tokens)" if ls.get("note") else ""))
     for line in table_lines(report):
         print("  " + line)
-    print("  (seconds: request to answer; windows: the stats' window per answer; empty (late): answers without text, "
+    print("  (seconds: request to answer; windows: the stats' window per answer; = full: first line the same as "
+          "the full window's at that cursor; empty (late): answers without text, "
           "(of them given up at requestTimeoutMs); prompt tok ... gen ms: medians per answer, from the server's "
           "stats, llama-server's timings)")
     print("ratios of p50 (this run):")
