@@ -52,8 +52,8 @@ FOCUS_SETTLE_S = 0.1
 # Without a cursor (a didOpen only), the warm-up evaluates the file's start up to about this many characters
 # per token of the window: what the prompt of any cursor in that stretch starts with.
 TOP_CHARS_PER_TOKEN = 3
-# A warm-up a request pre-empted is sent again after this long (at most WARM_RETRIES times); what it had
-# evaluated stays in the cache, so it goes on where it stopped.
+# A warm-up a request pre-empted (or that ran past requestTimeoutMs) is sent again after this long, at most
+# WARM_RETRIES times; what it had evaluated stays in the cache, so it goes on where it stopped.
 WARM_RETRY_S = 1.0
 WARM_RETRIES = 2
 # The engine gives up on a job at its deadline (GenerationJob.timeout_s) and answers within 0.5 s; we wait
@@ -243,19 +243,31 @@ class CompletionService:
 
     def focused(self, doc: Document, offset: int | None) -> None:
         """`doc` was opened or became the one the person works in, the cursor at `offset` (None: unknown):
-        once it settles (FOCUS_SETTLE_S), evaluate the prompt a suggestion there needs, in the background.
-        Without a cursor, the file's start: what the prompt of any cursor near the top starts with."""
+        once it settles (FOCUS_SETTLE_S), compute the suggestion there in the background and keep it for the
+        request to come (`speculate_next`, kind "warm": from the short window when the full one would take
+        longer, the full window built after it). Without a cursor, evaluate the file's start, decoding
+        nothing: what the prompt of any cursor near the top starts with."""
         if self._refused(doc.uri, doc.language_id):
             return
-        if offset is None:
-            window = self.ports.settings().context_tokens * TOP_CHARS_PER_TOKEN
-            end = doc.text.find("\n", min(len(doc.text), window))
-            offset = len(doc.text) if end < 0 else end + 1
-        offset = min(offset, len(doc.text))
+        if offset is not None:
+            offset = min(offset, len(doc.text))
+            self._replace_warm_up(doc.uri, self._suggest_ahead(doc, doc.text[:offset], doc.text[offset:]))
+            return
+        window = self.ports.settings().context_tokens * TOP_CHARS_PER_TOKEN
+        end = doc.text.find("\n", min(len(doc.text), window))
+        offset = len(doc.text) if end < 0 else end + 1
         self._replace_warm_up(doc.uri, self.warm_up(doc, doc.text[:offset], doc.text[offset:], FOCUS_SETTLE_S))
 
+    async def _suggest_ahead(self, doc: Document, prefix: str, suffix: str) -> None:
+        """A pre-empted one is sent again after WARM_RETRY_S (WARM_RETRIES times at most), like a warm-up."""
+        for attempt in range(WARM_RETRIES + 1):
+            await asyncio.sleep(FOCUS_SETTLE_S if attempt == 0 else WARM_RETRY_S)
+            if not self.ports.is_current(doc.uri, doc.version) or \
+                    await self.speculate_next(doc, prefix, suffix, kind="warm") != SUPERSEDED:
+                return
+
     def _replace_warm_up(self, uri: str, work: Coroutine[Any, Any, None]) -> None:
-        if self._warm_up is not None:
+        if self._warm_up is not None and self._warm_up[1] is not asyncio.current_task():
             self._warm_up[1].cancel()
         task = self.ports.spawn(work)
         self._warm_up = (uri, task)
@@ -284,8 +296,8 @@ class CompletionService:
             self.ports.log(f"warm-up for {doc.uri}: {result.evaluated_prompt_tokens} of {result.prompt_tokens} "
                            f"prompt tokens evaluated in {result.prompt_seconds * 1000:.0f} ms, {result.window} "
                            f"window ({reason})")
-            if reason != SUPERSEDED:
-                return
+            if reason == WARMED or not (result.cancelled or result.finish_reason == "error"):
+                return  # done; else pre-empted or past its deadline: what it evaluated stays, go on later
 
     def _extend_after(self, doc: Document, prefix: str, suffix: str, result: GenerationResult) -> None:
         """A short window answered: build the full one in the background, for the keystrokes to come."""
@@ -456,11 +468,12 @@ class CompletionService:
         loop.call_soon_threadsafe(self.ports.log, f"generation cancelled after {result.generated_tokens} tokens "
                                                   f"({result.finish_reason})")
 
-    async def speculate_next(self, doc: Document, prefix: str, suffix: str, kind: Kind = "speculative") -> None:
+    async def speculate_next(self, doc: Document, prefix: str, suffix: str, kind: Kind = "speculative") -> str | None:
         """Compute a suggestion nobody asked for yet while the engine is idle and keep it in the
         recent-context cache: the one after a suggestion just given (as if accepted, like llama.vim), or
         the one at an edit that settled without a request (which also warms the KV cache). Any request
-        for the document cancels this (newest wins), so it never delays one."""
+        for the document cancels this (newest wins), so it never delays one. Returns the stats' reason
+        (None when nothing ran: the document has a job in flight, or the answer is cached)."""
         if self._refused(doc.uri, doc.language_id) or doc.uri in self.inflight \
                 or self.cache.lookup(doc.uri, prefix, suffix) is not None:
             return
@@ -477,10 +490,10 @@ class CompletionService:
                 del self.inflight[doc.uri]
         if isinstance(result, Suggestion):
             ports.publish_stats(_stats(doc.uri, doc.version, kind, result.reason))
-            return
+            return result.reason
         if result.cancelled:
             ports.publish_stats(_stats(doc.uri, doc.version, kind, SUPERSEDED, result, job))
-            return
+            return SUPERSEDED
         processed = postprocess(context, result.text, mode, settings.repetition_filter)
         self.cache.remember_context(doc.uri, prefix, suffix, processed.text)
         self._extend_after(doc, prefix, suffix, result)
@@ -489,6 +502,7 @@ class CompletionService:
         why = "speculative next suggestion" if kind == "speculative" else "warmed suggestion"
         ports.log(f"{why} for {doc.uri} ready ({result.evaluated_prompt_tokens} evaluated, "
                   f"{result.generated_tokens} decoded, {processed.reason})")
+        return reason
 
     async def warm_after_edit(self, doc: Document, offset: int) -> None:
         """When an edit settles and no request came for it, precompute the suggestion at the edit's end."""

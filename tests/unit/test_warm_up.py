@@ -13,14 +13,30 @@ from codegen_lsp.engine.jobs import GenerationResult
 from test_completion_service import URI, WAIT_S, Harness, bounded
 
 
-async def test_a_focus_sends_one_background_warm_up_of_the_prompt_at_the_cursor():
+async def test_a_focus_computes_the_suggestion_at_the_cursor_in_the_background_for_the_request_to_come():
     h = Harness()
-    doc = h.open("import os\n\ndef main():\n    return os.getcwd()\n")
-    h.service.focused(doc, len("import os\n\ndef main():\n    "))
+    doc = h.open("import os\n\ndef main():\n    \n")
+    cursor = len("import os\n\ndef main():\n    ")
+    h.service.focused(doc, cursor)
     job = await h.engine.job(0)
-    assert job.job.warm_only and job.job.background, job.job
+    assert job.job.background and not job.job.warm_only, job.job
     assert job.prompt == "import os\n\ndef main():\n    "
     assert job.job.prompt_budget_s == h.settings.first_suggestion_ms / 1000
+    job.answer("return os.getcwd()")
+    (warm,) = await h.stats_of("warm")
+    assert (warm.reason, warm.source) == ("ok", "model"), warm
+    answer = await bounded(h.service.suggest(doc, cursor, cursor))
+    assert answer.text == "return os.getcwd()" and len(h.engine.jobs) == 1  # no second model call
+    assert h.requests()[-1].source == "recent-context cache"
+
+
+async def test_a_focus_without_a_cursor_warms_the_file_start_decoding_nothing():
+    h = Harness()
+    doc = h.open("import os\n\ndef main():\n    return os.getcwd()\n")
+    h.service.focused(doc, None)
+    job = await h.engine.job(0)
+    assert job.job.warm_only and job.job.background, job.job
+    assert job.prompt == doc.text  # a short file: all of it
     job.future.set_result(GenerationResult("", "warm", prompt_tokens=9, evaluated_prompt_tokens=9))
     (warm,) = await h.stats_of("warm")
     assert (warm.reason, warm.finish, warm.evaluated_prompt_tokens) == (WARMED, "warm", 9), warm
@@ -70,14 +86,15 @@ async def test_a_full_answer_needs_no_extension():
 
 
 async def test_a_pre_empted_warm_up_is_sent_again_later():
-    h = Harness()
-    doc = h.open("total = 1\n")
-    h.service.focused(doc, 4)
-    first = await h.engine.job(0)
-    first.job.cancel.set()  # what the engine does when a request arrives
-    again = await asyncio.wait_for(h.engine.job(1), WAIT_S)
-    assert again.job.warm_only and again.prompt == first.prompt
-    assert [s.reason for s in h.stats if s.kind == "warm"] == ["superseded by a newer request"]
+    for offset in (None, 4):  # the file's start; the suggestion at a cursor
+        h = Harness()
+        doc = h.open("total = 1\n")
+        h.service.focused(doc, offset)
+        first = await h.engine.job(0)
+        first.job.cancel.set()  # what the engine does when a request arrives
+        again = await asyncio.wait_for(h.engine.job(1), WAIT_S)
+        assert again.job.warm_only == first.job.warm_only and again.prompt == first.prompt
+        assert [s.reason for s in h.stats if s.kind == "warm"] == ["superseded by a newer request"]
 
 
 def test_prompt_rate_is_unknown_until_measured_and_follows_what_it_sees():
