@@ -274,10 +274,13 @@ class CompletionService:
         task.add_done_callback(lambda t: setattr(self, "_warm_up", None) if self._warm_up and self._warm_up[1] is t
                                else None)
 
-    async def warm_up(self, doc: Document, prefix: str, suffix: str, delay: float = 0.0) -> None:
+    async def warm_up(self, doc: Document, prefix: str, suffix: str, delay: float = 0.0,
+                      then_suggest: bool = False) -> None:
         """Evaluate the prompt at the end of `prefix` into the model's cache, decoding nothing: a background
         job (any request pre-empts it), with the short window first when the full one would take longer
-        than firstSuggestionMs (engine/background.py). One `codegenLsp/stats` of kind "warm" says how far it got."""
+        than firstSuggestionMs (engine/background.py). One `codegenLsp/stats` of kind "warm" says how far it got.
+        `then_suggest`: a suggestion there came from the short window; once the full one is built, compute
+        the full window's suggestion and keep it instead (the document unchanged)."""
         for attempt in range(WARM_RETRIES + 1):
             if wait := (delay if attempt == 0 else WARM_RETRY_S):
                 await asyncio.sleep(wait)
@@ -296,13 +299,16 @@ class CompletionService:
             self.ports.log(f"warm-up for {doc.uri}: {result.evaluated_prompt_tokens} of {result.prompt_tokens} "
                            f"prompt tokens evaluated in {result.prompt_seconds * 1000:.0f} ms, {result.window} "
                            f"window ({reason})")
+            if reason == WARMED and result.window == "full" and then_suggest and \
+                    self.ports.is_current(doc.uri, doc.version):
+                await self.speculate_next(doc, prefix, suffix, kind="warm", refresh=True)
             if reason == WARMED or not (result.cancelled or result.finish_reason == "error"):
                 return  # done; else pre-empted or past its deadline: what it evaluated stays, go on later
 
     def _extend_after(self, doc: Document, prefix: str, suffix: str, result: GenerationResult) -> None:
         """A short window answered: build the full one in the background, for the keystrokes to come."""
         if result.window == "short":
-            self._replace_warm_up(doc.uri, self.warm_up(doc, prefix, suffix))
+            self._replace_warm_up(doc.uri, self.warm_up(doc, prefix, suffix, then_suggest=True))
 
     # -- suggestions --------------------------------------------------------------------------------
 
@@ -468,15 +474,16 @@ class CompletionService:
         loop.call_soon_threadsafe(self.ports.log, f"generation cancelled after {result.generated_tokens} tokens "
                                                   f"({result.finish_reason})")
 
-    async def speculate_next(self, doc: Document, prefix: str, suffix: str, kind: Kind = "speculative") -> str | None:
+    async def speculate_next(self, doc: Document, prefix: str, suffix: str, kind: Kind = "speculative",
+                             refresh: bool = False) -> str | None:
         """Compute a suggestion nobody asked for yet while the engine is idle and keep it in the
         recent-context cache: the one after a suggestion just given (as if accepted, like llama.vim), or
         the one at an edit that settled without a request (which also warms the KV cache). Any request
         for the document cancels this (newest wins), so it never delays one. Returns the stats' reason
-        (None when nothing ran: the document has a job in flight, or the answer is cached)."""
+        (None when nothing ran: the document has a job in flight, or the answer is cached and not `refresh`)."""
         if self._refused(doc.uri, doc.language_id) or doc.uri in self.inflight \
-                or self.cache.lookup(doc.uri, prefix, suffix) is not None:
-            return
+                or (not refresh and self.cache.lookup(doc.uri, prefix, suffix) is not None):
+            return None
         ports, settings = self.ports, self.ports.settings()
         context = completion_context(settings, doc, prefix, suffix)
         mode = suggestion_mode(context)

@@ -112,3 +112,23 @@ def test_common_prefix():
     assert common_prefix([1, 2, 3], [1, 2, 4, 5]) == 2
     assert common_prefix([], [1]) == 0
     assert common_prefix([1, 2], [1, 2]) == 2
+
+
+async def test_once_the_full_window_is_built_its_suggestion_replaces_the_short_windows():
+    h = Harness()
+    doc = h.open("import os\n\ndef main():\n    \n")
+    cursor = len("import os\n\ndef main():\n    ")
+    h.service.focused(doc, cursor)
+    ahead = await h.engine.job(0)
+    ahead.future.set_result(replace(GenerationResult("return None", "end", 3, 3, 2), window="short"))
+    extend = await h.engine.job(1)
+    assert extend.job.warm_only and extend.prompt == ahead.prompt
+    extend.future.set_result(GenerationResult("", "warm", 9, 6, window="full"))
+    again = await h.engine.job(2)
+    assert again.job.background and not again.job.warm_only and again.prompt == ahead.prompt, again.job
+    again.future.set_result(GenerationResult("return os.getcwd()", "end", 9, 0, 5))
+    await h.stats_of("warm")
+    while len([s for s in h.stats if s.kind == "warm"]) < 3:
+        await asyncio.sleep(0.01)
+    answer = await bounded(h.service.suggest(doc, cursor, cursor))
+    assert answer.text == "return os.getcwd()" and len(h.engine.jobs) == 3, answer
