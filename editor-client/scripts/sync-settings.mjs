@@ -11,7 +11,8 @@
 //   anyOf [{type: X, ...bounds}, {type: "null"}] becomes type [X, "null"] plus the bounds;
 //   kept keys: type, default, description (as markdownDescription), enum, minimum, maximum,
 //   exclusiveMinimum, exclusiveMaximum, items; everything else (title, ...) is dropped.
-// The client-only settings (codegenLsp.client.*) are written from CLIENT_PROPERTIES below.
+// The client-only settings (codegenLsp.client.*) are written from CLIENT_PROPERTIES below, and every
+// setting named in SCOPES gets that "scope" (the schema has no such notion), so a regeneration keeps them.
 
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -21,17 +22,41 @@ import { fileURLToPath } from 'node:url';
 export const PREFIX = 'codegenLsp.';
 export const KEPT_KEYS = ['type', 'default', 'enum', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'items'];
 
+/**
+ * VS Code's setting scopes for the settings that name a program to run or hold a key: "machine" means user
+ * (or remote) settings only, so a workspace's .vscode/settings.json cannot set them (VS Code ignores such a
+ * value there and says so), and Settings Sync does not copy them to other machines.
+ * - client.serverCommand, client.pythonPath: the program the extension starts (code execution);
+ * - remoteApiKey: a secret; it would otherwise be readable from, and committed with, a workspace's settings.
+ * Deliberately left at the default (window) scope: `model` (a file the server only reads, chosen per project by
+ * "Pick model"; it is in restrictedConfigurations, so an untrusted workspace cannot set it), `remoteUrl` (also
+ * restricted: a team may point a project at its own inference server).
+ */
+export const SCOPES = {
+  'codegenLsp.remoteApiKey': 'machine',
+  'codegenLsp.client.serverCommand': 'machine',
+  'codegenLsp.client.pythonPath': 'machine',
+};
+
 export const CLIENT_PROPERTIES = {
+  'codegenLsp.client.enable': {
+    type: 'object',
+    additionalProperties: { type: 'boolean' },
+    default: { '*': true },
+    markdownDescription: 'Inline suggestions on or off, per languageId, like `github.copilot.enable`: e.g. `{"*": true, "markdown": false}`. A language\'s own entry wins over `"*"`. Set by "codegen-lsp: Toggle suggestions" (`"*"`) and "Toggle suggestions for this language". While off, no request reaches the server. (`codegenLsp.disabledLanguages` goes further: nothing of those files reaches the model at all.)',
+  },
   'codegenLsp.client.serverCommand': {
     type: 'array',
     items: { type: 'string' },
     default: [],
-    markdownDescription: 'Full command line that starts the server over stdio, e.g. `["/opt/venv/bin/codegen-lsp", "serve"]`. Empty: `<python> -m codegen_lsp serve`. Changing it restarts the server.',
+    scope: 'machine',
+    markdownDescription: 'Full command line that starts the server over stdio, e.g. `["/path/to/codegen-lsp/.venv/bin/codegen-lsp", "serve"]` after `make install` in a checkout. Empty: `<python> -m codegen_lsp serve`. User (or remote) settings only: a workspace cannot choose the program that runs. Changing it restarts the server.',
   },
   'codegenLsp.client.pythonPath': {
     type: 'string',
     default: '',
-    markdownDescription: 'Interpreter that runs `-m codegen_lsp serve`. Empty: the Python extension\'s selected interpreter, else `python3`. Changing it restarts the server.',
+    scope: 'machine',
+    markdownDescription: 'Interpreter that runs `-m codegen_lsp serve` (one you installed the server into). Empty: the Python extension\'s selected interpreter, else `python3`. User (or remote) settings only: a workspace cannot choose the program that runs. Changing it restarts the server.',
   },
   'codegenLsp.client.completionFallback': {
     type: 'boolean',
@@ -82,6 +107,9 @@ export function configurationFromSchema(schema) {
   const properties = {};
   for (const [name, prop] of Object.entries(schema.properties ?? {})) {
     properties[PREFIX + name] = convertProperty(prop);
+    if (SCOPES[PREFIX + name]) {
+      properties[PREFIX + name].scope = SCOPES[PREFIX + name];
+    }
   }
   return {
     title: 'codegen-lsp',

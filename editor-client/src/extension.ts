@@ -48,6 +48,20 @@ import { fromServerStatus, STATUS_NOTIFICATION, statusView, type ClientStatus } 
 import { EXCLUSION_NOTIFICATION, Exclusions } from './exclusion';
 import { FOCUS_NOTIFICATION, FOCUS_SETTLE_MS, focusParams, SERVED_SCHEMES } from './focus';
 import { DID_VIEW_NOTIFICATION, didViewParams, Settler, VIEW_SETTLE_MS, type DidViewParams } from './viewed';
+import { isShownSuggestion, parseStats, STATS_NOTIFICATION, type SuggestionStats } from './stats';
+import {
+  ENABLE_KEY,
+  formatClock,
+  readEnableMap,
+  Snooze,
+  SNOOZE_CHOICES,
+  snoozeChoiceLabel,
+  suggestionState,
+  toggledAll,
+  withLanguage,
+  type EnableMap,
+  type SuggestionState,
+} from './suggestions';
 
 export { LANGUAGES } from './languages';
 
@@ -102,6 +116,25 @@ function offerUi(client: LanguageClient): OfferUi {
   };
 }
 
+function enableMap(): EnableMap {
+  return readEnableMap(vscode.workspace.getConfiguration(SECTION).get(ENABLE_KEY));
+}
+
+/** Writes codegenLsp.client.enable where it takes effect: the workspace when it sets the key, else the user settings. */
+async function saveEnableMap(map: EnableMap): Promise<void> {
+  const config = vscode.workspace.getConfiguration(SECTION);
+  const seen = config.inspect(ENABLE_KEY);
+  const target = seen?.workspaceFolderValue !== undefined || seen?.workspaceValue !== undefined
+    ? vscode.ConfigurationTarget.Workspace
+    : vscode.ConfigurationTarget.Global;
+  await config.update(ENABLE_KEY, map, target);
+}
+
+/** The languageId the switches apply to for `document`: one the server serves, else none ("*" decides). */
+function servedLanguage(document: vscode.TextDocument | undefined): string | undefined {
+  return document && (LANGUAGES as readonly string[]).includes(document.languageId) ? document.languageId : undefined;
+}
+
 function clientSettings(): ClientSettings {
   const config = vscode.workspace.getConfiguration(SECTION);
   return readClientSettings((key) => config.get(key));
@@ -146,6 +179,11 @@ class Controller implements vscode.Disposable {
   /** Open documents the server will not complete, and why (codegenLsp/exclusion). */
   private readonly exclusions = new Exclusions();
   private readonly policy: RestartPolicy;
+  /** Suggestions off in this window until a time ("Snooze suggestions…"). */
+  private readonly snooze = new Snooze();
+  private snoozeTimers: ReturnType<typeof setTimeout>[] = [];
+  /** The last suggestion asked for, as the server's codegenLsp/stats told it; absent from servers that never send them. */
+  private lastStats: SuggestionStats | undefined;
   /** Visible ranges that settled go to the server (its context from other files). */
   private readonly views = new Settler<DidViewParams>(VIEW_SETTLE_MS, (params) => {
     if (this.client?.isRunning()) {
@@ -171,11 +209,140 @@ class Controller implements vscode.Disposable {
   render(): void {
     const document = vscode.window.activeTextEditor?.document;
     const uri = document && this.client ? this.client.code2ProtocolConverter.asUri(document.uri) : undefined;
-    const view = statusView(this.status, this.exclusions.reasonFor(uri));
+    const view = statusView(this.status, {
+      offReason: this.exclusions.reasonFor(uri),
+      suggestions: this.suggestionsFor(document),
+      lastStats: this.lastStats,
+    });
     this.item.text = view.text;
     this.item.tooltip = view.tooltip;
     this.item.accessibilityInformation = { label: view.accessibilityLabel, role: 'button' };
     this.item.backgroundColor = view.error ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;
+  }
+
+  /** Whether suggestions are on for a document of this language now (snooze, then codegenLsp.client.enable). */
+  suggestionsFor(document: vscode.TextDocument | undefined): SuggestionState {
+    return suggestionState(enableMap(), servedLanguage(document), this.snooze);
+  }
+
+  /** "Toggle suggestions": ends a snooze, else flips codegenLsp.client.enable["*"]. */
+  async toggle(): Promise<void> {
+    if (this.snooze.active()) {
+      this.endSnooze();
+      return;
+    }
+    const map = toggledAll(enableMap());
+    await saveEnableMap(map);
+    this.render();
+    const language = servedLanguage(vscode.window.activeTextEditor?.document);
+    const state = this.suggestionsFor(vscode.window.activeTextEditor?.document);
+    if (language && (state.kind === 'on') !== map['*']) {
+      // A language's own entry wins over "*": say so rather than look broken.
+      void vscode.window.showInformationMessage(`codegen-lsp: suggestions are ${map['*'] ? 'on' : 'off'} ` +
+        `except for ${language}, which codegenLsp.client.enable sets on its own.`);
+    }
+  }
+
+  /** "Toggle suggestions for this language": codegenLsp.client.enable[languageId]. */
+  async toggleLanguage(): Promise<void> {
+    const document = vscode.window.activeTextEditor?.document;
+    const language = servedLanguage(document);
+    if (!language) {
+      void vscode.window.showInformationMessage('codegen-lsp: open a file in one of the languages it serves first.');
+      return;
+    }
+    const map = enableMap();
+    const on = suggestionState(map, language, new Snooze()).kind === 'on';
+    await saveEnableMap(withLanguage(map, language, !on));
+    this.render();
+  }
+
+  /** "Snooze suggestions…": a quick pick of durations (or `minutes` from a keybinding's args). */
+  async pickSnooze(minutes?: unknown): Promise<void> {
+    if (typeof minutes === 'number' && minutes > 0) {
+      this.startSnooze(minutes);
+      return;
+    }
+    type Item = vscode.QuickPickItem & { minutes: number };
+    const items: Item[] = SNOOZE_CHOICES.map((m) => ({ label: snoozeChoiceLabel(m), minutes: m }));
+    const until = this.snooze.endsAt();
+    if (until !== undefined) {
+      items.unshift({ label: 'Resume suggestions now', description: `snoozed until ${formatClock(until)}`, minutes: 0 });
+    }
+    const picked = await vscode.window.showQuickPick(items, {
+      title: 'codegen-lsp: Snooze suggestions',
+      placeHolder: 'No inline suggestions for… (they come back by themselves)',
+    });
+    if (!picked) {
+      return;
+    }
+    if (picked.minutes === 0) {
+      this.endSnooze();
+    } else {
+      this.startSnooze(picked.minutes);
+    }
+  }
+
+  private startSnooze(minutes: number): void {
+    this.clearSnoozeTimers();
+    const until = this.snooze.start(minutes);
+    this.output.info(`Suggestions snoozed until ${formatClock(until)}.`);
+    // The remaining time in the status bar, and the end of the snooze, without any event to wait for.
+    this.snoozeTimers.push(setInterval(() => this.render(), 15_000));
+    this.snoozeTimers.push(setTimeout(() => this.endSnooze(), until - Date.now() + 50));
+    this.render();
+  }
+
+  private endSnooze(): void {
+    this.clearSnoozeTimers();
+    if (this.snooze.active()) {
+      this.snooze.cancel();
+    }
+    this.output.info('Suggestions are back on (snooze ended).');
+    this.render();
+  }
+
+  private clearSnoozeTimers(): void {
+    for (const timer of this.snoozeTimers) {
+      clearTimeout(timer);
+    }
+    this.snoozeTimers = [];
+  }
+
+  /** "Complete here" asks for a suggestion, unless the switches keep them off (then it says why). */
+  async completeHere(): Promise<void> {
+    const state = this.suggestionsFor(vscode.window.activeTextEditor?.document);
+    if (state.kind !== 'on') {
+      const why = state.kind === 'snoozed' ? `snoozed until ${formatClock(state.until)}`
+        : state.kind === 'offForLanguage' ? `off for ${state.languageId}` : 'off';
+      void vscode.window.showInformationMessage(`codegen-lsp: suggestions are ${why}.`);
+      return;
+    }
+    await vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
+  }
+
+  /** The status bar item's menu: the switches and the usual commands. */
+  async showMenu(): Promise<void> {
+    const document = vscode.window.activeTextEditor?.document;
+    const language = servedLanguage(document);
+    const state = this.suggestionsFor(document);
+    const allOn = suggestionState(enableMap(), undefined, new Snooze()).kind === 'on';
+    const languageOn = language !== undefined && suggestionState(enableMap(), language, new Snooze()).kind === 'on';
+    type Item = vscode.QuickPickItem & { command: string };
+    const items: Item[] = [
+      { label: state.kind === 'snoozed' ? '$(play) Resume suggestions' : allOn ? '$(circle-slash) Turn suggestions off'
+        : '$(check) Turn suggestions on', command: 'codegenLsp.toggle' },
+      { label: '$(clock) Snooze suggestions…', command: 'codegenLsp.snooze' },
+      ...(language ? [{ label: `${languageOn ? '$(circle-slash) Turn off' : '$(check) Turn on'} for ${language}`,
+        command: 'codegenLsp.toggleLanguage' }] : []),
+      { label: '$(output) Show logs', command: 'codegenLsp.showLogs' },
+      { label: '$(symbol-file) Pick model', command: 'codegenLsp.pickModel' },
+      { label: '$(debug-restart) Restart server', command: 'codegenLsp.restartServer' },
+    ];
+    const picked = await vscode.window.showQuickPick(items, { title: 'codegen-lsp' });
+    if (picked) {
+      await vscode.commands.executeCommand(picked.command);
+    }
   }
 
   start(): Promise<void> {
@@ -207,9 +374,17 @@ class Controller implements vscode.Disposable {
     this.client = client;
     this.launch = undefined;
     this.exclusions.clear(); // a new server tells about each document as it is opened to it
+    this.lastStats = undefined; // and about its own suggestions (an old server never does)
     client.onNotification(STATUS_NOTIFICATION, (params: unknown) => {
       if (client === this.client) {
         this.setStatus(fromServerStatus(params));
+      }
+    });
+    client.onNotification(STATS_NOTIFICATION, (params: unknown) => {
+      const stats = parseStats(params);
+      if (client === this.client && stats && isShownSuggestion(stats)) {
+        this.lastStats = stats;
+        this.render();
       }
     });
     client.onNotification(EXCLUSION_NOTIFICATION, (params: unknown) => {
@@ -333,9 +508,13 @@ class Controller implements vscode.Disposable {
         closed: () => this.onClosed(),
       },
       middleware: {
+        // Off, snoozed or off for the language: answer nothing and send no request.
+        provideInlineCompletionItems: (document, position, context, token, next) =>
+          this.suggestionsFor(document).kind === 'on' ? next(document, position, context, token) : undefined,
         // Inline suggestions are the product; the completion list only on request (completionFallback).
         provideCompletionItem: (document, position, context, token, next) =>
-          clientSettings().completionFallback ? next(document, position, context, token) : undefined,
+          clientSettings().completionFallback && this.suggestionsFor(document).kind === 'on'
+            ? next(document, position, context, token) : undefined,
       },
     };
   }
@@ -496,6 +675,9 @@ class Controller implements vscode.Disposable {
     if (!editor || !client?.isRunning() || editor !== vscode.window.activeTextEditor) {
       return;
     }
+    if (this.suggestionsFor(editor.document).kind !== 'on') {
+      return; // a focus makes the server compute a suggestion ahead: none while they are off
+    }
     const c2p = client.code2ProtocolConverter;
     const doc = editor.document;
     const params = focusParams({
@@ -510,6 +692,7 @@ class Controller implements vscode.Disposable {
   }
 
   dispose(): void {
+    this.clearSnoozeTimers();
     this.views.dispose();
     this.focus.dispose();
     void this.stop();
@@ -522,7 +705,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const output = vscode.window.createOutputChannel('codegen-lsp', { log: true });
   const item = vscode.window.createStatusBarItem('codegen-lsp.status', vscode.StatusBarAlignment.Right, 100);
   item.name = 'codegen-lsp';
-  item.command = 'codegenLsp.showLogs';
+  item.command = 'codegenLsp.showMenu';
   const ctl = new Controller(output, item);
   controller = ctl;
   ctl.setStatus({ kind: 'starting' });
@@ -533,8 +716,11 @@ export function activate(context: vscode.ExtensionContext): void {
     item,
     ctl,
     vscode.commands.registerCommand('codegenLsp.synthesizeFromComments', () => ctl.synthesize()),
-    vscode.commands.registerCommand('codegenLsp.completeHere', () =>
-      vscode.commands.executeCommand('editor.action.inlineSuggest.trigger')),
+    vscode.commands.registerCommand('codegenLsp.completeHere', () => ctl.completeHere()),
+    vscode.commands.registerCommand('codegenLsp.toggle', () => ctl.toggle()),
+    vscode.commands.registerCommand('codegenLsp.snooze', (minutes?: unknown) => ctl.pickSnooze(minutes)),
+    vscode.commands.registerCommand('codegenLsp.toggleLanguage', () => ctl.toggleLanguage()),
+    vscode.commands.registerCommand('codegenLsp.showMenu', () => ctl.showMenu()),
     vscode.commands.registerCommand('codegenLsp.restartServer', () => ctl.restart()),
     vscode.commands.registerCommand('codegenLsp.pickModel', () => ctl.pickModel()),
     vscode.commands.registerCommand('codegenLsp.showLogs', () => ctl.showLogs()),
@@ -547,6 +733,9 @@ export function activate(context: vscode.ExtensionContext): void {
         void ctl.restart();
       } else if (e.affectsConfiguration(`${SECTION}.client.maxRestarts`)) {
         ctl.onMaxRestartsChanged();
+      }
+      if (e.affectsConfiguration(`${SECTION}.${ENABLE_KEY}`)) {
+        ctl.render(); // the switches: the provider reads them on each request
       }
       // Other codegenLsp.* changes reach the server through didChangeConfiguration (synchronize).
     }),

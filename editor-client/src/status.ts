@@ -1,6 +1,8 @@
 // What the status bar item shows for each client/server state. Pure: extension.ts applies it.
 
 import { offText } from './exclusion';
+import { statsLines, type SuggestionStats } from './stats';
+import { formatClock, formatRemaining, type SuggestionState } from './suggestions';
 
 export type ClientStatus =
   | { kind: 'starting' }
@@ -51,13 +53,64 @@ function readyTooltip(model: string | null, builtin?: boolean, origin?: string):
     'or set codegenLsp.model for real suggestions.';
 }
 
+/** What the item shows besides the server's state: the user's switches and the last suggestion's stats. */
+export interface StatusExtras {
+  /** The exclusion rule that keeps the active document from the server (exclusion.ts). */
+  offReason?: string;
+  /** Whether suggestions are on for the active document (suggestions.ts); absent: on. */
+  suggestions?: SuggestionState;
+  /** The last suggestion asked for (stats.ts); absent before the first one, and from servers that never send them. */
+  lastStats?: SuggestionStats;
+}
+
+const TOGGLE_HINT = 'Run "codegen-lsp: Toggle suggestions" to turn them on.';
+
+/** The item for the user's switches when they keep suggestions off; undefined when suggestions are on. */
+function suggestionsView(state: SuggestionState | undefined): StatusView | undefined {
+  switch (state?.kind) {
+    case undefined:
+    case 'on':
+      return undefined;
+    case 'snoozed': {
+      const left = formatRemaining(state.remainingMs);
+      return view(`$(clock) ${NAME}: snoozed ${left}`,
+        `${NAME}: suggestions snoozed until ${formatClock(state.until)} (${left} left); they come back by themselves. ` +
+        TOGGLE_HINT.replace('turn them on', 'resume now'),
+        `${NAME} snoozed, ${left} left`);
+    }
+    case 'off':
+      return view(`$(circle-slash) ${NAME}: off`,
+        `${NAME}: suggestions are off (codegenLsp.client.enable "*" is false). ${TOGGLE_HINT}`,
+        `${NAME} off`);
+    case 'offForLanguage':
+      return view(`$(circle-slash) ${NAME}: off for ${state.languageId}`,
+        `${NAME}: suggestions are off for ${state.languageId} (codegenLsp.client.enable "${state.languageId}" is false). ` +
+        `Run "codegen-lsp: Toggle suggestions for this language" to turn them on.`,
+        `${NAME} off for ${state.languageId}`);
+  }
+}
+
 /**
- * The item for `status`; `offReason`: the server excludes the active editor's document (exclusion.ts), and
- * while the server runs normally that is what the item says ("codegen-lsp: off for this file (matches
- * .env)"); starting, stopped and error states still win.
+ * The item for `status`. While the server runs normally (loading, ready, generating), the user's switches
+ * (off, off for this language, snoozed) show first, then an excluded active document ("codegen-lsp: off for
+ * this file (matches .env)"); starting, stopped and error states win over both. The last suggestion's
+ * stats are added to every tooltip but an error's.
  */
-export function statusView(status: ClientStatus, offReason?: string): StatusView {
-  if (offReason !== undefined && (status.kind === 'ready' || status.kind === 'generating' || status.kind === 'loading')) {
+export function statusView(status: ClientStatus, extras: StatusExtras = {}): StatusView {
+  const base = baseView(status, extras);
+  if (extras.lastStats && status.kind !== 'error') {
+    return { ...base, tooltip: `${base.tooltip}\n\n${statsLines(extras.lastStats).join('\n')}` };
+  }
+  return base;
+}
+
+function baseView(status: ClientStatus, { offReason, suggestions }: StatusExtras): StatusView {
+  const serving = status.kind === 'ready' || status.kind === 'generating' || status.kind === 'loading';
+  const switched = serving ? suggestionsView(suggestions) : undefined;
+  if (switched) {
+    return switched;
+  }
+  if (offReason !== undefined && serving) {
     const text = offText(offReason);
     return view(`$(circle-slash) ${text}`,
       `${text}: nothing of it reaches the model. Set by codegenLsp.exclude, codegenLsp.respectGitignore or ` +

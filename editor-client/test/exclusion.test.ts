@@ -37,15 +37,15 @@ test('the status says the active file is off, and why, while the server runs', (
   assert.equal(offText('matches .env'), 'codegen-lsp: off for this file (matches .env)');
   for (const status of [{ kind: 'ready', model: 'm.gguf' }, { kind: 'generating', model: 'm.gguf' },
     { kind: 'loading', model: 'm.gguf' }] as const) {
-    const view = statusView(status, 'matches .env');
+    const view = statusView(status, { offReason: 'matches .env' });
     assert.equal(view.text, '$(circle-slash) codegen-lsp: off for this file (matches .env)');
     assert.equal(view.accessibilityLabel, 'codegen-lsp: off for this file (matches .env)');
     assert.match(view.tooltip, /codegenLsp\.exclude/);
     assert.equal(view.error, false);
   }
   // Not excluded: the model as before; starting, stopped and errors still win over "off".
-  assert.equal(statusView({ kind: 'ready', model: 'm.gguf' }, undefined).text, '$(check) codegen-lsp: m.gguf');
-  assert.equal(statusView({ kind: 'error', reason: 'boom' }, 'matches .env').text, '$(error) codegen-lsp');
-  assert.equal(statusView({ kind: 'starting' }, 'matches .env').text, '$(sync~spin) codegen-lsp');
-  assert.equal(statusView({ kind: 'stopped' }, 'matches .env').text, '$(circle-slash) codegen-lsp');
+  assert.equal(statusView({ kind: 'ready', model: 'm.gguf' }).text, '$(check) codegen-lsp: m.gguf');
+  assert.equal(statusView({ kind: 'error', reason: 'boom' }, { offReason: 'matches .env' }).text, '$(error) codegen-lsp');
+  assert.equal(statusView({ kind: 'starting' }, { offReason: 'matches .env' }).text, '$(sync~spin) codegen-lsp');
+  assert.equal(statusView({ kind: 'stopped' }, { offReason: 'matches .env' }).text, '$(circle-slash) codegen-lsp');
 });

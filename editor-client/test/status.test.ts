@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fromServerStatus, statusView } from '../src/status';
+import { Snooze, suggestionState } from '../src/suggestions';
 
 test('texts and accessibility labels per state', () => {
   assert.deepEqual(
@@ -67,4 +68,28 @@ test('a pulled model says where it came from', () => {
   assert.equal(view.tooltip, `codegen-lsp: smollm2-135m-q4_1.gguf ready\nfrom ${origin}`);
   assert.equal(statusView(fromServerStatus({ state: 'ready', model: 'a.gguf', detail: '', origin: null })).tooltip,
     'codegen-lsp: a.gguf ready');
+});
+
+test('the switches show in the status bar while the server serves; starting, stopped and errors win', () => {
+  let now = new Date(2026, 0, 2, 14, 0).getTime();
+  const snooze = new Snooze(() => now);
+  const ready = { kind: 'ready', model: 'm.gguf' } as const;
+  const off = statusView(ready, { suggestions: suggestionState({ '*': false }, 'python', snooze) });
+  assert.deepEqual([off.text, off.accessibilityLabel, off.error], ['$(circle-slash) codegen-lsp: off', 'codegen-lsp off', false]);
+  assert.match(off.tooltip, /codegenLsp\.client\.enable "\*" is false.*Toggle suggestions/);
+  const lang = statusView(ready, { suggestions: suggestionState({ python: false }, 'python', snooze) });
+  assert.deepEqual([lang.text, lang.accessibilityLabel], ['$(circle-slash) codegen-lsp: off for python', 'codegen-lsp off for python']);
+  assert.match(lang.tooltip, /Toggle suggestions for this language/);
+  snooze.start(15);
+  now += 3 * 60_000 + 1;
+  const snoozed = statusView({ kind: 'generating', model: 'm.gguf' }, { suggestions: suggestionState({}, 'python', snooze) });
+  assert.deepEqual([snoozed.text, snoozed.accessibilityLabel], ['$(clock) codegen-lsp: snoozed 12 min', 'codegen-lsp snoozed, 12 min left']);
+  assert.match(snoozed.tooltip, /snoozed until 14:15 \(12 min left\)/);
+  // The user's switch wins over an excluded file; the server's own trouble wins over both.
+  assert.equal(statusView(ready, { suggestions: { kind: 'off' }, offReason: 'matches .env' }).text, '$(circle-slash) codegen-lsp: off');
+  assert.equal(statusView({ kind: 'error', reason: 'boom' }, { suggestions: { kind: 'off' } }).text, '$(error) codegen-lsp');
+  assert.equal(statusView({ kind: 'starting' }, { suggestions: { kind: 'off' } }).text, '$(sync~spin) codegen-lsp');
+  assert.equal(statusView({ kind: 'stopped' }, { suggestions: { kind: 'off' } }).text, '$(circle-slash) codegen-lsp');
+  // On: the server's state as before.
+  assert.equal(statusView(ready, { suggestions: { kind: 'on' } }).text, '$(check) codegen-lsp: m.gguf');
 });
