@@ -1,10 +1,12 @@
 """A user install: the project's wheel, installed into a fresh venv, serves completion and synthesis.
 
 Every other test runs on the editable install, where data files could be found through the checkout.
-Here the wheel is built from a copy of the source tree, installed with pip into a new venv (not
---system-site-packages) together with the portable llama-cpp-python wheel `make llama-wheel` built
-(never compiled again: `--only-binary`), and the installed `codegen-lsp` runs with its working
-directory outside the checkout and no PYTHONPATH, so anything the wheel lacks makes it fail.
+Here (fixtures in conftest.py) the sdist is built from a copy of the source tree and the wheel from that
+sdist (`python -m build`, what `make dist` runs, so a file the sdist lacks is missing from the wheel too),
+the wheel installed with pip into a new venv (not --system-site-packages) together with the portable
+llama-cpp-python wheel `make llama-wheel` built (never compiled again: `--only-binary`), and the installed
+`codegen-lsp` runs with its working directory outside the checkout and no PYTHONPATH, so anything the
+wheel lacks makes it fail.
 """
 
 from __future__ import annotations
@@ -16,98 +18,17 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from support import REPO_ROOT
 from support.snippets import JAVASCRIPT_PROGRAM, MTPB_STYLE_PROGRAM, comments_only
 
+if TYPE_CHECKING:
+    from conftest import Installed
+
 pytestmark = pytest.mark.packaging
-
-INSTALL_TIMEOUT_S = 7 * 60  # a compiled llama-cpp-python takes about that long on 2 cores; ours is a copy
-LLAMA_HINT = "run `make llama-wheel` (or `make test`) to build the portable llama-cpp-python wheel"
-
-
-def llama_wheel() -> Path:
-    """The portable llama-cpp-python wheel: $CODEGEN_LSP_LLAMA_WHEELS (set by the Makefile), else the newest
-    one in the Makefile's default wheel cache ($XDG_CACHE_HOME or ~/.cache, codegen-lsp/wheels/llama-*/)."""
-    folder = os.environ.get("CODEGEN_LSP_LLAMA_WHEELS")
-    if folder:
-        found = sorted(Path(folder).glob("llama_cpp_python-*.whl"))
-        where = f"CODEGEN_LSP_LLAMA_WHEELS={folder}"
-    else:
-        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "codegen-lsp" / "wheels"
-        found = sorted(cache.glob("llama-*/llama_cpp_python-*.whl"), key=lambda p: p.stat().st_mtime)
-        where = f"{cache}/llama-*/"
-    if not found:
-        pytest.fail(f"no llama_cpp_python-*.whl in {where}: {LLAMA_HINT}")
-    return found[-1]
-
-
-def source_copy(target: Path) -> Path:
-    """The files git knows (tracked, or new and not ignored) copied to `target`: a build that cannot pick
-    up stale build/ or egg-info folders, caches or virtual environments. Links stay links."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO_ROOT,
-                            capture_output=True, check=True).stdout.decode().split("\0")
-    for name in filter(None, listed):
-        source, copy = REPO_ROOT / name, target / name
-        if not source.is_symlink() and not source.is_file():
-            continue  # deleted in the working tree, or a submodule
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_symlink():
-            copy.symlink_to(os.readlink(source))
-        else:
-            shutil.copy2(source, copy)
-    return target
-
-
-def run(command: list, timeout: float, **kwargs) -> subprocess.CompletedProcess:
-    done = subprocess.run([str(c) for c in command], capture_output=True, text=True, timeout=timeout, **kwargs)
-    assert done.returncode == 0, f"{command} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done
-
-
-class Installed:
-    def __init__(self, root: Path, wheel: Path, source: Path) -> None:
-        self.root, self.wheel, self.source = root, wheel, source
-        self.venv = root / "venv"
-        self.bin = self.venv / "bin"
-        self.work = root / "work"  # the working directory of every installed command
-        self.work.mkdir()
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV") and not k.startswith("CODEGEN_LSP_")}
-        env["PATH"] = f"{self.bin}{os.pathsep}{env.get('PATH', '')}"
-        env["CODEGEN_LSP_CACHE"] = str(root / "user-cache")  # not the person's own cache
-        self.env = env
-
-    def cli(self, *args: str, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([str(self.bin / "codegen-lsp"), *args], capture_output=True, text=True,
-                              timeout=timeout, cwd=self.work, env={**self.env, **(env or {})})
-
-    def python(self, code: str) -> str:
-        return run([self.bin / "python", "-c", code], 60, cwd=self.work, env=self.env).stdout
-
-
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> Iterator[Installed]:
-    """Build the wheel, make a fresh venv, install the wheel and the portable llama-cpp-python wheel."""
-    llama = llama_wheel()
-    root = tmp_path_factory.mktemp("user-install")
-    source = source_copy(root / "src")
-    dist = root / "dist"
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", dist, source], 300)
-    wheels = sorted(dist.glob("codegen_lsp-*.whl"))
-    assert len(wheels) == 1, wheels
-    target = Installed(root, wheels[0], source)
-    run([sys.executable, "-m", "venv", target.venv], 120)
-    try:
-        run([target.bin / "python", "-m", "pip", "install", "--only-binary", "llama-cpp-python",
-             "--find-links", llama.parent, target.wheel, llama], INSTALL_TIMEOUT_S, cwd=target.work, env=target.env)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"installing the wheel took over {INSTALL_TIMEOUT_S} s: was llama-cpp-python compiled? {LLAMA_HINT}")
-    yield target
-    shutil.rmtree(root, ignore_errors=True)  # a few hundred MB
 
 
 def test_the_wheel_holds_every_file_of_the_package_and_its_data(installed: Installed):
@@ -141,7 +62,7 @@ def test_the_installed_package_finds_its_files_in_the_venv(installed: Installed)
         assert found[key].startswith(venv), (key, found[key])
     assert found["checkout"] == "None"
     assert Path(found["query"]).is_file()
-    assert found["llama_from"].endswith("/" + llama_wheel().name), found["llama_from"]  # ours, not a fresh build
+    assert found["llama_from"].endswith("/" + installed.llama.name), found["llama_from"]  # ours, not a fresh build
 
 
 def test_installed_complete_prints_the_memorized_suggestion(installed: Installed, memorizing_codegen1):
