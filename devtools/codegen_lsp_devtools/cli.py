@@ -281,6 +281,31 @@ def cmd_bench_latency(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_remote(args: argparse.Namespace) -> int:
+    import json
+
+    from .bench.llama_server import LlamaServerError
+    from .bench.remote import print_remote_report, run_remote
+    from .bench.trace import TraceError, limit_trace, load_trace
+
+    try:
+        trace = limit_trace(load_trace(Path(args.trace) if args.trace else None), args.keystrokes)
+        clients = tuple(int(c) for c in args.clients.split(",") if c.strip())
+        settings = json.loads(args.settings) if args.settings else {}
+    except (TraceError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    if args.max_tokens is not None:
+        settings["maxTokens"] = args.max_tokens
+    try:
+        report = run_remote(_model_or_smollm2(args), trace, clients, args.threads, args.context_tokens, settings,
+                            args.poll_ms, Path(args.out), llama_server_args=shlex.split(args.llama_server_args))
+    except (LlamaServerError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    print_remote_report(report)
+    print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_bench_make_trace(args: argparse.Namespace) -> int:
     from .bench.trace import TraceError, default_trace_path, make_trace, stdlib_path, write_trace
 
@@ -374,6 +399,23 @@ def add_bench(sub: argparse._SubParsersAction) -> tuple[type[BaseException], ...
                    help="codegen-lsp without token healing: the same tokens evaluated and decoded as b and c")
     p.add_argument("--out", default="bench-results/latency.json", help="JSON report (Markdown beside it)")
     p.set_defaults(func=cmd_bench_latency)
+
+    p = bench.add_parser("remote", help="one llama-server (--parallel N) shared by N codegen-lsp servers typing a "
+                                        "keystroke trace at once: p50/p95 per N, tokens decoded after cancels")
+    p.add_argument("--clients", default="1,2,4", help="editor counts, one llama-server each (default 1,2,4)")
+    p.add_argument("--trace", default=None, help="a trace from `bench make-trace` (default: the shipped textwrap trace)")
+    p.add_argument("--keystrokes", type=int, default=60, help="type only the first N keys of the trace")
+    p.add_argument("--model", default=None, help="a .gguf (default: SmolLM2-135M-Instruct Q4_1 in .cache/real-models)")
+    p.add_argument("--threads", type=int, default=2, help="llama-server threads (-t and -tb)")
+    p.add_argument("--context-tokens", type=int, default=1024,
+                   help="contextTokens of each codegen-lsp server, and each llama-server slot's context (-c is N "
+                        "times it); default 1024, half the server's default, so 4 cold prompts fit in a short run")
+    p.add_argument("--max-tokens", type=int, default=None, help="maxTokens (default: the server's)")
+    p.add_argument("--settings", default="", metavar="JSON", help="more codegen-lsp settings, e.g. '{\"debounceMs\": 50}'")
+    p.add_argument("--poll-ms", type=float, default=5.0, help="the /slots poller's pause between polls")
+    p.add_argument("--llama-server-args", default="", metavar="ARGS", help="more llama-server arguments")
+    p.add_argument("--out", default="bench-results/remote.json", help="JSON report (llama-server logs beside it)")
+    p.set_defaults(func=cmd_bench_remote)
 
     p = bench.add_parser("engine", help="the engine process: cancel → answer, kill → first suggestion, RSS per process")
     p.add_argument("--model", required=True, help="a .gguf that decodes for seconds at --max-tokens")
