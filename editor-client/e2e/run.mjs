@@ -297,6 +297,34 @@ async function waitForEdit(timeout) {
   step("edit settled");
 }
 
+
+// Hovers the codegen-lsp status bar item and returns the text of the hover that shows (its tooltip).
+async function statusTooltip(timeout = 8000) {
+  const item = page.locator('.statusbar-item[id$="codegen-lsp.status"]').first();
+  await page.mouse.move(0, 0);
+  await page.waitForTimeout(300);
+  await item.hover({ timeout: 5000 });
+  const hover = page.locator(".workbench-hover, .monaco-hover:not(.hidden)").filter({ hasText: "codegen-lsp" }).first();
+  try {
+    await hover.waitFor({ state: "visible", timeout });
+  } catch {
+    return null;
+  }
+  return (await hover.innerText()).replace(/\u00a0/g, " ");
+}
+
+// Watches the editor for `ms`: every ghost text seen in that time.
+async function ghostsDuring(ms) {
+  const seen = [];
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    const g = (await editorState()).ghost.join("");
+    if (g && !seen.includes(g)) seen.push(g);
+    await page.waitForTimeout(100);
+  }
+  return seen;
+}
+
 // --- Scenarios. ---
 const scenarios = {
   // Type a memorized prefix, see the suggestion as ghost text, accept it with Tab, save.
@@ -538,6 +566,102 @@ const scenarios = {
     await row.click();
     result.pickedLabel = await waitForStatus(`codegen-lsp ready ${P.pick}`, P.readyTimeoutMs ?? 60000);
     await shot("picked");
+  },
+
+  // Toggle suggestions off: typing shows no ghost text (the Python side checks that no inline completion
+  // request reached the server); snooze and resume; toggle on again: a suggestion comes.
+  async toggle() {
+    await openFile(P.file);
+    result.readyLabel = await waitForStatus("codegen-lsp ready", P.readyTimeoutMs ?? 60000);
+    await shot("ready");
+    result.offAt = Date.now();
+    await runPalette("codegen-lsp: Toggle suggestions");
+    result.offLabel = await waitForStatus("codegen-lsp off", 10000);
+    result.offTooltip = await statusTooltip();
+    await shot("off-tooltip");
+    await focusEditor();
+    await page.keyboard.press("Control+End");
+    step(`type ${JSON.stringify(P.type)} while off`);
+    await page.keyboard.type(P.type, { delay: 40 });
+    await page.keyboard.press("Enter");
+    result.ghostsWhileOff = await ghostsDuring(P.watchMs ?? 4000);
+    result.linesWhileOff = (await editorState()).lines;
+    await shot("typed-while-off");
+    result.onAt = Date.now();
+    await runPalette("codegen-lsp: Toggle suggestions");
+    result.onLabel = await waitForStatus("codegen-lsp ready", 10000);
+    // Snooze: the status says so with the time left; "Resume suggestions now" ends it.
+    await runPalette("codegen-lsp: Snooze suggestions…");
+    const row = page.locator(".quick-input-widget .quick-input-list .monaco-list-row", { hasText: "5 minutes" }).first();
+    await row.waitFor({ state: "visible", timeout: 10000 });
+    result.snoozeRows = await page.locator(".quick-input-widget .quick-input-list .monaco-list-row").allTextContents();
+    await row.click();
+    result.snoozedLabel = await waitForStatus("codegen-lsp snoozed", 10000);
+    result.snoozedTooltip = await statusTooltip();
+    await shot("snoozed-tooltip");
+    await focusEditor();
+    await page.keyboard.press("Control+End");
+    step("Complete here (alt+\\) while snoozed");
+    await page.keyboard.press("Alt+Backslash");
+    result.ghostsWhileSnoozed = await ghostsDuring(P.snoozeWatchMs ?? 2000);
+    result.resumeAt = Date.now();
+    await runPalette("codegen-lsp: Snooze suggestions…");
+    const resume = page.locator(".quick-input-widget .quick-input-list .monaco-list-row", { hasText: "Resume suggestions now" }).first();
+    await resume.waitFor({ state: "visible", timeout: 10000 });
+    await resume.click();
+    result.resumedLabel = await waitForStatus("codegen-lsp ready", 10000);
+    await focusEditor();
+    await page.keyboard.press("Control+End");
+    step("Complete here (alt+\\) with suggestions on");
+    await page.keyboard.press("Alt+Backslash");
+    const s = await waitForGhost(P.ghostTimeoutMs ?? 30000);
+    result.ghostOn = s.ghost.join("");
+    await shot("on-again");
+    await page.keyboard.press("Escape");
+  },
+
+  // A suggestion, then the status bar tooltip (its last latency, from codegenLsp/stats); then accept the
+  // next word (VS Code's ctrl+right) and the next line (alt+end, bound by the extension).
+  async statsAndParts() {
+    await openFile(P.file);
+    result.readyLabel = await waitForStatus("codegen-lsp ready", P.readyTimeoutMs ?? 60000);
+    await focusEditor();
+    step(`type ${JSON.stringify(P.type)}`);
+    await page.keyboard.type(P.type, { delay: 40 });
+    await page.keyboard.press("Enter");
+    const s = await waitForGhost(P.ghostTimeoutMs ?? 30000);
+    result.ghost = s.ghost.join("");
+    // The stats notification trails the answer by a moment: hover until the tooltip has it (or time is up).
+    const deadline = Date.now() + (P.statsTimeoutMs ?? 8000);
+    do {
+      result.tooltip = await statusTooltip();
+      if (!P.expectStats || (result.tooltip ?? "").includes("Last suggestion")) break;
+    } while (Date.now() < deadline);
+    await shot("tooltip-with-stats");
+    await page.mouse.move(0, 0);
+    if (P.acceptParts) {
+      await page.waitForFunction(() => document.querySelector(".part.editor .monaco-editor.focused"), null, { timeout: 5000 });
+      step("accept next word (ctrl+right)");
+      await page.keyboard.press("Control+ArrowRight");
+      await page.waitForTimeout(500);
+      const w = await editorState();
+      result.afterWord = { lines: w.lines, ghost: w.ghost.join("") };
+      await shot("accepted-word");
+      step("accept next line (alt+end)");
+      await page.keyboard.press("Alt+End");
+      await page.waitForTimeout(500);
+      const l = await editorState();
+      result.afterLine = { lines: l.lines, ghost: l.ghost.join("") };
+      await shot("accepted-line");
+      await save();
+    }
+  },
+
+  // The server starts and its model is ready.
+  async ready() {
+    await openFile(P.file);
+    result.readyLabel = await waitForStatus("codegen-lsp ready", P.readyTimeoutMs ?? 60000);
+    await shot("ready");
   },
 
   // Plain workbench smoke test (no extension needed): open a file, type, save.

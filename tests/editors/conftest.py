@@ -29,6 +29,11 @@ ENABLED = os.environ.get("CODEGEN_LSP_VSCODE_E2E") == "1"
 SKIP_REASON = ("VS Code end-to-end tests need code-server and Chromium: run editor-client/e2e/run-e2e.sh "
                "(make e2e-vscode), which sets CODEGEN_LSP_VSCODE_E2E=1")
 SCENARIO_TIMEOUT_S = 110  # each scenario's browser part; code-server start is bounded separately
+RECORDER = Path(__file__).resolve().parent / "lsp_recorder.py"
+# Settings VS Code reads from user (or remote) settings only: in a workspace's settings.json it ignores them.
+MACHINE_SCOPED = frozenset(
+    key for key, prop in json.loads((REPO_ROOT / "editor-client" / "package.json").read_text())["contributes"][
+        "configuration"]["properties"].items() if prop.get("scope") in ("machine", "application"))
 
 # User settings for every scenario: a quiet, deterministic workbench.
 USER_SETTINGS = {
@@ -134,12 +139,14 @@ class Scenario:
     proc: subprocess.Popen | None = None
     port: int = 0
     log_path: Path = field(init=False)
+    traffic_path: Path = field(init=False)
     result: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.workspace = self.root / "workspace"
         self.user_data = self.root / "user-data"
         self.log_path = self.shots / "code-server.log"
+        self.traffic_path = self.shots / "lsp-traffic.jsonl"
         self.workspace.mkdir(parents=True)
         (self.user_data / "User").mkdir(parents=True)
         (self.user_data / "User" / "settings.json").write_text(json.dumps(USER_SETTINGS, indent=2))
@@ -151,8 +158,42 @@ class Scenario:
         return path
 
     def settings(self, **values) -> None:
-        """Workspace settings (.vscode/settings.json)."""
+        """Workspace settings (.vscode/settings.json). Machine-scoped ones are refused: VS Code ignores them
+        there (a workspace cannot choose the program the extension runs); pass them to machine_settings()."""
+        machine = sorted(MACHINE_SCOPED & values.keys())
+        if machine:
+            raise ValueError(f"{machine} are machine-scoped: VS Code ignores them in workspace settings; "
+                             "use machine_settings()")
         self.write(".vscode/settings.json", json.dumps(values, indent=2))
+
+    def configure(self, **values) -> None:
+        """Settings where a person would put them: machine-scoped ones (the server command, the interpreter,
+        the API key) in the machine's settings, the rest in the workspace's."""
+        self.machine_settings(**{k: v for k, v in values.items() if k in MACHINE_SCOPED})
+        self.settings(**{k: v for k, v in values.items() if k not in MACHINE_SCOPED})
+
+    def machine_settings(self, **values) -> None:
+        """code-server is a remote window: machine-scoped settings apply from the remote machine's settings
+        (user-data-dir/Machine/settings.json, "Remote" in the settings editor); VS Code ignores them in the
+        browser-side user settings as it does in a workspace's. On a desktop they go in the user settings."""
+        path = self.user_data / "Machine" / "settings.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        current = json.loads(path.read_text()) if path.exists() else {}
+        path.write_text(json.dumps({**current, **values}, indent=2))
+
+    def recorded_server(self, *, drop: tuple[str, ...] = ()) -> list[str]:
+        """A serverCommand running the real server (this Python's codegen_lsp) behind lsp_recorder.py: every
+        message both ways lands in `self.traffic_path`; `drop` withholds the server's notifications of those
+        methods (an older server)."""
+        flags = [arg for method in drop for arg in ("--drop", method)]
+        return [sys.executable, str(RECORDER), str(self.traffic_path), *flags, "--",
+                sys.executable, "-m", "codegen_lsp", "serve", "--log-level", "warning"]
+
+    def traffic(self) -> list[dict]:
+        """What lsp_recorder.py saw so far: [{t (epoch ms), dir ("in": to the server), method, id}]."""
+        if not self.traffic_path.exists():
+            return []
+        return [json.loads(line) for line in self.traffic_path.read_text().splitlines() if line.strip()]
 
     def start(self) -> None:
         self.port = free_port()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 
 import pytest
@@ -27,7 +28,7 @@ def model_settings(model, **extra) -> dict:
 def test_inline_suggestion_accepted_with_tab(vscode, memorizing_codegen1):
     # tests/e2e/test_features.py: "def add(a, b):\n" + "    " at (1, 4) is answered with "return a + b".
     vscode.write("add.py", "")
-    vscode.settings(**model_settings(memorizing_codegen1.gguf_path, **{"codegenLsp.maxTokens": 24}))
+    vscode.configure(**model_settings(memorizing_codegen1.gguf_path, **{"codegenLsp.maxTokens": 24}))
     vscode.start()
     vscode.drive("inline", "add.py", type="def add(a, b):", pressEnter=True)
     r = vscode.check()
@@ -40,7 +41,7 @@ def test_explicit_request_cycles_through_candidates(vscode, smollm2):
     """"Trigger Inline Suggestion" (an Invoked request) gets several suggestions from SmolLM2 (a real model);
     the next-suggestion key (Alt+]) changes the ghost text, and Tab inserts the one shown."""
     vscode.write("add.py", "def add(a, b):\n    return ")
-    vscode.settings(**model_settings(smollm2, **{"codegenLsp.maxTokens": 16}))
+    vscode.configure(**model_settings(smollm2, **{"codegenLsp.maxTokens": 16}))
     vscode.start()
     vscode.drive("cycle", "add.py", cycles=2)
     r = vscode.check()
@@ -54,7 +55,7 @@ def test_synthesize_from_the_command_palette(vscode, synthesizing_codegen1):
     text = comments_only(MTPB_STYLE_PROGRAM)
     assert text != MTPB_STYLE_PROGRAM and "print" not in text
     vscode.write("steps.py", text)
-    vscode.settings(**model_settings(synthesizing_codegen1.gguf_path))
+    vscode.configure(**model_settings(synthesizing_codegen1.gguf_path))
     vscode.start()
     vscode.drive("synthesizePalette", "steps.py")
     vscode.check()
@@ -63,7 +64,7 @@ def test_synthesize_from_the_command_palette(vscode, synthesizing_codegen1):
 
 def test_synthesize_from_the_quick_fix_menu(vscode, synthesizing_codegen1):
     vscode.write("steps.py", comments_only(MTPB_STYLE_PROGRAM))
-    vscode.settings(**model_settings(synthesizing_codegen1.gguf_path))
+    vscode.configure(**model_settings(synthesizing_codegen1.gguf_path))
     vscode.start()
     vscode.drive("synthesizeQuickFix", "steps.py", actionTitle=SYNTHESIZE_ACTION)
     r = vscode.check()
@@ -73,7 +74,7 @@ def test_synthesize_from_the_quick_fix_menu(vscode, synthesizing_codegen1):
 
 def test_server_command_missing(vscode, memorizing_codegen1):
     vscode.write("a.py", "x = 1\n")
-    vscode.settings(**model_settings(memorizing_codegen1.gguf_path,
+    vscode.configure(**model_settings(memorizing_codegen1.gguf_path,
                                      **{"codegenLsp.client.serverCommand": ["/nonexistent/codegen-lsp", "serve"]}))
     vscode.start()
     vscode.drive("serverMissing", "a.py")
@@ -82,13 +83,16 @@ def test_server_command_missing(vscode, memorizing_codegen1):
     note = next(n for n in r["notifications"] if n["message"] == r["toast"])
     assert note["severity"] == "error"
     assert {"How to install", "Show logs"} <= set(note["buttons"]), note
+    # Not installed: the one message says how (a checkout's make install, or the make dist wheel), never PyPI.
+    assert "make install" in r["toast"] and "dist/codegen_lsp-*.whl" in r["toast"], r["toast"]
+    assert "It is not on PyPI" in r["toast"] and "pip install codegen-lsp" not in r["toast"], r["toast"]
     assert r["errorLabel"].startswith("codegen-lsp error")
 
 
 def test_server_that_exits_at_once_is_a_start_failure(vscode, memorizing_codegen1):
     # Exiting before answering initialize is reported once as "cannot start", not restarted.
     vscode.write("a.py", "x = 1\n")
-    vscode.settings(**model_settings(memorizing_codegen1.gguf_path, **{
+    vscode.configure(**model_settings(memorizing_codegen1.gguf_path, **{
         "codegenLsp.client.serverCommand": [sys.executable, "-c", "import sys; sys.exit(3)"]}))
     vscode.start()
     vscode.drive("serverMissing", "a.py")
@@ -108,7 +112,7 @@ CRASHING_SERVER = [sys.executable, "-c",
 def test_crashing_server_is_restarted_a_bounded_number_of_times(vscode, memorizing_codegen1):
     max_restarts = 2
     vscode.write("a.py", "x = 1\n")
-    vscode.settings(**model_settings(memorizing_codegen1.gguf_path, **{
+    vscode.configure(**model_settings(memorizing_codegen1.gguf_path, **{
         "codegenLsp.client.serverCommand": CRASHING_SERVER, "codegenLsp.client.maxRestarts": max_restarts}))
     vscode.start()
     vscode.drive("serverCrashing", "a.py", settleMs=8000)
@@ -136,7 +140,7 @@ def test_corrupt_model_file(vscode, tmp_path):
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(os.urandom(4096))
     vscode.write("a.py", "x = 1\n")
-    vscode.settings(**model_settings(bad))
+    vscode.configure(**model_settings(bad))
     vscode.start()
     vscode.drive("badModel", "a.py")
     r = vscode.check()
@@ -150,7 +154,7 @@ def test_slow_model_keeps_the_editor_responsive(vscode, slow_model):
     # test types on while the status bar says "generating" and checks each keystroke reaches the DOM
     # within 1 s, that the text is only ever what was typed, and that any ghost text sits at its end.
     vscode.write("slow.py", "")
-    vscode.settings(**model_settings(slow_model.gguf_path, **{"codegenLsp.maxTokens": 256,
+    vscode.configure(**model_settings(slow_model.gguf_path, **{"codegenLsp.maxTokens": 256,
                                                              "codegenLsp.repetitionFilter": False}))
     vscode.start()
     line0, line1 = "def add(a, b):", "total = a + b"
@@ -178,7 +182,7 @@ def test_typing_past_a_suggestion_never_leaves_stale_ghost_text(vscode, slow_syn
     # after "num" on the "numbers" step it suggests "bers = [3, 1, 2]".
     head = MTPB_STYLE_PROGRAM.split("numbers = ")[0]
     vscode.write("steps.py", head)
-    vscode.settings(**model_settings(slow_synthesizing_codegen1.gguf_path))
+    vscode.configure(**model_settings(slow_synthesizing_codegen1.gguf_path))
     vscode.start()
     line = head.count("\n")
     target = "numbers = [3, 1, 2]"
@@ -201,7 +205,7 @@ def test_pick_model_switches_the_running_server(vscode, memorizing_codegen1, tin
     """Pick model writes codegenLsp.model; the change reaches the server live (a reload, not a restart)."""
     vscode.write("a.py", "x = 1\n")
     other = vscode.write("models/other.gguf", tiny_codegen1.gguf_path.read_bytes())
-    vscode.settings(**model_settings(memorizing_codegen1.gguf_path))
+    vscode.configure(**model_settings(memorizing_codegen1.gguf_path))
     vscode.start()
     vscode.drive("pickModel", "a.py", pick="other.gguf")
     r = vscode.check()
@@ -215,3 +219,96 @@ def test_pick_model_switches_the_running_server(vscode, memorizing_codegen1, tin
         labels  # the server was not restarted
     # The picked model loaded live: the status bar (driven by codegenLsp/status) went ready with its name.
     assert "codegen-lsp ready other.gguf" in after_first_ready, labels
+
+
+INLINE = "textDocument/inlineCompletion"
+
+
+def inline_requests(traffic: list[dict], start_ms: int, end_ms: int | None = None) -> list[dict]:
+    return [m for m in traffic if m["dir"] == "in" and m["method"] == INLINE
+            and m["t"] >= start_ms and (end_ms is None or m["t"] < end_ms)]
+
+
+def test_toggle_and_snooze_keep_requests_from_the_server(vscode, memorizing_codegen1):
+    """Toggle suggestions off: typing a prefix the model completes shows no ghost text and sends no inline
+    completion request (lsp_recorder.py sees every message the server gets); a snooze likewise, with its
+    time left in the status bar; back on, the same cursor gets its suggestion."""
+    vscode.write("add.py", "")
+    vscode.configure(**model_settings(memorizing_codegen1.gguf_path, **{
+        "codegenLsp.maxTokens": 24, "codegenLsp.client.serverCommand": vscode.recorded_server()}))
+    vscode.start()
+    vscode.drive("toggle", "add.py", type="def add(a, b):", watchMs=4000)
+    r = vscode.check()
+    traffic = vscode.traffic()
+    assert r["offLabel"] == "codegen-lsp off", r["statusHistory"]
+    assert "Toggle suggestions" in (r["offTooltip"] or ""), r["offTooltip"]
+    assert r["ghostsWhileOff"] == [], r["ghostsWhileOff"]
+    assert r["linesWhileOff"][:2] == ["def add(a, b):", "    "], r["linesWhileOff"]
+    # The typing reached the server (didChange), the requests did not.
+    changes = [m for m in traffic if m["dir"] == "in" and m["method"] == "textDocument/didChange"
+               and r["offAt"] <= m["t"] < r["onAt"]]
+    assert changes, "the recorder saw no edit while off: it would see no request either"
+    assert inline_requests(traffic, r["offAt"], r["onAt"]) == []
+    assert r["snoozedLabel"].startswith("codegen-lsp snoozed, 5 min left") or \
+        r["snoozedLabel"].startswith("codegen-lsp snoozed, 4 min left"), r["snoozedLabel"]
+    assert "snoozed until" in (r["snoozedTooltip"] or ""), r["snoozedTooltip"]
+    assert r["ghostsWhileSnoozed"] == [], r["ghostsWhileSnoozed"]
+    assert any("suggestions are snoozed until" in n["message"] for n in r["notifications"]), r["notifications"]
+    assert inline_requests(traffic, r["onAt"], r["resumeAt"]) == []
+    # Back on: the explicit request reaches the server and its suggestion shows.
+    assert inline_requests(traffic, r["resumeAt"]), "no inline completion request after resuming"
+    assert r["ghostOn"] == "return a + b", r["ghostOn"]
+
+
+def test_status_tooltip_shows_the_last_latency_and_parts_accept(vscode, memorizing_codegen1):
+    """After a suggestion the status bar tooltip has its latency, tokens and source (codegenLsp/stats);
+    ctrl+right (VS Code's acceptNextWord) takes one word, alt+end (acceptNextLine, bound here) the line."""
+    vscode.write("add.py", "")
+    vscode.configure(**model_settings(memorizing_codegen1.gguf_path, **{"codegenLsp.maxTokens": 24}))
+    vscode.start()
+    vscode.drive("statsAndParts", "add.py", type="def add(a, b):", expectStats=True, acceptParts=True)
+    r = vscode.check()
+    assert r["ghost"] == "return a + b", r["ghost"]
+    tooltip = r["tooltip"] or ""
+    assert "codegen-lsp" in tooltip and "ready" in tooltip, tooltip
+    assert re.search(r"Last suggestion: \d+ ms in the model \(prompt \d+ ms, generation \d+ ms\)", tooltip), tooltip
+    assert re.search(r"Tokens: \d+ prompt tokens \(\d+ evaluated.*\), \d+ generated", tooltip), tooltip
+    assert "Source: the model" in tooltip, tooltip
+    # One word, then the rest of the (single-line) suggestion.
+    assert r["afterWord"]["lines"][1].rstrip() == "    return", r["afterWord"]
+    assert r["afterWord"]["ghost"].strip() == "a + b", r["afterWord"]
+    assert r["afterLine"]["lines"][1] == "    return a + b" and r["afterLine"]["ghost"] == "", r["afterLine"]
+    assert (vscode.workspace / "add.py").read_text() == "def add(a, b):\n    return a + b"
+
+
+def test_old_server_without_stats_still_suggests(vscode, memorizing_codegen1):
+    """A server that never sends codegenLsp/stats (withheld by the recorder): suggestions work, the tooltip
+    just has no "Last suggestion" lines, and no error shows."""
+    vscode.write("add.py", "")
+    vscode.configure(**model_settings(memorizing_codegen1.gguf_path, **{
+        "codegenLsp.maxTokens": 24,
+        "codegenLsp.client.serverCommand": vscode.recorded_server(drop=("codegenLsp/stats",))}))
+    vscode.start()
+    vscode.drive("statsAndParts", "add.py", type="def add(a, b):", expectStats=False)
+    r = vscode.check()
+    assert r["ghost"] == "return a + b", r["ghost"]
+    assert [m for m in vscode.traffic() if m.get("dropped")], "the server sent no stats to withhold"
+    tooltip = r["tooltip"] or ""
+    assert tooltip.startswith("codegen-lsp:") and "Last suggestion" not in tooltip, tooltip
+    assert not [n for n in r["notifications"] if n["severity"] == "error"], r["notifications"]
+
+
+def test_workspace_cannot_set_the_server_command(vscode, memorizing_codegen1):
+    """client.serverCommand is machine-scoped: a workspace's .vscode/settings.json naming a program is
+    ignored, and the server from the user settings starts."""
+    vscode.write("a.py", "x = 1\n")
+    vscode.machine_settings(**{"codegenLsp.client.pythonPath": sys.executable})
+    vscode.write(".vscode/settings.json", json.dumps({
+        "codegenLsp.model": str(memorizing_codegen1.gguf_path),
+        "codegenLsp.client.serverCommand": ["/nonexistent/from-the-workspace", "serve"]}))
+    vscode.start()
+    vscode.drive("ready", "a.py")
+    r = vscode.check()
+    assert r["readyLabel"] == f"codegen-lsp ready {memorizing_codegen1.gguf_path.name}", r["statusHistory"]
+    assert not [n for n in r["notifications"] if "cannot start" in n["message"]], r["notifications"]
+    assert "from-the-workspace" not in r["outputChannel"], r["outputChannel"][-2000:]
