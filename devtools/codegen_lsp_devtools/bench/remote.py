@@ -289,9 +289,12 @@ class SharedServer:
                         "--cont-batching", "--cache-reuse", "256", "-b", "512", "-ub", "512", "-fa", "off",
                         "--metrics", "--slots", "--no-webui", "--log-prefix", "--log-timestamps", *self.extra_args]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        # Its shared libraries lie beside it.
+        env = {**os.environ, "LD_LIBRARY_PATH": os.pathsep.join(
+            p for p in (str(self.binary.parent), os.environ.get("LD_LIBRARY_PATH", "")) if p)}
         with self.log_path.open("w") as log:
             self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL)
+                                            stdin=subprocess.DEVNULL, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -727,13 +730,18 @@ def summarize(n: int, editors: list[Editor], cold: list[float], cancelled: list[
 
 def run_remote(model: Path, trace: dict, clients: tuple[int, ...] = DEFAULT_CLIENTS, threads: int = 2,
                n_ctx: int = 2048, settings: dict | None = None, poll_ms: float = 5.0, out: Path | None = None,
-               llama_server_dir: Path | None = None, llama_server_args: list[str] | None = None, echo=print) -> dict:
+               llama_server_dir: Path | None = None, llama_server_args: list[str] | None = None,
+               llama_server_binary: Path | None = None, echo=print) -> dict:
+    """`llama_server_binary`: that llama-server, as it is; else the one `llama_server.ensure_built` builds or finds."""
     from .latency import machine_info
     from .llama_server import DEFAULT_DIR, ensure_built
 
     if not clients or any(c < 1 for c in clients):
         raise ValueError(f"--clients takes positive counts (got {clients})")
-    binary, build = ensure_built(llama_server_dir or DEFAULT_DIR, echo=echo)
+    if llama_server_binary is not None:
+        binary, build = llama_server_binary, {"binary": str(llama_server_binary), "given": True}
+    else:
+        binary, build = ensure_built(llama_server_dir or DEFAULT_DIR, echo=echo)
     machine = machine_info()
     log_dir = (out.parent if out else Path("bench-results")) / "remote-logs"
     settings = {"contextTokens": n_ctx, **(settings or {})}
@@ -767,6 +775,7 @@ def run_remote(model: Path, trace: dict, clients: tuple[int, ...] = DEFAULT_CLIE
                   "keystrokes": len(keys), "typed_seconds": round(sum(k.delay_ms for k in keys) / 1000, 1)},
         "machine": {**machine, "load_1min_at_end": round(os.getloadavg()[0], 2)},
         "llama_server_build": build,
+        "engine": _engine_version(),
         "ratios_to_fewest_clients": ratios,
         "targets": _targets(runs, ratios),
         "runs": runs,
@@ -775,6 +784,26 @@ def run_remote(model: Path, trace: dict, clients: tuple[int, ...] = DEFAULT_CLIE
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=1))
     return report
+
+
+def _engine_version() -> dict:
+    """The remote engine measured (others change it): its file's hash, and whether it differs from git HEAD."""
+    import hashlib
+
+    from codegen_lsp.resources import package_path
+
+    path = package_path("engine") / "remote.py"
+    out: dict = {"remote.py": hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.exists() else None}
+    try:
+        diff = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", str(path)], cwd=path.parent,
+                              capture_output=True, timeout=10)
+        out["remote.py_uncommitted_changes"] = diff.returncode == 1
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=path.parent, capture_output=True,
+                              text=True, timeout=10)
+        out["git_head"] = head.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return out
 
 
 def _targets(runs: list[dict], ratios: dict) -> dict:
