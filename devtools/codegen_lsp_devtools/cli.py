@@ -299,7 +299,8 @@ def cmd_bench_remote(args: argparse.Namespace) -> int:
     try:
         report = run_remote(_model_or_smollm2(args), trace, clients, args.threads, args.context_tokens, settings,
                             args.poll_ms, Path(args.out), llama_server_args=shlex.split(args.llama_server_args),
-                            llama_server_binary=Path(args.llama_server) if args.llama_server else None)
+                            llama_server_binary=Path(args.llama_server) if args.llama_server else None,
+                            editor_nice=args.editor_nice)
     except (LlamaServerError, ValueError) as exc:
         raise CliError(str(exc)) from None
     print_remote_report(report)
@@ -414,6 +415,9 @@ def add_bench(sub: argparse._SubParsersAction) -> tuple[type[BaseException], ...
     p.add_argument("--max-tokens", type=int, default=None, help="maxTokens (default: the server's)")
     p.add_argument("--settings", default="", metavar="JSON", help="more codegen-lsp settings, e.g. '{\"debounceMs\": 50}'")
     p.add_argument("--poll-ms", type=float, default=5.0, help="the /slots poller's pause between polls")
+    p.add_argument("--editor-nice", type=int, default=10,
+                   help="niceness of the codegen-lsp servers, so llama-server gets the cores first as it would with "
+                        "the editors on their own machines (0: same priority)")
     p.add_argument("--llama-server-args", default="", metavar="ARGS", help="more llama-server arguments")
     p.add_argument("--llama-server", default=None, metavar="PATH",
                    help="this llama-server binary (default: the one `bench latency` builds and caches)")

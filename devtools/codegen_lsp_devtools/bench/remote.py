@@ -17,21 +17,25 @@ answered (codegenLsp/stats source "model", not a cache). Requests superseded bef
 latency: the count is reported (slow answers under load get superseded more, so p50 under load is
 optimistic; "answered at pauses" says how many keys followed by a pause got their answer before the next key).
 
-Cancellations that reached the server, per llama-server task, exact where llama-server says so:
-- the relay (one per editor, a thread; it adds `"id_slot": i` to editor i's /v1/completions body, so editor i
-  always uses slot i and each request maps to one slot's task; otherwise bytes pass unchanged) records when
-  the codegen-lsp server closed a stream before its end (its remote engine's cancel), and the text chunks it
-  had forwarded by then;
-- a poller thread reads `GET /slots` every --poll-ms (id_task, is_processing, n_decoded, n_prompt_tokens of
-  each slot, timestamped when received);
+Cancellations that reached the server, per stream the codegen-lsp server closed before its end:
+- the relay (one per editor, threads; each editor's `remoteUrl`) records when the codegen-lsp server closed a
+  stream before its end (its remote engine's cancel: the guard shuts the socket) and the text chunks it had
+  forwarded by then; it gives each /v1/completions body a unique `seed` (the only change it makes: greedy
+  decoding, temperature 0 and top_k 1, does not use it) so that /slots names the stream's task;
+- a poller thread reads `GET /slots` every --poll-ms (id_task, params.seed, is_processing, n_decoded,
+  n_prompt_tokens of each slot, timestamped when received);
 - llama-server's own log names each task it cancelled because the client went away ("cancel task, id_task =
   T") and the slot's token count at release ("release: id S | task T | stop processing: n_tokens = X").
-For each cancelled task: decoded at the close = the larger of the last /slots n_decoded received before the
-close and the chunks forwarded before it (both lower bounds); decoded in all = X − its prompt length
-(n_prompt_tokens − n_decoded in any /slots sample taken while it generated), or the last n_decoded /slots
-showed, the larger; tokens after the cancel = decoded in all − decoded at the close (an upper bound: the /slots
-sample before the close may be a few ms old). Also: ms from the close to the first /slots sample showing the
-slot released (an upper bound by up to one poll).
+Per closed stream: decoded at the close = the larger of the last /slots n_decoded received before the close
+and the chunks forwarded before it (both lower bounds); decoded in all = X − its prompt length
+(n_prompt_tokens − n_decoded in /slots samples taken while it generated), or the last n_decoded /slots showed,
+the larger; tokens after the close = decoded in all − decoded at the close (an upper bound: the /slots sample
+before the close may be a few ms old). Also: ms from the close to the first /slots sample showing the slot
+released (an upper bound by up to one poll). A stream llama-server never showed in a slot (still queued) is
+counted without tokens.
+
+The codegen-lsp servers run at niceness --editor-nice (10): on a team they run on the editors' machines, so
+here llama-server gets the cores first.
 
 Wasted work: llamacpp:tokens_predicted_total (/metrics; it counts cancelled tasks' tokens too: slots flush
 their stats at release) against the tokens of the answers the editors got (stats generatedTokens of the
@@ -595,8 +599,26 @@ def _percentile(xs: list[float], q: int) -> float | None:
     return statistics.quantiles(xs, n=100, method="inclusive")[q - 1]
 
 
+def _renice(pid: int, niceness: int) -> int:
+    """Lower the priority of a process and of its children (a codegen-lsp server and its tokenizer process);
+    the number of processes reniced."""
+    done = 0
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, niceness)
+        done += 1
+    except OSError:
+        return 0
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        done += sum(_renice(int(child), niceness) for child in children)
+    return done
+
+
 async def _editors(n: int, relays: list[Relay], model: Path, trace: dict, settings: dict, root: Path,
-                   echo) -> tuple[list[Editor], list[float]]:
+                   echo, editor_nice: int = 0) -> tuple[list[Editor], list[float]]:
     from codegen_lsp.headless import ready_session, stop_session
 
     clients: list = []
@@ -613,6 +635,9 @@ async def _editors(n: int, relays: list[Relay], model: Path, trace: dict, settin
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
             raise failed[0]
+        if editor_nice:  # on a team the editors' servers run on the editors' machines, not beside llama-server
+            for client in started:
+                _renice(client._server.pid, editor_nice)  # type: ignore[attr-defined]
         editors = []
         for i, client in enumerate(started):
             path = root / f"editor{i}" / trace.get("name", "trace.py")
@@ -634,7 +659,7 @@ async def _editors(n: int, relays: list[Relay], model: Path, trace: dict, settin
 
 
 def run_one(n: int, binary: Path, model: Path, trace: dict, threads: int, n_ctx: int, settings: dict,
-            poll_ms: float, log_dir: Path, extra_args: list[str], echo=print) -> dict:
+            poll_ms: float, log_dir: Path, extra_args: list[str], echo=print, editor_nice: int = 0) -> dict:
     server = SharedServer(binary, model, n, n_ctx, threads, log_dir / f"llama-server-{n}.log", extra_args)
     relays: list[Relay] = []
     started = time.perf_counter()
@@ -642,7 +667,7 @@ def run_one(n: int, binary: Path, model: Path, trace: dict, threads: int, n_ctx:
         server.start()
         relays = [Relay(server.port, i) for i in range(n)]
         with tempfile.TemporaryDirectory() as root, SlotPoller(server.port, poll_ms / 1000) as poller:
-            editors, cold = asyncio.run(_editors(n, relays, model, trace, settings, Path(root), echo))
+            editors, cold = asyncio.run(_editors(n, relays, model, trace, settings, Path(root), echo, editor_nice))
             time.sleep(0.3)
         metrics = server.metrics()
         peak_rss = _peak_rss(server)
@@ -731,8 +756,10 @@ def summarize(n: int, editors: list[Editor], cold: list[float], cancelled: list[
 def run_remote(model: Path, trace: dict, clients: tuple[int, ...] = DEFAULT_CLIENTS, threads: int = 2,
                n_ctx: int = 2048, settings: dict | None = None, poll_ms: float = 5.0, out: Path | None = None,
                llama_server_dir: Path | None = None, llama_server_args: list[str] | None = None,
-               llama_server_binary: Path | None = None, echo=print) -> dict:
-    """`llama_server_binary`: that llama-server, as it is; else the one `llama_server.ensure_built` builds or finds."""
+               llama_server_binary: Path | None = None, editor_nice: int = 10, echo=print) -> dict:
+    """`llama_server_binary`: that llama-server, as it is; else the one `llama_server.ensure_built` builds or finds.
+    `editor_nice`: the codegen-lsp servers (and their tokenizer processes) run at this niceness, so that on one
+    machine llama-server gets the cores first, as it would with the editors on their own machines (0: as is)."""
     from .latency import machine_info
     from .llama_server import DEFAULT_DIR, ensure_built
 
@@ -752,7 +779,7 @@ def run_remote(model: Path, trace: dict, clients: tuple[int, ...] = DEFAULT_CLIE
     for n in clients:
         echo(f"N = {n}: llama-server --parallel {n}, {n} codegen-lsp server(s)...")
         runs.append(run_one(n, binary, model, trace, threads, n_ctx, settings, poll_ms, log_dir,
-                            list(llama_server_args or []), echo))
+                            list(llama_server_args or []), echo, editor_nice))
         r = runs[-1]
         echo(f"  p50 {_fmt(r['p50_ms'])} ms, p95 {_fmt(r['p95_ms'])} ms over {r['answered']} answers; "
              f"{r['streams_closed_early']} streams closed early, {r['server_cancelled_tasks']} tasks cancelled by "
@@ -768,8 +795,9 @@ def run_remote(model: Path, trace: dict, clients: tuple[int, ...] = DEFAULT_CLIE
     report = {
         "command_options": {"model": str(model), "clients": list(clients), "threads": threads,
                             "context_tokens_per_slot": n_ctx, "settings": settings, "poll_ms": poll_ms,
+                            "editor_nice": editor_nice,
                             "llama_server_args": list(llama_server_args or []),
-                            "slot_pinning": "editor i's /v1/completions carry id_slot i (added by the relay)"},
+                            "relay": "each /v1/completions gets a unique seed (greedy: unused) naming its task"},
         "model": str(model),
         "trace": {"name": trace.get("name"), "function": trace.get("function"), "seed": trace.get("seed"),
                   "keystrokes": len(keys), "typed_seconds": round(sum(k.delay_ms for k in keys) / 1000, 1)},
