@@ -1,7 +1,7 @@
 // User-facing texts. The e2e tests and the docs rely on them verbatim.
 
-/** The root README's install section (its "## The two commands" heading; test/messages.test.ts checks it exists). */
-export const INSTALL_URL = 'https://github.com/codegen-lsp/codegen-lsp#the-two-commands';
+/** The root README's install section (its "## Install" heading; test/messages.test.ts checks it exists). */
+export const INSTALL_URL = 'https://github.com/codegen-lsp/codegen-lsp#install';
 export const HOW_TO_INSTALL = 'How to install';
 export const SHOW_LOGS = 'Show logs';
 

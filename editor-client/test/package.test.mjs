@@ -61,3 +61,20 @@ test('packaging builds first and the metadata is registry-ready', () => {
   assert.match(ignore, new RegExp(`^!${pkg.icon.replace('.', '\\.')}$`, 'm'));
   assert.ok(existsSync(new URL('../scripts/make-icon.mjs', import.meta.url)));
 });
+
+test('the docs name only commands and settings the extension has', () => {
+  const docs = readFileSync(new URL('../../docs/editors.md', import.meta.url), 'utf8');
+  const section = docs.slice(docs.indexOf('\n## VS Code\n'), docs.indexOf('\n## ', docs.indexOf('\n## VS Code\n') + 5));
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const commands = new Set(pkg.contributes.commands.map((c) => c.command));
+  for (const text of [section, readme]) {
+    const named = [...text.matchAll(/`(codegenLsp\.[A-Za-z.]+)`/g)].map((m) => m[1]);
+    assert.ok(named.length > 3, named);
+    for (const name of named) {
+      assert.ok(commands.has(name) || props[name], `${name} is neither a command nor a setting`);
+    }
+    for (const m of text.matchAll(/"(codegenLsp\.[A-Za-z.]+)":/g)) {
+      assert.ok(props[m[1]], `${m[1]} is no setting`);
+    }
+  }
+});
