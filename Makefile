@@ -11,9 +11,9 @@ BIN := $(VENV)/bin
 # (macOS, ARM Linux) llama-cpp-python builds with its own defaults. Which platform is `uname -sm`.
 # Override LLAMA_CMAKE_ARGS for a GPU build, e.g. LLAMA_CMAKE_ARGS="-DGGML_CUDA=on".
 LLAMA_VERSION := 0.3.36
-PLATFORM := $(shell uname -sm)
+UNAME_SM := $(shell uname -sm)
 NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
-ifeq ($(PLATFORM),Linux x86_64)
+ifeq ($(UNAME_SM),Linux x86_64)
 LLAMA_CMAKE_ARGS ?= -DCMAKE_C_FLAGS='$(NO_AMX)' -DCMAKE_CXX_FLAGS='$(NO_AMX)'
 else
 LLAMA_CMAKE_ARGS ?=
