@@ -96,6 +96,8 @@ def test_bench_remote_two_clients_against_llama_server(smollm2, tmp_path):
         # llama-server cancelled those tasks, and each closed stream seen in a slot has its token count.
         assert run["editor_cancels_sent"] >= 1
         assert run["streams_closed_early"] >= 1 and run["server_cancelled_tasks"] >= 1
+        assert 0 <= run["streams_cut_after_answer"] <= run["streams_closed_early"]
+        assert {c["why"] for c in run["cancellations"]} <= {"cancelled", "cut after its answer"}
         seen = [c for c in run["cancellations"] if c["task"] is not None]
         assert seen and run["closed_streams_seen_in_a_slot"] == len(seen)
         for c in seen:

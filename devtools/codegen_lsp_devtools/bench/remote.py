@@ -72,6 +72,7 @@ COLD_TIMEOUT_S = 300.0
 COLD_TRIES = 4
 LAST_ANSWER_TIMEOUT_S = 120.0
 RELAY_IO_TIMEOUT_S = 600.0
+ANSWER_AFTER_CUT_S = 1.0
 TARGET_P50_RATIO = 2.0  # issue 33: p50 at 4 clients within 2x of 1 client
 TARGET_TOKENS_AFTER_CANCEL = 1  # issue 33: no superseded request decodes more than one token after its cancel
 
@@ -422,7 +423,7 @@ def cancellations(log_tasks: dict, samples: dict, streams: list[Stream]) -> list
             continue
         t_close = stream.client_closed_at
         record = {"client": stream.client, "tag": stream.tag, "chunks_at_close": stream.chunks_at_close,
-                  "sent_to_close_ms": round((t_close - stream.sent_at) * 1000, 1)}
+                  "sent_to_close_ms": round((t_close - stream.sent_at) * 1000, 1), "closed_at": t_close}
         slot, seen = by_tag.get(stream.tag, (None, []))
         if not seen:  # llama-server never showed it in a slot: still queued, or over between two polls
             record.update(task=None, slot=None, phase="not seen in a slot", decoded_at_close=None,
@@ -703,6 +704,15 @@ def summarize(n: int, editors: list[Editor], cold: list[float], cancelled: list[
     pause = server_debounce_ms(keys) if keys else 0
     pause_keys = {k.index + 1 for k in keys if k.pause_after_ms >= pause}
     at_pauses = [r for r in timed if r.key in pause_keys]
+    # Why each stream was closed early: the codegen-lsp server cut it once it had its answer (a stop string, a
+    # loop, the budget: remote.py's stream rules) when that editor got a model answer within ANSWER_AFTER_CUT_S
+    # of the close, else a cancel (a superseded request, a deadline).
+    for c in cancelled:
+        c["why"] = "cancelled"
+        for r in answered:
+            if r.client == c["client"] and r.source == "model" and \
+                    0 <= r.answered_at - c["closed_at"] <= ANSWER_AFTER_CUT_S and r.sent_at <= c["closed_at"]:
+                c["why"] = "cut after its answer"
     after = [c["tokens_after_cancel"] for c in cancelled if c.get("tokens_after_cancel") is not None]
     accepted_tokens = sum(r.generated_tokens or 0 for r in answered if r.text and r.source == "model")
     predicted = metrics.get("llamacpp:tokens_predicted_total")
@@ -727,6 +737,7 @@ def summarize(n: int, editors: list[Editor], cold: list[float], cancelled: list[
         "editor_cancels_sent": sum(e.cancels_sent for e in editors),
         "remote_requests": len(completions),
         "streams_closed_early": sum(1 for s in completions if s.client_closed_at is not None),
+        "streams_cut_after_answer": sum(1 for c in cancelled if c["why"] == "cut after its answer"),
         "server_tasks": sum(1 for t in log_tasks.values() if "n_tokens_at_release" in t or t.get("cancelled")),
         "server_cancelled_tasks": sum(1 for t in log_tasks.values() if t.get("cancelled")),
         "closed_streams_seen_in_a_slot": len(after),
@@ -847,7 +858,7 @@ def _fmt(x, spec: str = ".0f") -> str:
 
 
 HEADER = ["N", "p50 ms", "p95 ms", "model p50 ms", "model p95 ms", "answered/requests", "non-empty",
-          "at pauses", "editor cancels", "remote reqs", "closed early", "server cancels", "in a slot (generating)",
+          "at pauses", "editor cancels", "remote reqs", "closed early (cut)", "server cancels", "in a slot (generating)",
           "after-close max", "after-close mean", "close→release ms p50/max", "predicted tok", "shown tok", "wasted"]
 
 
@@ -857,7 +868,7 @@ def table_rows(report: dict) -> list[list[str]]:
         rows.append([str(r["clients"]), _fmt(r["p50_ms"]), _fmt(r["p95_ms"]), _fmt(r["model_p50_ms"]),
                      _fmt(r["model_p95_ms"]), f"{r['answered']}/{r['requests']}", str(r["non_empty_answers"]),
                      f"{r['answered_at_pauses']}/{r['pause_keys']}", str(r["editor_cancels_sent"]),
-                     str(r["remote_requests"]), str(r["streams_closed_early"]),
+                     str(r["remote_requests"]), f"{r['streams_closed_early']} ({r['streams_cut_after_answer']})",
                      str(r["server_cancelled_tasks"]),
                      f"{r['closed_streams_seen_in_a_slot']} ({r['cancelled_while_generating']})",
                      _fmt(r["tokens_after_cancel_max"]), _fmt(r["tokens_after_cancel_mean"], ".2f"),
