@@ -22,24 +22,32 @@ if [ ! -f "$E2E/node_modules/.package-lock.json" ] || [ "$E2E/package-lock.json"
   (cd "$E2E" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-# 3. The extension, packaged again when missing or older than its sources.
-stale=""
-if [ ! -f "$VSIX" ]; then
-  stale="missing"
+# 3. The extension: CODEGEN_LSP_VSIX (e.g. the dist/codegen-lsp.vsix that `make dist` built) is installed as
+#    it is; otherwise editor-client/dist/codegen-lsp.vsix, packaged again when missing or older than its
+#    sources (`npm run package`, whose vscode:prepublish builds out/extension.js first).
+if [ -n "${CODEGEN_LSP_VSIX:-}" ]; then
+  [ -f "$CODEGEN_LSP_VSIX" ] || { log "CODEGEN_LSP_VSIX=$CODEGEN_LSP_VSIX does not exist"; exit 2; }
+  VSIX="$(cd "$(dirname "$CODEGEN_LSP_VSIX")" && pwd)/$(basename "$CODEGEN_LSP_VSIX")"
+  log "installing $VSIX as it is"
 else
-  newer="$(cd "$CLIENT" && find src scripts package.json package-lock.json tsconfig.json language-configuration.json \
-    README.md LICENSE* .vscodeignore -newer "$VSIX" -type f 2>/dev/null | head -1 || true)"
-  [ -n "$newer" ] && stale="older than $newer"
-fi
-if [ -n "$stale" ]; then
-  log "packaging the extension ($stale)"
-  cd "$CLIENT"
-  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-    npm ci --no-audit --no-fund --loglevel=error
+  stale=""
+  if [ ! -f "$VSIX" ]; then
+    stale="missing"
+  else
+    newer="$(cd "$CLIENT" && find src scripts images package.json package-lock.json tsconfig.json language-configuration.json \
+      README.md LICENSE* .vscodeignore -newer "$VSIX" -type f 2>/dev/null | head -1 || true)"
+    [ -n "$newer" ] && stale="older than $newer"
   fi
-  npm run build
-  npm run package
+  if [ -n "$stale" ]; then
+    log "packaging the extension ($stale)"
+    cd "$CLIENT"
+    if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+      npm ci --no-audit --no-fund --loglevel=error
+    fi
+    npm run package
+  fi
 fi
+export CODEGEN_LSP_VSIX="$VSIX"
 
 # 4. The tests.
 cd "$REPO"

@@ -23,7 +23,8 @@ import pytest
 from support import REPO_ROOT
 
 E2E_DIR = REPO_ROOT / "editor-client" / "e2e"
-VSIX = REPO_ROOT / "editor-client" / "dist" / "codegen-lsp.vsix"
+# The .vsix under test: run-e2e.sh sets it (the one it packaged, or the one make dist built).
+VSIX = Path(os.environ.get("CODEGEN_LSP_VSIX") or REPO_ROOT / "editor-client" / "dist" / "codegen-lsp.vsix")
 SHOTS_ROOT = REPO_ROOT / "bench-results" / "vscode-e2e"
 ENABLED = os.environ.get("CODEGEN_LSP_VSCODE_E2E") == "1"
 SKIP_REASON = ("VS Code end-to-end tests need code-server and Chromium: run editor-client/e2e/run-e2e.sh "
@@ -108,10 +109,16 @@ def vscode_tools() -> Tools:
 
 
 @pytest.fixture(scope="session")
+def vscode_vsix() -> Path:
+    """The .vsix under test (CODEGEN_LSP_VSIX, else editor-client/dist/codegen-lsp.vsix)."""
+    return VSIX
+
+
+@pytest.fixture(scope="session")
 def vscode_extensions_dir(vscode_tools: Tools, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One extensions folder with the freshly packaged vsix installed, shared by every scenario."""
     if not VSIX.exists():
-        pytest.fail(f"{VSIX} is missing: build it with `cd editor-client && npm run build && npm run package`")
+        pytest.fail(f"{VSIX} is missing: build it with `cd editor-client && npm run package` (or `make dist`)")
     base = tmp_path_factory.mktemp("vscode-ext")
     ext_dir = base / "extensions"
     proc = subprocess.run(

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import sys
+import zipfile
 
 import pytest
 
@@ -312,3 +313,20 @@ def test_workspace_cannot_set_the_server_command(vscode, memorizing_codegen1):
     assert r["readyLabel"] == f"codegen-lsp ready {memorizing_codegen1.gguf_path.name}", r["statusHistory"]
     assert not [n for n in r["notifications"] if "cannot start" in n["message"]], r["notifications"]
     assert "from-the-workspace" not in r["outputChannel"], r["outputChannel"][-2000:]
+
+
+def test_the_vsix_under_test_ships_the_bundle_license_and_icon_only(vscode_vsix, vscode_extensions_dir):
+    """The .vsix these tests installed (run-e2e.sh's, or make dist's through CODEGEN_LSP_VSIX) is what a
+    registry gets: the bundle, the manifest, README, LICENSE and the icon, nothing else (no sources, no
+    node_modules); and the extension VS Code unpacked from it has its icon and license."""
+    with zipfile.ZipFile(vscode_vsix) as z:
+        names = sorted(n for n in z.namelist() if n.startswith("extension/"))
+        manifest = json.loads(z.read("extension/package.json"))
+        assert "MIT License" in z.read("extension/LICENSE.txt").decode()
+        icon = z.read(f"extension/{manifest['icon']}")
+    assert names == sorted(["extension/LICENSE.txt", "extension/package.json", "extension/readme.md",
+                            "extension/out/extension.js", f"extension/{manifest['icon']}"]), names
+    assert icon[:8] == b"\x89PNG\r\n\x1a\n" and icon[16:24] == (128).to_bytes(4, "big") * 2
+    assert manifest["license"] == "MIT" and manifest["repository"]["url"].startswith("https://github.com/")
+    installed = next(vscode_extensions_dir.glob("codegen-lsp.codegen-lsp-*"))
+    assert (installed / manifest["icon"]).is_file() and (installed / "LICENSE.txt").is_file()
