@@ -164,7 +164,9 @@ class ModelService:
 
     def ready_detail(self, name: str, prompt_format: str) -> str:
         """The status detail of a loaded model: the built-in demo model says so."""
-        return f"{BUILTIN_LABEL}: {name} ({prompt_format})" if self.state.builtin else f"{name} ({prompt_format})"
+        served = getattr(self.engine, "detail", "")  # a remote engine: which server, how it heals
+        detail = f"{name} ({prompt_format}{f'; {served}' if served else ''})"
+        return f"{BUILTIN_LABEL}: {detail}" if self.state.builtin else detail
 
     async def settled(self, path: Path, settle_s: float = SETTLE_S, limit_s: float = SETTLE_LIMIT_S) -> bool:
         """Whether `path` stopped changing (same size and time for `settle_s`) and its header reads whole,

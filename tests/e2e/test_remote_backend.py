@@ -10,14 +10,7 @@ of token ids (its request model only takes strings), so text is the portable enc
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -26,62 +19,10 @@ from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import LanguageClient
 
 from support.files import requests, shown, wait_until
+from support.inference_servers import InferenceServer, free_port
 from support.lsp import inline, loads, open_doc, record_status, start, wait_for_stats
 
 pytest.importorskip("llama_cpp.server.app", reason="needs llama-cpp-python[server] (the dev extra)")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class InferenceServer:
-    def __init__(self, model: Path, log_path: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-             "--port", str(self.port), "--n_ctx", "512", "--n_threads", "2"],
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-
-    def wait_ready(self, timeout: float = 60) -> "InferenceServer":
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited: {self.log()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/v1/models", timeout=1) as response:
-                    json.load(response)
-            except OSError:
-                time.sleep(0.1)
-                continue
-            # One tiny completion: the first one is slow (allocations), and the tests time theirs.
-            warm = json.dumps({"prompt": "def", "max_tokens": 2, "temperature": 0}).encode()
-            request = urllib.request.Request(f"{self.url}/v1/completions", data=warm,
-                                             headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                json.load(response)
-            return self
-        raise RuntimeError(f"llama_cpp.server not up after {timeout}s: {self.log()[-2000:]}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def completions_served(self) -> int:
-        return self.log().count("POST /v1/completions")
-
-    def stop(self) -> None:
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait(10)
-        self._log.close()
 
 
 @pytest.fixture(scope="module")

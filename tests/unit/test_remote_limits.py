@@ -44,9 +44,10 @@ def load(engine: RemoteEngine, url: str, timeout_s: float = 1.0, **kwargs):
     return engine.load(config).result(timeout_s + SLACK_S + 10)
 
 
-def generate(engine: RemoteEngine, max_tokens: int = 16, within_s: float = 1.0 + SLACK_S) -> GenerationResult:
+def generate(engine: RemoteEngine, max_tokens: int = 16, within_s: float = 1.0 + SLACK_S,
+             **job: object) -> GenerationResult:
     started = time.monotonic()
-    result = engine.submit(GenerationJob([Text("def main():\n    ")], max_tokens=max_tokens)).result(within_s + 30)
+    result = engine.submit(GenerationJob([Text("def main():\n    ")], max_tokens=max_tokens, **job)).result(within_s + 30)
     assert time.monotonic() - started < within_s, f"took {time.monotonic() - started:.1f} s: {result}"
     return result
 
@@ -138,7 +139,8 @@ def test_100_mb_of_chunks_stop_at_the_byte_limit(engine, chunk):
     limit = ANSWER_BYTES_BASE + ANSWER_BYTES_PER_TOKEN * max_tokens
     with completions(many_chunks(chunk)) as server:
         load(engine, server.url, timeout_s=20)
-        result = generate(engine, max_tokens=max_tokens, within_s=20 + SLACK_S)
+        # Not stopped as a loop (the "a"s would be): the byte limit is what is checked here.
+        result = generate(engine, max_tokens=max_tokens, within_s=20 + SLACK_S, stop_on_loop=False)
     assert result.finish_reason == "error" and result.text == "", result
     assert f"{server.url} sent more than {limit} bytes for at most {max_tokens} tokens" in result.error
     assert server.sent < READ_BOUND, f"the server got {server.sent} bytes out"
@@ -153,7 +155,7 @@ def test_more_chunks_than_max_tokens_keep_max_tokens(engine):
 
     with completions(endless) as server:
         load(engine, server.url)
-        result = generate(engine, max_tokens=8)
+        result = generate(engine, max_tokens=8, stop_on_loop=False)  # "aaa..." would stop as a loop
         assert (result.text, result.finish_reason, result.error) == ("a" * 8, "length", "")
     assert server.sent < READ_BOUND
 
@@ -168,7 +170,7 @@ def test_a_server_that_keeps_to_max_tokens_is_read_to_the_end(engine):
 
     with completions(polite) as server:
         load(engine, server.url)
-        result = generate(engine, max_tokens=8)
+        result = generate(engine, max_tokens=8, stop_on_loop=False)  # "bbb..." would stop as a loop
     assert (result.text, result.finish_reason, result.prompt_tokens, result.generated_tokens) == ("b" * 8, "end", 5, 8)
 
 

@@ -1,7 +1,10 @@
 """llama.cpp's own `llama-server`, built from the llama.cpp sources inside the llama-cpp-python sdist
-of the installed version (so it is the same llama.cpp as the server's), for `bench latency`.
+of the installed version (so it is the same llama.cpp as the server's), for `bench latency` and the remote
+parity tests (tests/e2e/test_remote_parity.py).
 
-Build (once; cached in `.cache/llama-server/`, rebuilt only when the binary is missing):
+Build (once per machine, like the llama-cpp-python wheel: cached in the user cache,
+`~/.cache/codegen-lsp/llama-server/`, rebuilt when the binary is missing or was built with other flags,
+another llama-cpp-python version or on another CPU):
 `pip download --no-deps --no-binary :all: llama-cpp-python==VERSION`, unpack, then
 `cmake -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF
 -DGGML_NATIVE=ON` plus the AMX-free C/C++ flags and `cmake --build --target llama-server -j2`, under `nice`.
@@ -22,9 +25,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import platformdirs
+
 from codegen_lsp.engine.crash import NO_AMX_FLAGS
 
-DEFAULT_DIR = Path(".cache") / "llama-server"
+DEFAULT_DIR = Path(platformdirs.user_cache_dir("codegen-lsp")) / "llama-server"
 
 
 class LlamaServerError(RuntimeError):
@@ -57,11 +62,12 @@ def ensure_built(cache_dir: Path = DEFAULT_DIR, jobs: int = 2, echo=print) -> tu
              "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_TOOLS=ON", "-DLLAMA_BUILD_SERVER=ON", "-DGGML_NATIVE=ON",
              f"-DCMAKE_C_FLAGS={NO_AMX_FLAGS}", f"-DCMAKE_CXX_FLAGS={NO_AMX_FLAGS}"]  # runs where AMX is refused
     info = json.loads(info_file.read_text()) if info_file.exists() else {}
-    if binary.exists() and info.get("cmake_flags") == flags:  # a build with other flags is built again
+    version, cpu = llama_cpp_python_version(), _cpu()
+    if binary.exists() and (info.get("cmake_flags"), info.get("llama_cpp_python"), info.get("cpu")) == \
+            (flags, version, cpu):  # GGML_NATIVE: a build for another CPU may not run on this one
         return binary, {**info, "cached": True}
     if not shutil.which("cmake"):
         raise LlamaServerError("cmake is needed to build llama-server")
-    version = llama_cpp_python_version()
     cache_dir.mkdir(parents=True, exist_ok=True)
     sdist_dir, src_dir, build_dir = cache_dir / "sdist", cache_dir / "src", cache_dir / "build"
     started = time.perf_counter()
@@ -87,11 +93,22 @@ def ensure_built(cache_dir: Path = DEFAULT_DIR, jobs: int = 2, echo=print) -> tu
          cache_dir / "build.log", "cmake build")
     if not binary.exists():
         raise LlamaServerError(f"the build finished without {binary}")
-    info = {"llama_cpp_python": version, "source": str(source), "cmake_flags": flags, "jobs": jobs,
+    info = {"llama_cpp_python": version, "cpu": cpu, "source": str(source), "cmake_flags": flags, "jobs": jobs,
             "build_seconds": round(time.perf_counter() - build_started, 1),
             "total_seconds": round(time.perf_counter() - started, 1)}
     info_file.write_text(json.dumps(info, indent=1))
     return binary, {**info, "cached": False}
+
+
+def _cpu() -> str:
+    """This CPU's model and flags (what -march=native compiled for), as the Makefile keys the wheel."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        import platform
+
+        return platform.machine()
+    return " | ".join(next((line for line in lines if line.startswith(key)), "") for key in ("model name", "flags"))
 
 
 def _free_port() -> int:
@@ -134,7 +151,11 @@ class LlamaServer:
                         "--cache-reuse", str(self.cache_reuse), "-b", str(self.n_batch), "-ub", str(self.n_batch),
                         "-fa", "off", "--no-webui", *self.extra_args]
         log = self.log_path.open("w") if self.log_path else subprocess.DEVNULL
-        self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        # Its shared libraries lie beside it (a build tree copied elsewhere still finds them).
+        env = {**os.environ, "LD_LIBRARY_PATH": os.pathsep.join(
+            p for p in (str(self.binary.parent), os.environ.get("LD_LIBRARY_PATH", "")) if p)}
+        self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        env=env, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -140,6 +140,12 @@ def main(argv: list[str]) -> None:
             elif op == "count":
                 text = message[2]
                 value = len(vocab.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=False)) if text else 0
+            elif op in ("tokenize", "last_piece"):  # a remote backend's probe / its token healing
+                import llama_cpp
+
+                text = message[2]
+                ids = vocab.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=False) if text else []
+                value = ids if op == "tokenize" else (len(ids), _piece(llama_cpp, vocab, ids[-1]) if ids else b"")
             elif op == "generate":
                 job, slot = message[2], message[3]
                 value = runner.generate(replace(job, cancel=SharedCancel(flags, slot, heartbeat)))
@@ -153,6 +159,15 @@ def main(argv: list[str]) -> None:
             send(("done", request, value))
         heartbeat.bump()  # and ends
     runner.free()
+
+
+def _piece(llama_cpp: Any, llm: Any, token: int) -> bytes:
+    """The bytes `token` stands for (b"" for a special token), as the in-process healer reads them."""
+    import ctypes
+
+    buf = ctypes.create_string_buffer(256)
+    n = llama_cpp.llama_token_to_piece(llm._model.vocab, token, buf, 256, 0, False)
+    return buf.raw[:n] if 0 < n <= 256 else b""
 
 
 if __name__ == "__main__":

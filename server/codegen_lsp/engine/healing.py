@@ -41,18 +41,10 @@ class TokenHealer:
 
     def plan(self, tokens: list[int], text: str) -> HealPlan:
         """Take the last token of `tokens` (the tokenized `text`, which ends at the cursor) off the prompt."""
-        if not tokens or not text or text.endswith("\n"):
-            # Right after a line break is a token boundary in every tokenizer: nothing to heal.
-            return HealPlan(tokens, b"")
-        last = tokens[-1]
+        last = tokens[-1] if tokens else -1
         piece = self.pieces[last] if 0 <= last < len(self.pieces) else b""
-        if not piece:
-            return HealPlan(tokens, b"", "the text before the cursor ends in a token with no text")
-        if not text.encode("utf-8", "replace").endswith(piece):
-            return HealPlan(tokens, b"", f"the last token's text {piece!r} is not how the text before the cursor ends")
-        if len(tokens) == 1:
-            return HealPlan(tokens, b"", "the prompt is a single token")
-        return HealPlan(tokens[:-1], piece)
+        removed, skipped = heal_cut(text, len(tokens), piece)
+        return HealPlan(tokens[:-1] if removed else tokens, removed, skipped)
 
     def allowed(self, rest: bytes) -> np.ndarray:
         """Token ids that agree with `rest`, the text still to be spelled out: tokens that start with it,
@@ -77,6 +69,22 @@ class TokenHealer:
         """What is left to spell out after `token` was generated."""
         piece = self.pieces[token]
         return rest[len(piece):] if len(piece) < len(rest) else b""
+
+
+def heal_cut(text: str, n_tokens: int, last_piece: bytes) -> tuple[bytes, str]:
+    """What healing takes off `text` (which ends at the cursor and tokenizes to `n_tokens` tokens, the last
+    spelling `last_piece`), and why nothing when it takes nothing: one rule for the in-process engine and
+    for a remote one (which cuts the text it sends)."""
+    if not n_tokens or not text or text.endswith("\n"):
+        # Right after a line break is a token boundary in every tokenizer: nothing to heal.
+        return b"", ""
+    if not last_piece:
+        return b"", "the text before the cursor ends in a token with no text"
+    if not text.encode("utf-8", "replace").endswith(last_piece):
+        return b"", f"the last token's text {last_piece!r} is not how the text before the cursor ends"
+    if n_tokens == 1:
+        return b"", "the prompt is a single token"
+    return last_piece, ""
 
 
 def _successor(prefix: bytes) -> bytes | None:

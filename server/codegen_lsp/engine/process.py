@@ -581,6 +581,13 @@ class VocabProcess:
         """`timeout`: seconds to wait (the caller's time left); None: the one given at construction."""
         return self._call("count", text, timeout)
 
+    def tokenize(self, text: str, timeout: float | None = None) -> list[int]:
+        return self._call("tokenize", text, timeout)
+
+    def last_piece(self, text: str, timeout: float | None = None) -> tuple[int, bytes]:
+        """How many tokens `text` takes, and the bytes of the last one (token healing over an API)."""
+        return self._call("last_piece", text, timeout)
+
     def close(self) -> None:
         self._child.stop()
 

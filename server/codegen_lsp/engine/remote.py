@@ -22,6 +22,12 @@ too large or of the wrong shape) come back as an empty result with finish_reason
 reason goes to `report` (the client's log): no suggestion is better than an error popup on every
 keystroke.
 
+The answer goes through the same rules as an in-process one: token healing (engine/remote_heal.py: the
+prompt is cut at its last token boundary and the answer must begin with what was cut), then, while it
+streams, decode_rules.DecodeRules (a stop string, a loop starting, the token budget: the stream is closed
+there, which stops the server's decoding), then the same post-processing (postprocess/, in completion.py).
+A stream that ends without saying it is done is an error: nothing half-received is inserted.
+
 remoteApiKey is refused over plain http to anything but a loopback address: the key would cross the
 network in clear text.
 """
@@ -45,8 +51,11 @@ from ..context.prompt import Text, Token, expand, fit_segments
 from ..gguf.header import read_header
 from ..gguf.inspect import TOKENS_KEY, ModelFileError, ModelFileInfo, inspect_model_file
 from ..gguf.meta import PromptFormat
+from .decode_rules import DecodeRules
+from .healing import heal_cut
 from .jobs import EngineConfig, GenerationJob, GenerationResult
 from .process import EngineCrashed, VocabProcess
+from .remote_heal import HealedStream, grammar, heal_mode, probe_mismatch, probe_request, server_kind
 from .worker import ThreadedEngine
 
 log = logging.getLogger(__name__)
@@ -81,6 +90,7 @@ class RemoteConfig(EngineConfig):
     remote_model: str | None = None  # the request's `model` field (vLLM and multi-model servers need it)
     timeout_s: float = 30.0
     api_key: str | None = None
+    healing: str = "auto"  # how the answer is made to begin with what healing cut: remote_heal.heal_mode
 
 
 class RemoteEngine(ThreadedEngine):
@@ -88,6 +98,9 @@ class RemoteEngine(ThreadedEngine):
         self._report = report or (lambda message: None)
         self._token_texts: list[str] = []
         self._vocab: VocabProcess | None = None  # the local GGUF's tokenizer, when one is given
+        self._heal = "off"  # "grammar" | "check" | "off" (remote_heal.heal_mode)
+        self._logged: set[str] = set()  # healing notes already logged for this load
+        self.detail = ""  # for the status: the server's kind, how healing is done, a tokenizer mismatch
         super().__init__("remote-worker")
 
     def _free(self) -> None:
@@ -100,7 +113,8 @@ class RemoteEngine(ThreadedEngine):
             raise RemoteEngineError("the remote engine needs a remoteUrl")
         self._free()
         _refuse_plain_key(config)  # before any connection: the key must not travel
-        server_model = self._check_server(config)
+        server_model, owned_by = self._check_server(config)
+        kind = server_kind(owned_by)
         if config.model_path is not None:
             info = inspect_model_file(config.model_path)
             tokens = read_header(config.model_path, string_arrays=(TOKENS_KEY,)).fields[TOKENS_KEY]
@@ -112,16 +126,54 @@ class RemoteEngine(ThreadedEngine):
                 raise ModelFileError(config.model_path, "llama.cpp could not read its vocabulary "
                                                         f"({str(exc) or 'timed out'})") from None
             self._token_texts = texts
+            self._heal, note = self._check_tokenizer(config, kind, heal_mode(kind, config.healing))
         else:
+            # No tokenizer here: what healing cuts is the trailing spaces and tabs (a token boundary in
+            # every code tokenizer).
+            self._heal, note = heal_mode(kind, config.healing), ""
             info = ModelFileInfo(path=Path(), architecture="remote", name=config.remote_model or server_model,
                                  context_length=config.n_ctx, prompt_format=PromptFormat.LEFT_TO_RIGHT,
                                  family="unknown", end_token_ids=(), token_ids={}, size_bytes=0)
-        self._info, self._config = info, config
-        log.info("remote engine at %s: model %s (%s)", config.url, info.name, info.prompt_format.value)
+        self._info, self._config, self._logged = info, config, set()
+        self.detail = f"{kind}; token healing: {'by grammar' if self._heal == 'grammar' else self._heal}{note}"
+        log.info("remote engine at %s: model %s (%s), %s", config.url, info.name, info.prompt_format.value,
+                 self.detail)
         return info
 
-    def _check_server(self, config: RemoteConfig) -> str:
-        """GET /v1/models; the first model's id (for the status line when there is no local GGUF)."""
+    def _check_tokenizer(self, config: RemoteConfig, kind: str, mode: str) -> tuple[str, str]:
+        """The healing mode, and a note for the status: off when the server tokenizes a probe string other
+        than the local GGUF does (healing would cut the prompt where the server has no token boundary)."""
+        request = probe_request(kind, config.remote_model)
+        if mode == "off" or request is None or self._vocab is None:
+            return mode, ""
+        try:
+            answer = self._request_json(config, "POST", request[0], request[1], "tokenize")
+            local = self._vocab.tokenize(str(request[1].get("content") or request[1].get("input")
+                                             or request[1].get("prompt")), LOAD_TIMEOUT_S)
+        except (RemoteEngineError, EngineCrashed, TimeoutError, ModelFileError) as exc:
+            log.info("tokenizer not compared with the inference server's: %s", exc)
+            return mode, "; tokenizer not compared"
+        mismatch = probe_mismatch(answer, local)
+        if mismatch is None:
+            return mode, ""
+        problem = (f"the inference server's tokenizer is not codegenLsp.model's ({mismatch}): token healing is "
+                   "off and token counts may be wrong; set codegenLsp.model to the GGUF the server runs")
+        self._report(problem)
+        return "off", f"; tokenizer differs from codegenLsp.model ({mismatch})"
+
+    def _check_server(self, config: RemoteConfig) -> tuple[str, Any]:
+        """GET /v1/models: the first model's id (for the status line when there is no local GGUF) and its
+        `owned_by` (which server this is)."""
+        answer = self._request_json(config, "GET", "/v1/models", None, "/v1/models")
+        models = answer.get("data") if isinstance(answer, dict) else None
+        first = models[0] if isinstance(models, list) and models else None
+        if not isinstance(first, dict):
+            return "remote model", None
+        return (str(first["id"]) if first.get("id") else "remote model"), first.get("owned_by")
+
+    def _request_json(self, config: RemoteConfig, method: str, path: str, body: Any, what: str) -> Any:
+        """One small request at load (bounded by LOAD_TIMEOUT_S and MODELS_BYTES): its JSON answer (None when
+        it is not JSON), or RemoteEngineError."""
         limit_s = min(config.timeout_s, LOAD_TIMEOUT_S)
         deadline = time.monotonic() + limit_s
         conn = _connection(config.url, limit_s)
@@ -129,27 +181,26 @@ class RemoteEngine(ThreadedEngine):
         with _Guard(conn, deadline, threading.Event()) as guard:
             try:
                 guard.connect()
-                conn.request("GET", _endpoint(config.url, "/v1/models"), headers=_headers(config))
+                conn.request(method, _endpoint(config.url, path), headers=_headers(config),
+                             body=None if body is None else json.dumps(body).encode("utf-8"))
                 response = conn.getresponse()
-                body = response.read(MODELS_BYTES)
+                data = response.read(MODELS_BYTES)
             except (OSError, http.client.HTTPException) as exc:
                 error = exc
         if guard.stopped or isinstance(error, TimeoutError):
-            raise RemoteEngineError(f"the inference server at {config.url} did not answer /v1/models within "
+            raise RemoteEngineError(f"the inference server at {config.url} did not answer {what} within "
                                     f"{limit_s * 1000:.0f} ms", config.model_path)
         if error is not None:
             raise RemoteEngineError(f"cannot reach the inference server at {config.url}: {_describe(error)}",
                                     config.model_path)
         if response.status != 200:
-            raise RemoteEngineError(f"the inference server at {config.url} answered /v1/models with "
-                                    f"HTTP {response.status}: {body[:200].decode('utf-8', 'replace')}",
+            raise RemoteEngineError(f"the inference server at {config.url} answered {what} with "
+                                    f"HTTP {response.status}: {data[:200].decode('utf-8', 'replace')}",
                                     config.model_path)
         try:
-            models = json.loads(body).get("data")
-        except (ValueError, AttributeError, RecursionError):
-            models = None
-        first = models[0] if isinstance(models, list) and models else None
-        return str(first["id"]) if isinstance(first, dict) and first.get("id") else "remote model"
+            return json.loads(data)
+        except (ValueError, RecursionError):
+            return None
 
     def _count_tokens(self, text: str, deadline: float | None = None) -> int:
         """Exact with the local tokenizer (waiting at most until `deadline`), else an estimate."""
@@ -169,20 +220,56 @@ class RemoteEngine(ThreadedEngine):
         if vocab is not None:
             threading.Thread(target=vocab.close, name="vocab-close", daemon=True).start()
 
-    def _prompt(self, job: GenerationJob, n_ctx: int, max_tokens: int, deadline: float) -> str:
+    def _prompt(self, job: GenerationJob, n_ctx: int, max_tokens: int, deadline: float) -> tuple[str, str, str]:
+        """The prompt's text (the prefix cut by token healing), the text healing cut off, and the text
+        before the cursor (uncut: the loop rule's context)."""
         segments = expand(fit_segments(job.segments, n_ctx - max_tokens - 1,
                                        lambda text: self._count_tokens(text, deadline), job.prefix_share))
         parts: list[str] = []
+        removed, before_cursor = "", ""
         for segment in segments:
             if isinstance(segment, Text):
-                parts.append(segment.text)
+                text = segment.text
+                if segment.role == "prefix":
+                    before_cursor = text
+                    if job.heal and self._heal != "off":
+                        removed = self._heal_cut(text, deadline)
+                        text = text[:len(text) - len(removed)]
+                parts.append(text)
             elif isinstance(segment, Token):
                 if not 0 <= segment.token_id < len(self._token_texts):
                     raise RemoteEngineError(
                         f"this prompt format needs the text of sentinel token {segment.token_id}: set "
                         "codegenLsp.model to a local copy of the GGUF the inference server runs")
                 parts.append(self._token_texts[segment.token_id])
-        return "".join(parts)
+        return "".join(parts), removed, before_cursor
+
+    def _heal_cut(self, text: str, deadline: float) -> str:
+        """What token healing takes off the end of `text`: its last token (local tokenizer), else its
+        trailing spaces and tabs; "" when nothing (right after a line break, or the cut would split a
+        character)."""
+        if self._vocab is None:
+            return "" if text.endswith("\n") else text[len(text.rstrip(" \t")):]
+        try:
+            n_tokens, piece = self._vocab.last_piece(text, max(0.0, deadline - time.monotonic()))
+        except (EngineCrashed, TimeoutError, ModelFileError) as exc:
+            log.warning("token healing unavailable (%s); estimating until the next load", str(exc) or "timed out")
+            self._drop_vocab()
+            return ""
+        removed, skipped = heal_cut(text, n_tokens, piece)
+        try:  # the cut must fall between characters: the server takes text
+            text.encode("utf-8")[:len(text.encode("utf-8")) - len(removed)].decode("utf-8")
+            cut = removed.decode("utf-8")
+        except UnicodeError:
+            cut, skipped = "", "the last token is part of a character"
+        if skipped:
+            self._log_once(f"token healing skipped: {skipped}")
+        return cut
+
+    def _log_once(self, note: str, level: int = logging.INFO) -> None:
+        if note not in self._logged:
+            self._logged.add(note)
+            log.log(level, "%s", note)
 
     def _generate(self, job: GenerationJob) -> GenerationResult:
         if job.cancel.is_set():
@@ -196,10 +283,30 @@ class RemoteEngine(ThreadedEngine):
         n_ctx = max(64, min(config.n_ctx, info.context_length))
         max_tokens = max(1, min(job.max_tokens, n_ctx // 2))
         try:
-            prompt = self._prompt(job, n_ctx, max_tokens, deadline)
+            prompt, removed, before_cursor = self._prompt(job, n_ctx, max_tokens, deadline)
         except RemoteEngineError as exc:
             return self._failed(str(exc))
         prompt_tokens = self._count_tokens(prompt, deadline) if self._vocab is not None else 0
+        healing = self._heal if removed else "off"
+        outcome = self._stream(config, job, self._body(job, prompt, removed, healing, max_tokens),
+                               prompt_tokens, deadline, HealedStream(removed) if removed else None,
+                               DecodeRules(job, before_cursor, max_tokens))
+        if isinstance(outcome, GenerationResult):
+            return outcome
+        # The answer did not begin with what healing cut (a server that ignores the grammar, or "check"), or
+        # the server refused the grammar: ask once more with the whole prompt, unconstrained.
+        if outcome == "refused":
+            self._heal = "check"
+            self.detail = self.detail.replace("by grammar", "check (the server refused the grammar)")
+        self._log_once(f"token healing: {'the inference server refused the grammar; checking answers instead' if outcome == 'refused' else f'an answer did not begin with the text healing cut ({healing}); asked again with the whole prompt'}",
+                       logging.WARNING if outcome == "refused" else logging.INFO)
+        whole = prompt + removed
+        outcome = self._stream(config, job, self._body(job, whole, "", "off", max_tokens), prompt_tokens, deadline,
+                               None, DecodeRules(job, before_cursor, max_tokens))
+        return outcome if isinstance(outcome, GenerationResult) else self._failed("the answer was not usable")
+
+    def _body(self, job: GenerationJob, prompt: str, removed: str, healing: str, max_tokens: int) -> dict[str, Any]:
+        config = self._config
         greedy = job.temperature <= 0.0
         body: dict[str, Any] = {
             "prompt": prompt, "max_tokens": max_tokens, "temperature": job.temperature,
@@ -208,14 +315,19 @@ class RemoteEngine(ThreadedEngine):
             # the in-process engine samples without a repetition penalty; servers default to one
             "repeat_penalty": 1.0, "repetition_penalty": 1.0,
         }
-        if job.stop_strings:
+        if healing == "grammar":
+            body["grammar"] = grammar(removed)
+        # A healed answer begins with the cut text, where a stop string may already be (a "\n" in cut
+        # indentation): stop strings are then applied here, after it (DecodeRules), as in-process.
+        if job.stop_strings and not removed:
             body["stop"] = list(job.stop_strings)
         if config.remote_model:
             body["model"] = config.remote_model
-        return self._stream(config, job, body, prompt_tokens, deadline)
+        return body
 
-    def _stream(self, config: RemoteConfig, job: GenerationJob, body: dict[str, Any],
-                prompt_tokens: int, deadline: float) -> GenerationResult:
+    def _stream(self, config: RemoteConfig, job: GenerationJob, body: dict[str, Any], prompt_tokens: int,
+                deadline: float, healed: HealedStream | None, rules: DecodeRules) -> GenerationResult | str:
+        """One request's result, or "diverged" / "refused" (healing's fallback: ask again)."""
         left = deadline - time.monotonic()
         if left <= 0 or job.cancel.is_set():  # the token counts used the time up
             return self._ended(config, job, "cancelled" if job.cancel.is_set() else "timeout", _Answer())
@@ -227,46 +339,60 @@ class RemoteEngine(ThreadedEngine):
         with _Guard(conn, deadline, job.cancel) as guard:
             try:
                 guard.connect()
-                failure = self._receive(conn, config, job, body, answer)
+                failure = self._receive(conn, config, job, body, answer, healed, rules)
             except (OSError, http.client.HTTPException) as exc:
                 timed_out = isinstance(exc, TimeoutError)
                 failure = f"inference server at {config.url}: {_describe(exc)}"
         # Once the guard has shut the socket, whatever the read made of it (EOF, a cut line) is moot.
         if guard.stopped or job.cancel.is_set() or timed_out:
             return self._ended(config, job, guard.stopped or "timeout", answer, prompt_tokens)
+        if answer.status == 400 and "grammar" in body:
+            return "refused"
+        if healed is not None and healed.diverged:
+            return "diverged"
         if failure is not None:
             return self._failed(failure)
+        if not (answer.done or answer.finish or answer.closed):
+            return self._failed(f"the inference server at {config.url} ended the stream before the answer was "
+                                "complete; nothing of it is used")
         ended = time.perf_counter()
         first_at = answer.first_at
-        text = "".join(answer.pieces)
+        raw = "".join(answer.pieces)
+        text = healed.after(raw) or "" if healed is not None else raw
+        if healed is not None and healed.diverged:
+            return "diverged"
         finish = _finish(answer.finish, answer.timings.get("stop_type"), bool(job.stop_strings))
         if answer.over_tokens:
             finish = "length"
-        cut = [text.find(s) for s in job.stop_strings if s and s in text]
-        if cut:  # servers strip the stop string; some do not
-            text, finish = text[:min(cut)], "stop"
+        ruled = answer.rule or rules.check(text, answer.chunks)
+        if ruled in ("stop", "loop"):  # cut where the rule says (the server may have sent a little more)
+            text, finish = rules.cut(text, ruled), ruled
         usage, timings = answer.usage, answer.timings
         prompt_n = _int(usage.get("prompt_tokens")) or prompt_tokens
         evaluated = _int(timings.get("prompt_n"))
         return GenerationResult(
-            text, finish, prompt_n, evaluated if evaluated is not None else prompt_n,
+            text.rstrip("\ufffd"), finish, prompt_n, evaluated if evaluated is not None else prompt_n,
             _int(usage.get("completion_tokens")) or _int(timings.get("predicted_n")) or answer.chunks,
-            (first_at or ended) - started, ended - (first_at or ended))
+            (first_at or ended) - started, ended - (first_at or ended), healed=healed.removed if healed else "")
 
     def _receive(self, conn: http.client.HTTPConnection, config: RemoteConfig, job: GenerationJob,
-                 body: dict[str, Any], answer: "_Answer") -> str | None:
-        """Send the request and read the stream into `answer`; a failure's reason, or None."""
+                 body: dict[str, Any], answer: "_Answer", healed: HealedStream | None, rules: DecodeRules) -> str | None:
+        """Send the request and read the stream into `answer`, closing it as soon as the decode rules end
+        the answer or it leaves the text healing cut; a failure's reason, or None."""
         max_tokens = body["max_tokens"]
         max_bytes = ANSWER_BYTES_BASE + ANSWER_BYTES_PER_TOKEN * max_tokens
         conn.request("POST", _endpoint(config.url, "/v1/completions"), body=json.dumps(body).encode("utf-8"),
                      headers=_headers(config, stream=True))
         response = conn.getresponse()
+        answer.status = response.status
         if response.status != 200:
             detail = response.read(ERROR_BODY_BYTES).decode("utf-8", "replace")
             return f"the inference server at {config.url} answered HTTP {response.status}: {_error_message(detail)}"
+        raw = ""
         try:
             for event in _sse_events(response, max_bytes):
                 if event == "[DONE]":
+                    answer.done = True
                     return None
                 chunk = _chunk(event)
                 if "error" in chunk:
@@ -277,11 +403,19 @@ class RemoteEngine(ThreadedEngine):
                     if choice.get("text"):
                         # A chunk holds at least one token: one more than max_tokens, the server ignores it.
                         if answer.chunks >= max_tokens:
-                            answer.over_tokens = True
+                            answer.over_tokens = answer.closed = True
                             return None  # keep what came; closing the stream stops the server
                         answer.pieces.append(choice["text"])
+                        raw += choice["text"]
                         answer.chunks += 1
                         answer.first_at = answer.first_at or time.perf_counter()
+                        text = healed.after(raw) if healed is not None else raw
+                        if healed is not None and healed.diverged:
+                            answer.closed = True
+                            return None
+                        if text is not None and (rule := rules.check(text, answer.chunks)) in ("stop", "loop"):
+                            answer.rule, answer.closed = rule, True
+                            return None  # what follows would be cut anyway: stop the server decoding it
                     answer.finish = choice.get("finish_reason") or answer.finish
                     if choice.get("stop_type"):
                         answer.timings.setdefault("stop_type", choice["stop_type"])
@@ -318,6 +452,10 @@ class _Answer:
     chunks: int = 0  # chunks with text: at least one token each
     first_at: float | None = None
     over_tokens: bool = False  # more text chunks came than max_tokens: we stopped reading
+    status: int = 0  # the HTTP status
+    done: bool = False  # the stream said [DONE]
+    closed: bool = False  # we stopped reading (a decode rule, the token budget, the answer left the healed text)
+    rule: str | None = None  # the decode rule that ended it ("stop" | "loop")
 
 
 class _BadAnswer(Exception):
