@@ -590,6 +590,17 @@ const scenarios = {
     result.onAt = Date.now();
     await runPalette("codegen-lsp: Toggle suggestions");
     result.onLabel = await waitForStatus("codegen-lsp ready", 10000);
+    // Off for this language only (codegenLsp.client.enable.python = false), then on again.
+    await runPalette("codegen-lsp: Toggle suggestions for this language");
+    result.languageOffLabel = await waitForStatus("codegen-lsp off for", 10000);
+    await focusEditor();
+    await page.keyboard.press("Control+End");
+    step("Complete here (alt+\\) while off for the language");
+    await page.keyboard.press("Alt+Backslash");
+    result.ghostsWhileLanguageOff = await ghostsDuring(P.snoozeWatchMs ?? 2000);
+    await shot("off-for-language");
+    await runPalette("codegen-lsp: Toggle suggestions for this language");
+    result.languageOnLabel = await waitForStatus("codegen-lsp ready", 10000);
     // Snooze: the status says so with the time left; "Resume suggestions now" ends it.
     await runPalette("codegen-lsp: Snooze suggestions…");
     const row = page.locator(".quick-input-widget .quick-input-list .monaco-list-row", { hasText: "5 minutes" }).first();

@@ -232,8 +232,9 @@ def inline_requests(traffic: list[dict], start_ms: int, end_ms: int | None = Non
 
 def test_toggle_and_snooze_keep_requests_from_the_server(vscode, memorizing_codegen1):
     """Toggle suggestions off: typing a prefix the model completes shows no ghost text and sends no inline
-    completion request (lsp_recorder.py sees every message the server gets); a snooze likewise, with its
-    time left in the status bar; back on, the same cursor gets its suggestion."""
+    completion request (lsp_recorder.py sees every message the server gets); off for the language and a
+    snooze likewise (Complete here says why instead), each in the status bar; back on, the same cursor gets
+    its suggestion."""
     vscode.write("add.py", "")
     vscode.configure(**model_settings(memorizing_codegen1.gguf_path, **{
         "codegenLsp.maxTokens": 24, "codegenLsp.client.serverCommand": vscode.recorded_server()}))
@@ -250,6 +251,9 @@ def test_toggle_and_snooze_keep_requests_from_the_server(vscode, memorizing_code
                and r["offAt"] <= m["t"] < r["onAt"]]
     assert changes, "the recorder saw no edit while off: it would see no request either"
     assert inline_requests(traffic, r["offAt"], r["onAt"]) == []
+    assert r["languageOffLabel"] == "codegen-lsp off for python", r["statusHistory"]
+    assert r["ghostsWhileLanguageOff"] == [], r["ghostsWhileLanguageOff"]
+    assert any("suggestions are off for python" in n["message"] for n in r["notifications"]), r["notifications"]
     assert r["snoozedLabel"].startswith("codegen-lsp snoozed, 5 min left") or \
         r["snoozedLabel"].startswith("codegen-lsp snoozed, 4 min left"), r["snoozedLabel"]
     assert "snoozed until" in (r["snoozedTooltip"] or ""), r["snoozedTooltip"]
