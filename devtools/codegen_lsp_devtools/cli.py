@@ -182,6 +182,15 @@ def cmd_bench_preempt(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_remote_healing(args: argparse.Namespace) -> int:
+    from .bench.remote_healing import print_remote_healing, run_remote_healing
+
+    report = run_remote_healing(_model_or_smollm2(args), args.threads or 2)
+    print_remote_healing(report)
+    _write_report(report, args.out)
+    return 0
+
+
 def cmd_bench_exclusion(args: argparse.Namespace) -> int:
     from .bench.exclusion import print_exclusion, run_exclusion
 
@@ -523,6 +532,13 @@ def add_bench(sub: argparse._SubParsersAction) -> tuple[type[BaseException], ...
     p.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: all cores)")
     p.add_argument("--out", default="bench-results/preempt.json", help="JSON report")
     p.set_defaults(func=cmd_bench_preempt)
+
+    p = bench.add_parser("remote-healing", help="token healing over the API, each way (grammar, check, off) on "
+                                                "llama-server and llama_cpp.server, against the in-process engine")
+    p.add_argument("--model", default=None, help="a .gguf (default: SmolLM2-135M-Instruct Q4_1)")
+    p.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: 2)")
+    p.add_argument("--out", default="bench-results/remote-healing.json", help="JSON report")
+    p.set_defaults(func=cmd_bench_remote_healing)
 
     p = bench.add_parser("exclusion", help="what deciding whether a file may reach a model costs per request, "
                                            "in a git workspace of 10,000 files")

@@ -2,7 +2,7 @@
 own C++ `llama-server` (built once per machine from the llama-cpp-python sdist of the installed version, so
 it is the same llama.cpp) and through `python -m llama_cpp.server`, with the same GGUF given as `model`
 (prompts built and counted as in-process), greedy decoding, at the twelve everyday cursors
-(support/everyday.py) and at the cursors where the remote path used to go wrong (after a typed space, on an
+(codegen_lsp_devtools/bench/everyday.py) and at the cursors where the remote path used to go wrong (after a typed space, on an
 indented blank line, inside an identifier, after `return`).
 
 Each server (an editor) is a real codegen-lsp server over LSP. Settings that only the in-process engine has
@@ -25,19 +25,12 @@ from pathlib import Path
 import pytest
 from pytest_lsp.client import make_test_lsp_client
 
-from support.everyday import EVERYDAY, split
+from support.everyday import EVERYDAY, HARD, split
 from support.inference_servers import InferenceServer
 from support.lsp import SERVER, inline, open_doc, record_events, start
 
 pytest.importorskip("llama_cpp.server.app", reason="needs llama-cpp-python[server] (the dev extra)")
 
-# Where the remote path went wrong before (issue 33): a typed space, indentation, mid-identifier, `return`.
-HARD: list[str] = [
-    "def greet(name):\n    message = \"Hello, \" + |\n",
-    "def mean(values):\n    total = sum(values)\n    |\n",
-    "import math\n\n\ndef circle_area(radius):\n    return math.p|\n",
-    "def clamp(x, low, high):\n    if x < low:\n        return low\n    if x > high:\n        return high\n    return |\n",
-]
 CURSORS = [source for source, _ in EVERYDAY] + HARD
 N_CTX = 2048
 SAME = dict(speculativeSuggestions=False, warmAfterMs=0, crossFileTokens=0, suffixFit=False, firstSuggestionMs=0,

@@ -1,29 +1,5 @@
-"""Twelve everyday cursors, each with the code a person would expect there (what the suggestion must start
-with). `|` marks the cursor. Used by tests/e2e/test_everyday_cursors.py to judge the models users get."""
+"""The everyday cursors (kept with the dev tools, which benchmark on them too)."""
 
-from __future__ import annotations
+from codegen_lsp_devtools.bench.everyday import EVERYDAY, HARD, split
 
-EVERYDAY: list[tuple[str, str]] = [
-    ("def add(a, b):\n    return |\n", "a + b"),
-    ("def parse(s):\n    try:\n        return int(s)\n    except |\n", "ValueError"),
-    ("class Point:\n    def __init__(self, x, y):\n        self.x = x\n        |\n", "self.y = y"),
-    ('name = "world"\npri|\n', "nt("),
-    ("import os\n\n\ndef list_python_files(folder):\n    \"\"\"Return the paths of the Python files in folder.\"\"\"\n"
-     "    paths = []\n    for name in sorted(os.listdir(folder)):\n        if name.endswith(\".py\"):\n"
-     "            |\n    return paths\n", "paths.append(os.path.join(folder, name))"),
-    ("import os\n\n\ndef file_size(path):\n    \"\"\"Return the size of the file at path in bytes.\"\"\"\n"
-     "    return |\n", "os.path.getsize(path)"),
-    ("def total(numbers):\n    result = 0\n    for n in |\n", "numbers"),
-    ("def main():\n    print(\"hello\")\n\n\nif __name__ == \"__main__\":\n    |\n", "main()"),
-    ("def read_text(path):\n    with open(path) as f:\n        return f.|\n", "read()"),
-    ("def is_even(n):\n    return n % |\n", "2 == 0"),
-    ("numbers = [1, 2, 3, 4]\nsquares = [x * x for x in |]\n", "numbers"),
-    ("class Point:\n    def __init__(self, x, y):\n        self.x = x\n        self.y = y\n\n"
-     "    def __repr__(self):\n        return f\"Point({self.x}, {self.|\n", "y})"),
-]
-
-
-def split(source: str) -> tuple[str, int, int]:
-    """The text without the marker, and the cursor's line and column (0-based; ASCII, so UTF-16 = chars)."""
-    before, after = source.split("|", 1)
-    return before + after, before.count("\n"), len(before) - (before.rfind("\n") + 1)
+__all__ = ["EVERYDAY", "HARD", "split"]

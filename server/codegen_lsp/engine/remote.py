@@ -101,6 +101,7 @@ class RemoteEngine(ThreadedEngine):
         self._heal = "off"  # "grammar" | "check" | "off" (remote_heal.heal_mode)
         self._logged: set[str] = set()  # healing notes already logged for this load
         self.detail = ""  # for the status: the server's kind, how healing is done, a tokenizer mismatch
+        self.reasks = 0  # requests sent again with the whole prompt (healing's fallback), for `bench remote-healing`
         super().__init__("remote-worker")
 
     def _free(self) -> None:
@@ -301,6 +302,7 @@ class RemoteEngine(ThreadedEngine):
         self._log_once(f"token healing: {'the inference server refused the grammar; checking answers instead' if outcome == 'refused' else f'an answer did not begin with the text healing cut ({healing}); asked again with the whole prompt'}",
                        logging.WARNING if outcome == "refused" else logging.INFO)
         whole = prompt + removed
+        self.reasks += 1
         outcome = self._stream(config, job, self._body(job, whole, "", "off", max_tokens), prompt_tokens, deadline,
                                None, DecodeRules(job, before_cursor, max_tokens))
         return outcome if isinstance(outcome, GenerationResult) else self._failed("the answer was not usable")
