@@ -11,6 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as vscode from 'vscode';
 import {
   CloseAction,
+  DidChangeConfigurationNotification,
   ErrorAction,
   ExecuteCommandRequest,
   LanguageClient,
@@ -52,6 +53,8 @@ import { isShownSuggestion, parseStats, STATS_NOTIFICATION, type SuggestionStats
 import {
   ENABLE_KEY,
   formatClock,
+  quietEverywhere,
+  quietSection,
   readEnableMap,
   Snooze,
   SNOOZE_CHOICES,
@@ -220,6 +223,26 @@ class Controller implements vscode.Disposable {
     this.item.backgroundColor = view.error ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;
   }
 
+  /** Snoozed, or off in every language: the server is asked for no work ahead (warmAfterMs 0; suggestions.ts). */
+  private quiet(): boolean {
+    return quietEverywhere(enableMap(), LANGUAGES, this.snooze);
+  }
+
+  /** The codegenLsp section the server gets: the user's, with warm-ups off while quiet. */
+  private serverSection(): unknown {
+    const section: unknown = vscode.workspace.getConfiguration().get(SECTION);
+    return this.quiet() ? quietSection(section) : section;
+  }
+
+  /** Sends the settings again (a snooze began or ended: no configuration change tells the server). */
+  private pushSettings(): void {
+    const client = this.client;
+    if (client?.isRunning()) {
+      void client.sendNotification(DidChangeConfigurationNotification.type, { settings: { [SECTION]: this.serverSection() } })
+        .catch(() => undefined);
+    }
+  }
+
   /** Whether suggestions are on for a document of this language now (snooze, then codegenLsp.client.enable). */
   suggestionsFor(document: vscode.TextDocument | undefined): SuggestionState {
     return suggestionState(enableMap(), servedLanguage(document), this.snooze);
@@ -291,6 +314,7 @@ class Controller implements vscode.Disposable {
     this.snoozeTimers.push(setInterval(() => this.render(), 15_000));
     this.snoozeTimers.push(setTimeout(() => this.endSnooze(), until - Date.now() + 50));
     this.render();
+    this.pushSettings();
   }
 
   private endSnooze(): void {
@@ -300,6 +324,7 @@ class Controller implements vscode.Disposable {
     }
     this.output.info('Suggestions are back on (snooze ended).');
     this.render();
+    this.pushSettings();
   }
 
   private clearSnoozeTimers(): void {
@@ -508,6 +533,23 @@ class Controller implements vscode.Disposable {
         closed: () => this.onClosed(),
       },
       middleware: {
+        workspace: {
+          // While quiet the server is told warmAfterMs 0, on the pull at start and on every push.
+          configuration: async (params, token, next) => {
+            const result = await next(params, token);
+            if (!Array.isArray(result) || !this.quiet()) {
+              return result;
+            }
+            return result.map((value, i) => (params.items[i]?.section === SECTION ? quietSection(value) : value));
+          },
+          didChangeConfiguration: async (sections, next) => {
+            if (!this.quiet()) {
+              return next(sections);
+            }
+            await this.client?.sendNotification(DidChangeConfigurationNotification.type,
+              { settings: { [SECTION]: this.serverSection() } });
+          },
+        },
         // Off, snoozed or off for the language: answer nothing and send no request.
         provideInlineCompletionItems: (document, position, context, token, next) =>
           this.suggestionsFor(document).kind === 'on' ? next(document, position, context, token) : undefined,

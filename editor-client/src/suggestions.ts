@@ -132,3 +132,18 @@ export const SNOOZE_CHOICES = [5, 15, 30, 60, 120];
 export function snoozeChoiceLabel(minutes: number): string {
   return minutes < 60 ? `${minutes} minutes` : minutes === 60 ? '1 hour' : `${minutes / 60} hours`;
 }
+
+/**
+ * Whether the server should do no work ahead for us: snoozed, or off in every language it serves. Then the
+ * settings it gets say `warmAfterMs: 0` (no suggestion precomputed after an edit), whatever the user set;
+ * off for some languages only leaves them alone (warm-ups are one setting for every file).
+ */
+export function quietEverywhere(map: EnableMap, languages: readonly string[], snooze: Snooze): boolean {
+  return snooze.active() || languages.every((language) => !enabledFor(map, language).enabled);
+}
+
+/** The codegenLsp settings section as the server gets it while quiet. */
+export function quietSection(section: unknown): Record<string, unknown> {
+  const base = typeof section === 'object' && section !== null && !Array.isArray(section) ? section : {};
+  return { ...(base as Record<string, unknown>), warmAfterMs: 0 };
+}

@@ -4,6 +4,8 @@ import {
   enabledFor,
   formatClock,
   formatRemaining,
+  quietEverywhere,
+  quietSection,
   readEnableMap,
   Snooze,
   snoozeChoiceLabel,
@@ -88,4 +90,21 @@ test('remaining time and clock texts', () => {
   assert.equal(formatClock(new Date(2026, 0, 2, 9, 5).getTime()), '09:05');
   assert.equal(formatClock(new Date(2026, 0, 2, 14, 30).getTime()), '14:30');
   assert.deepEqual([5, 15, 60, 120].map(snoozeChoiceLabel), ['5 minutes', '15 minutes', '1 hour', '2 hours']);
+});
+
+test('quiet (no warm-ups asked of the server) while snoozed or off in every served language', () => {
+  let now = 0;
+  const snooze = new Snooze(() => now);
+  const served = ['python', 'go'];
+  assert.equal(quietEverywhere({}, served, snooze), false);
+  assert.equal(quietEverywhere({ '*': false }, served, snooze), true);
+  assert.equal(quietEverywhere({ '*': false, go: true }, served, snooze), false);
+  assert.equal(quietEverywhere({ python: false }, served, snooze), false);
+  assert.equal(quietEverywhere({ python: false, go: false }, served, snooze), true);
+  snooze.start(5);
+  assert.equal(quietEverywhere({}, served, snooze), true);
+  now = 5 * 60_000;
+  assert.equal(quietEverywhere({}, served, snooze), false);
+  assert.deepEqual(quietSection({ model: 'm.gguf', warmAfterMs: 800 }), { model: 'm.gguf', warmAfterMs: 0 });
+  assert.deepEqual(quietSection(null), { warmAfterMs: 0 });
 });

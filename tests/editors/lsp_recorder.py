@@ -1,6 +1,7 @@
 """A transparent stdio relay between VS Code and the real server, for the e2e tests: it starts the server
 command, copies every LSP message both ways unchanged, and appends one JSON line per message to a log
-({"t": epoch ms, "dir": "in" (client to server) | "out", "method", "id"}), so a test can tell which
+({"t": epoch ms, "dir": "in" (client to server) | "out", "method", "id"}, plus a stats notification's
+"kind" and a settings push's "warmAfterMs"), so a test can tell which
 requests reached the server and when. `--drop METHOD` withholds the server's notifications of that
 method from the client (a server too old to send them).
 
@@ -37,6 +38,18 @@ def read_message(stream: BinaryIO) -> bytes | None:
     return headers + body if len(body) == length else None
 
 
+def details(method: str | None, params) -> dict:
+    """A few fields the tests read: a stats notification's kind, the warmAfterMs a settings push carries."""
+    if not isinstance(params, dict):
+        return {}
+    if method == "codegenLsp/stats":
+        return {"kind": params.get("kind")}
+    if method == "workspace/didChangeConfiguration":
+        section = (params.get("settings") or {}).get("codegenLsp")
+        return {"warmAfterMs": section.get("warmAfterMs")} if isinstance(section, dict) else {}
+    return {}
+
+
 def relay(src: BinaryIO, dst: BinaryIO, direction: str, log, lock: threading.Lock, drop: set[str]) -> None:
     try:
         while (message := read_message(src)) is not None:
@@ -47,10 +60,13 @@ def relay(src: BinaryIO, dst: BinaryIO, direction: str, log, lock: threading.Loc
                 parsed = {}
             method = parsed.get("method") if isinstance(parsed, dict) else None
             dropped = direction == "out" and method in drop
+            entry = {"t": int(time.time() * 1000), "dir": direction, "method": method,
+                     "id": parsed.get("id") if isinstance(parsed, dict) else None}
+            entry.update(details(method, parsed.get("params") if isinstance(parsed, dict) else None))
+            if dropped:
+                entry["dropped"] = True
             with lock:
-                log.write(json.dumps({"t": int(time.time() * 1000), "dir": direction, "method": method,
-                                      "id": parsed.get("id") if isinstance(parsed, dict) else None,
-                                      **({"dropped": True} if dropped else {})}) + "\n")
+                log.write(json.dumps(entry) + "\n")
                 log.flush()
             if not dropped:
                 dst.write(message)

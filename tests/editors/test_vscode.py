@@ -251,6 +251,12 @@ def test_toggle_and_snooze_keep_requests_from_the_server(vscode, memorizing_code
                and r["offAt"] <= m["t"] < r["onAt"]]
     assert changes, "the recorder saw no edit while off: it would see no request either"
     assert inline_requests(traffic, r["offAt"], r["onAt"]) == []
+    # Nor does the server work ahead for us: the toggle pushed warmAfterMs 0, and no suggestion was computed
+    # after the edits (with warm-ups on, one is, warmAfterMs after typing stops).
+    pushes = [m for m in traffic if m["method"] == "workspace/didChangeConfiguration" and r["offAt"] <= m["t"]]
+    assert pushes and pushes[0]["warmAfterMs"] == 0, pushes
+    first_edit = changes[0]["t"]
+    assert [m for m in traffic if m["method"] == "codegenLsp/stats" and first_edit <= m["t"] < r["onAt"]] == []
     assert r["languageOffLabel"] == "codegen-lsp off for python", r["statusHistory"]
     assert r["ghostsWhileLanguageOff"] == [], r["ghostsWhileLanguageOff"]
     assert any("suggestions are off for python" in n["message"] for n in r["notifications"]), r["notifications"]
