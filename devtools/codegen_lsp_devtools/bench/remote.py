@@ -73,6 +73,7 @@ COLD_TRIES = 4
 LAST_ANSWER_TIMEOUT_S = 120.0
 RELAY_IO_TIMEOUT_S = 600.0
 ANSWER_AFTER_CUT_S = 1.0
+GIVEN_UP = ("superseded by a newer request", "request cancelled")  # codegenLsp/stats reasons
 TARGET_P50_RATIO = 2.0  # issue 33: p50 at 4 clients within 2x of 1 client
 TARGET_TOKENS_AFTER_CANCEL = 1  # issue 33: no superseded request decodes more than one token after its cancel
 
@@ -694,7 +695,9 @@ def summarize(n: int, editors: list[Editor], cold: list[float], cancelled: list[
               log_tasks: dict, metrics: dict, poller: SlotPoller, server: SharedServer, peak_rss: float | None,
               seconds: float) -> dict:
     timed = [r for e in editors for r in e.requests if r.key > 0]
-    answered = [r for r in timed if r.answered_at is not None and r.error is None]
+    # An answer the server gave because a newer request superseded this one (it raced our $/cancelRequest)
+    # is no keystroke-to-suggestion time: it counts as superseded.
+    answered = [r for r in timed if r.answered_at is not None and r.error is None and r.reason not in GIVEN_UP]
     model_answered = [r for r in answered if r.source == "model"]
     lat = [r.latency_ms for r in answered]
     model_lat = [r.latency_ms for r in model_answered]
@@ -725,6 +728,7 @@ def summarize(n: int, editors: list[Editor], cold: list[float], cancelled: list[
         "requests": len(timed),
         "answered": len(answered),
         "superseded_by_editor": sum(r.superseded for r in timed),
+        "answered_superseded": sum(1 for r in timed if r.answered_at is not None and r.reason in GIVEN_UP),
         "errors": sum(1 for r in timed if r.error),
         "non_empty_answers": sum(1 for r in answered if r.text),
         "model_answers": len(model_answered),
