@@ -98,6 +98,7 @@ def test_bench_remote_two_clients_against_llama_server(smollm2, tmp_path):
         assert run["streams_closed_early"] >= 1 and run["server_cancelled_tasks"] >= 1
         assert 0 <= run["streams_cut_after_answer"] <= run["streams_closed_early"]
         assert {c["why"] for c in run["cancellations"]} <= {"cancelled", "cut after its answer"}
+        assert run["last_key_to_close_ms_p50"] is None or run["last_key_to_close_ms_p50"] >= 0
         seen = [c for c in run["cancellations"] if c["task"] is not None]
         assert seen and run["closed_streams_seen_in_a_slot"] == len(seen)
         for c in seen:

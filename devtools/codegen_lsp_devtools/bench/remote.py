@@ -716,7 +716,14 @@ def summarize(n: int, editors: list[Editor], cold: list[float], cancelled: list[
             if r.client == c["client"] and r.source == "model" and \
                     0 <= r.answered_at - c["closed_at"] <= ANSWER_AFTER_CUT_S and r.sent_at <= c["closed_at"]:
                 c["why"] = "cut after its answer"
+        # The editor's last request before the close: its key superseded the stream's request (the cancel and
+        # the new request go together), so this is codegen-lsp's time from the cancel to closing the stream.
+        before = [r for r in timed if r.client == c["client"] and r.sent_at <= c["closed_at"]]
+        c["last_key_to_close_ms"] = round((c["closed_at"] - max(r.sent_at for r in before)) * 1000, 1) \
+            if before else None
     after = [c["tokens_after_cancel"] for c in cancelled if c.get("tokens_after_cancel") is not None]
+    key_to_close = [c["last_key_to_close_ms"] for c in cancelled
+                    if c["why"] == "cancelled" and c["last_key_to_close_ms"] is not None]
     accepted_tokens = sum(r.generated_tokens or 0 for r in answered if r.text and r.source == "model")
     predicted = metrics.get("llamacpp:tokens_predicted_total")
     completions = [s for s in streams if s.path.rstrip("/").endswith("/completions")]
@@ -746,6 +753,7 @@ def summarize(n: int, editors: list[Editor], cold: list[float], cancelled: list[
         "server_cancelled_tasks": sum(1 for t in log_tasks.values() if t.get("cancelled")),
         "closed_streams_seen_in_a_slot": len(after),
         "cancelled_while_generating": sum(1 for c in cancelled if c.get("phase") == "generating"),
+        "last_key_to_close_ms_p50": _median(key_to_close),
         "tokens_after_cancel_max": max(after) if after else None,
         "tokens_after_cancel_mean": round(statistics.fmean(after), 2) if after else None,
         "tokens_after_cancel_histogram": {str(k): after.count(k) for k in sorted(set(after))},
@@ -895,6 +903,10 @@ def print_remote_report(report: dict) -> None:
         print("p50 relative to 1 client: " + ", ".join(
             f"N={n}: {v['p50']} (model answers only: {v['model_p50']})"
             for n, v in report["ratios_to_fewest_clients"].items()))
+    for r in report["runs"]:
+        if r.get("last_key_to_close_ms_p50") is not None:
+            print(f"N={r['clients']}: a superseding key to the stream's close (codegen-lsp's cancel), p50 "
+                  f"{r['last_key_to_close_ms_p50']:.1f} ms")
     t = report["targets"]
     if t["p50_4_over_1"] is not None:
         print(f"target p50(4)/p50(1) ≤ {TARGET_P50_RATIO}: {t['p50_4_over_1']} "
