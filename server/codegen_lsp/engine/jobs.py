@@ -72,10 +72,12 @@ class GenerationJob:
     stop_strings: tuple[str, ...] = ()
     prefix_share: float = 0.75
     # Token healing (engine/healing.py): the text before the cursor loses its last token, which the
-    # first generated tokens must spell out again. Local engine only; the remote one ignores it.
+    # first generated tokens must spell out again. The remote engine cuts the text it sends the same way
+    # and makes the answer begin with the cut text (engine/remote_heal.py).
     heal: bool = True
     # Stop decoding once the output starts looping (postprocess/repetition.py, with the text before the
-    # cursor as context); the text comes back cut there, finish "loop". Local engine only.
+    # cursor as context); the text comes back cut there, finish "loop". Both engines (decode_rules.py); the
+    # remote one closes the stream there.
     stop_on_loop: bool = True
     # Suggestions wanted: more than one decodes that many sequences together after one prompt
     # evaluation (engine/candidates.py). Local engine only; the remote one returns one.
