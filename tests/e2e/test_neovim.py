@@ -179,14 +179,26 @@ local function ghost(bufnr)
 end
 
 -- The textDocument/inlineCompletion requests `client` sends from now on: a list of their params.
-local function record_requests(client)
+-- `on_send(params)`, if given, is called as each goes out; `answers`, if given, gets each answer's result
+-- (or { error = ... }) just before the module's handler sees it.
+local function record_requests(client, on_send, answers)
   local sent = {}
   local request = client.request
   client.request = function(...)
     local args = { ... }
-    if args[1] == client then table.remove(args, 1) end  -- client:request() on 0.11+
-    if args[1] == 'textDocument/inlineCompletion' then table.insert(sent, args[2]) end
-    return request(...)
+    local self = args[1] == client
+    if self then table.remove(args, 1) end  -- client:request() on 0.11+
+    if args[1] == 'textDocument/inlineCompletion' then
+      table.insert(sent, args[2])
+      if on_send then on_send(args[2]) end
+      local handler = args[3]
+      args[3] = function(err, result, ...)
+        if answers then table.insert(answers, err and { error = err.message } or result) end
+        return handler(err, result, ...)
+      end
+    end
+    if self then return request(client, unpack(args, 1, 4)) end
+    return request(unpack(args, 1, 4))
   end
   return sent
 end
@@ -621,21 +633,23 @@ def smollm2_model(smollm2: Path) -> SimpleNamespace:
 
 def test_typing_shows_a_suggestion_without_any_key(nvim: Nvim, smollm2: Path, tmp_path: Path):
     """Typing `def add(a, b):⏎    return ` in insert mode, key by key, and pressing nothing else: the ghost
-    text comes once typing pauses (debounce, then the model). The request asked for while `return` had no
-    space yet is superseded by the space typed right after it went out: its answer is never drawn; every ghost
-    text drawn sits at the cursor of that moment, in insert mode. Then the ghost text goes when the cursor
-    moves, comes back with more typing, and goes when insert mode ends."""
+    text comes once typing pauses (debounce, then the model), at the cursor, in insert mode. Then: a request
+    whose cursor moved away (<Left> as it went out) is answered but never drawn; the ghost text comes back
+    with typing, goes when the cursor moves, comes back, and goes when insert mode ends."""
     path = tmp_path / "add.py"
     path.write_text("", encoding="utf-8")
     report = run_nvim(nvim, tmp_path, smollm2_model(smollm2), f"""
   local bufnr, client = open_and_wait({lua_string(str(path))})
   plain_indent()
-  local sent, renders = record_requests(client), record_renders()
-  type_keys({lua_string(TYPED[:-1])})
-  -- typing paused after `return`: a request goes out; the space typed at once makes it stale
-  wait_for('a request after `return`', 30000, function() return #sent > 0 end)
-  type_keys(' ')
-  report.sent_before_space = #sent
+  local arm, moved, answers = false, false, {{}}
+  local sent = record_requests(client, function()
+    if arm and not moved then  -- the cursor moves as the request goes out (queued: before any answer)
+      moved = true
+      api.nvim_input('<Left>')
+    end
+  end, answers)
+  local renders = record_renders()
+  type_keys({lua_string(TYPED)})
   wait_for('ghost text, with no key pressed', 60000, function() return #ghost(bufnr) > 0 end)
   report.lines = api.nvim_buf_get_lines(bufnr, 0, -1, false)
   report.cursor, report.mode = api.nvim_win_get_cursor(0), api.nvim_get_mode().mode
@@ -643,6 +657,16 @@ def test_typing_shows_a_suggestion_without_any_key(nvim: Nvim, smollm2: Path, tm
   report.sent = vim.tbl_map(function(p) return {{ kind = p.context.triggerKind, line = p.position.line,
                                                   character = p.position.character }} end, sent)
   report.renders = vim.deepcopy(renders)
+  -- A request whose cursor moved away before its answer: answered, never drawn.
+  arm = true
+  local answered = #answers
+  type_keys('<BS> ')
+  wait_for('the request the cursor moved away from, and its answer', 60000,
+           function() return moved and #answers > answered end)
+  report.stale = {{ answer = answers[#answers], renders = #renders - #report.renders, ghost = ghost(bufnr),
+                   cursor = api.nvim_win_get_cursor(0) }}
+  type_keys('<End><BS> ')
+  wait_for('ghost text again after typing', 60000, function() return #ghost(bufnr) > 0 end)
   -- Stale ghost text goes: the cursor moves (<Left>), then, shown again after more typing, insert mode ends.
   type_keys('<Left>')
   wait_for('the ghost text to go when the cursor moves', 5000, function() return #ghost(bufnr) == 0 end)
@@ -653,6 +677,9 @@ def test_typing_shows_a_suggestion_without_any_key(nvim: Nvim, smollm2: Path, tm
   wait_for('the ghost text to go when insert mode ends', 5000, function() return #ghost(bufnr) == 0 end)
 """, maxTokens=16)
     assert report["again"] and report["again"][0]["col"] == 11, report["again"]
+    stale = report["stale"]
+    assert stale["cursor"] == [2, 10] and stale["answer"].get("items"), stale  # a real answer came...
+    assert stale["renders"] == 0 and stale["ghost"] == [], stale  # ...for a cursor no longer there: not drawn
     text = report["suggestion"]["text"]
     assert report["lines"] == TYPED_LINES and report["mode"] == "i", report
     assert report["cursor"] == [2, 11]
@@ -661,14 +688,12 @@ def test_typing_shows_a_suggestion_without_any_key(nvim: Nvim, smollm2: Path, tm
     assert report["suggestion"]["row"] == 1 and report["suggestion"]["col"] == 11
     sent = report["sent"]
     assert all(p["kind"] == 2 for p in sent), sent  # Automatic: asked for by typing, never by a key
-    assert {"kind": 2, "line": 1, "character": 10} in sent and sent[-1] == {"kind": 2, "line": 1, "character": 11}
+    assert sent[-1] == {"kind": 2, "line": 1, "character": 11}, sent
     assert len(sent) < len("def add(a, b):    return "), sent  # debounced: not one per key
-    # The answer for `return` (col 10) was superseded by the space: nothing was drawn but at the cursor of the
-    # moment (were that answer in before the space, drawn at col 10 while the cursor was there, it is no stale one).
+    # Every ghost text drawn while typing was at the cursor of its moment.
     renders = report["renders"]
-    assert renders and renders[-1]["col"] == 11, renders
-    assert all(r["row"] == r["cursor_row"] and r["col"] == r["cursor_col"] and r["mode"] == "i" for r in renders), \
-        renders
+    assert renders and all(r["row"] == r["cursor_row"] == 1 and r["col"] == r["cursor_col"] == 11 and r["mode"] == "i"
+                           for r in renders), renders
 
 
 def test_accept_word_inserts_one_word_and_accept_line_the_rest_of_the_line(nvim: Nvim, smollm2: Path,
