@@ -98,3 +98,15 @@ def test_activity_tells_a_working_process_from_a_stopped_one():
 def test_a_load_gets_more_time_for_a_bigger_file():
     assert load_deadline_s(0) == process.LOAD_BASE_S
     assert load_deadline_s(4 << 30) == process.LOAD_BASE_S + 4 * process.LOAD_PER_GIB_S
+
+
+def test_native_lines_we_expect_are_debug_and_the_rest_warnings(caplog):
+    """A tokenizer-only load's training-context warning and a background window's cell removal say nothing
+    wrong: they go to the debug log, while any other native line (and the same warning for a real model,
+    which has a training context) stays a warning."""
+    lines = [b"llama_context: n_ctx_seq (256) > n_ctx_train (0) -- possible training context overflow\n",
+             b"decode: removing memory module entries for seq_id = 9, pos = [3, +inf)\n",
+             b"llama_context: n_ctx_seq (4096) > n_ctx_train (2048) -- possible training context overflow\n",
+             b"GGML_ASSERT failed\n"]
+    assert forward(lines, caplog) == ["engine 4242: llama_context: n_ctx_seq (4096) > n_ctx_train (2048) -- possible "
+                                      "training context overflow", "engine 4242: GGML_ASSERT failed"]

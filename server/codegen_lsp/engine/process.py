@@ -221,6 +221,8 @@ def _worked(before: tuple[int, int] | None, after: tuple[int, int] | None) -> bo
 
 # What llama.cpp prints on every cancelled background chunk (engine/background.py `abortable`): expected.
 EXPECTED_NATIVE_LINES = ("decode: removing memory module entries for seq_id",)
+# A tokenizer-only load (VocabProcess) has no training context, so llama.cpp warns on every such load.
+VOCAB_ONLY_LINE = "n_ctx_train (0) -- possible training context overflow"
 
 
 def forward_output(stream: BinaryIO, pid: int | str, limit: int = MAX_LINE_BYTES) -> None:
@@ -231,7 +233,8 @@ def forward_output(stream: BinaryIO, pid: int | str, limit: int = MAX_LINE_BYTES
 
     def emit(data: bytearray, cut: bool) -> None:
         if text := data.decode("utf-8", "replace").rstrip():
-            level = logging.DEBUG if text.startswith(EXPECTED_NATIVE_LINES) else logging.WARNING
+            expected = text.startswith(EXPECTED_NATIVE_LINES) or text.endswith(VOCAB_ONLY_LINE)
+            level = logging.DEBUG if expected else logging.WARNING
             log.log(level, "engine %s: %s%s", pid, text, f" [line cut at {limit} bytes]" if cut else "")
 
     line, cut = bytearray(), False
