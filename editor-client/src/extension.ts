@@ -257,6 +257,7 @@ class Controller implements vscode.Disposable {
     const map = toggledAll(enableMap());
     await saveEnableMap(map);
     this.render();
+    this.hideIfOff();
     const language = servedLanguage(vscode.window.activeTextEditor?.document);
     const state = this.suggestionsFor(vscode.window.activeTextEditor?.document);
     if (language && (state.kind === 'on') !== map['*']) {
@@ -278,6 +279,14 @@ class Controller implements vscode.Disposable {
     const on = suggestionState(map, language, new Snooze()).kind === 'on';
     await saveEnableMap(withLanguage(map, language, !on));
     this.render();
+    this.hideIfOff();
+  }
+
+  /** A suggestion on screen when they were turned off goes too (VS Code would keep it until the next key). */
+  private hideIfOff(): void {
+    if (this.suggestionsFor(vscode.window.activeTextEditor?.document).kind !== 'on') {
+      void vscode.commands.executeCommand('editor.action.inlineSuggest.hide');
+    }
   }
 
   /** "Snooze suggestions…": a quick pick of durations (or `minutes` from a keybinding's args). */
@@ -314,6 +323,7 @@ class Controller implements vscode.Disposable {
     this.snoozeTimers.push(setInterval(() => this.render(), 15_000));
     this.snoozeTimers.push(setTimeout(() => this.endSnooze(), until - Date.now() + 50));
     this.render();
+    this.hideIfOff();
     this.pushSettings();
   }
 

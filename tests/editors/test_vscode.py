@@ -1,6 +1,9 @@
 """The codegen-lsp extension in a real VS Code (code-server + Chromium): inline suggestions accepted with
-Tab, "Synthesize from comments" from the palette and from the quick fix menu, start failures, crashes,
-a corrupt model and a slow model. Screenshots land in bench-results/vscode-e2e/<test>/."""
+Tab, a word (ctrl+right) or a line (alt+end), "Synthesize from comments" from the palette and from the quick
+fix menu, the toggle / per-language / snooze switches (no request reaches the server: lsp_recorder.py relays
+and logs its traffic), the last suggestion's stats in the status tooltip (and a server without them), start
+failures, crashes, a corrupt model, a slow model, machine-scoped settings and the .vsix itself. Screenshots
+land in bench-results/vscode-e2e/<test>/."""
 
 from __future__ import annotations
 
