@@ -39,8 +39,9 @@ class Settings(BaseModel):
     token_healing: bool = Field(True, alias="tokenHealing",
                                 description="Prompt up to the last whole token before the cursor and let the model "
                                             "spell out the rest (a trailing space, indentation, half a word) first, "
-                                            "so the suggestion does not start at an odd token boundary. Local "
-                                            "models only.")
+                                            "so the suggestion does not start at an odd token boundary. Through "
+                                            "a remoteUrl too, with codegenLsp.model naming the same GGUF (else "
+                                            "trailing spaces and tabs are what is cut).")
     prompt_lookup: bool = Field(False, alias="promptLookup",
                                 description="Greedy decoding drafts the tokens that followed the last few tokens "
                                             "earlier in the context and checks them in one batch (prompt-lookup "

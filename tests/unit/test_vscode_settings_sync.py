@@ -22,6 +22,8 @@ PACKAGE_JSON = Path(__file__).resolve().parents[2] / "editor-client" / "package.
 PREFIX = "codegenLsp."
 CLIENT_PREFIX = "codegenLsp.client."
 KEPT_KEYS = ("type", "default", "enum", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "items")
+# VS Code scopes the schema has no notion of (SCOPES in sync-settings.mjs): settings that hold a key.
+SCOPES = {"codegenLsp.remoteApiKey": "machine"}
 CLIENT_SETTINGS = {
     "codegenLsp.client.serverCommand": ("array", []),
     "codegenLsp.client.pythonPath": ("string", ""),
@@ -51,13 +53,14 @@ def contributed() -> dict[str, Any]:
 
 
 def test_server_settings_match_the_schema(contributed: dict[str, Any]) -> None:
-    expected = {PREFIX + name: convert(prop) for name, prop in settings_json_schema()["properties"].items()}
+    expected = {PREFIX + name: convert(prop) | ({"scope": SCOPES[PREFIX + name]} if PREFIX + name in SCOPES else {})
+                for name, prop in settings_json_schema()["properties"].items()}
     actual = {k: v for k, v in contributed.items() if not k.startswith(CLIENT_PREFIX)}
     assert sorted(actual) == sorted(expected), "run `node editor-client/scripts/sync-settings.mjs`"
     for key, want in expected.items():
         got = actual[key]
         # Compared field by field for a readable failure; JSON numbers compare equal across int/float.
-        for field in (*KEPT_KEYS, "markdownDescription"):
+        for field in (*KEPT_KEYS, "markdownDescription", "scope"):
             assert got.get(field) == want.get(field), (
                 f"{key}.{field}: package.json has {got.get(field)!r}, the schema says {want.get(field)!r}"
             )
