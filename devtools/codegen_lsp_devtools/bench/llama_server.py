@@ -138,6 +138,7 @@ class LlamaServer:
     n_batch: int = 512
     log_path: Path | None = None
     extra_args: list[str] = field(default_factory=list)  # e.g. its own speculation: --spec-type ngram-simple
+    parallel: int = 1  # slots (--parallel); n_ctx is the whole context, shared by them
     port: int = 0
     process: subprocess.Popen | None = None
     command: list[str] = field(default_factory=list)
@@ -145,11 +146,14 @@ class LlamaServer:
     def start(self, timeout: float = 300) -> None:
         self.port = _free_port()
         # Same threads, context, batch sizes and attention kernel as llama-cpp-python's defaults
-        # (flash attention off, n_batch = n_ubatch = 512), one slot.
+        # (flash attention off, n_batch = n_ubatch = 512), one slot unless asked for more.
         self.command = [str(self.binary), "-m", str(self.model), "--host", "127.0.0.1", "--port", str(self.port),
-                        "-t", str(self.threads), "-tb", str(self.threads), "-c", str(self.n_ctx), "-np", "1",
+                        "-t", str(self.threads), "-tb", str(self.threads), "-c", str(self.n_ctx),
+                        "--parallel", str(self.parallel),
                         "--cache-reuse", str(self.cache_reuse), "-b", str(self.n_batch), "-ub", str(self.n_batch),
                         "-fa", "off", "--no-webui", *self.extra_args]
+        if self.log_path:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("w") if self.log_path else subprocess.DEVNULL
         # Its shared libraries lie beside it (a build tree copied elsewhere still finds them).
         env = {**os.environ, "LD_LIBRARY_PATH": os.pathsep.join(
@@ -165,7 +169,7 @@ class LlamaServer:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2) as r:
                     if r.status == 200:
                         return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
+            except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.2)
         self.stop()
@@ -177,6 +181,10 @@ class LlamaServer:
                 "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0, "stop": stop, "stream": False,
                 "return_tokens": False}
         return self.post("/completion", body)
+
+    def get(self, path: str, timeout: float = 10) -> bytes:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=timeout) as r:
+            return r.read()
 
     def post(self, path: str, body: dict, timeout: float = 600) -> dict:
         """POST `body` as JSON to `path`; the JSON answer (urllib.error.HTTPError for an error status)."""

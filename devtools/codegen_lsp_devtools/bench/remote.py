@@ -56,14 +56,13 @@ import subprocess
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lsprotocol import types
 
 from . import trace as tr
+from .llama_server import LlamaServer
 
 DEFAULT_CLIENTS = (1, 2, 4)
 DEFAULT_KEYSTROKES = 60
@@ -271,53 +270,18 @@ def _count_event(line: bytes, stream: Stream) -> None:
 
 # -- the llama-server and what it says ---------------------------------------------------------------
 
-@dataclass
-class SharedServer:
-    binary: Path
-    model: Path
-    parallel: int
-    n_ctx_per_slot: int
-    threads: int
-    log_path: Path
-    extra_args: list[str] = field(default_factory=list)
-    port: int = 0
-    command: list[str] = field(default_factory=list)
-    process: subprocess.Popen | None = None
+class SharedServer(LlamaServer):
+    """bench latency's llama-server (batch sizes, flash attention off, --cache-reuse 256) with N slots sharing
+    N × the context per slot, continuous batching, /metrics and /slots, and timestamped log lines."""
+
+    def __init__(self, binary: Path, model: Path, parallel: int, n_ctx_per_slot: int, threads: int,
+                 log_path: Path, extra_args: list[str] | None = None) -> None:
+        super().__init__(binary, model, threads, n_ctx_per_slot * parallel, log_path=log_path, parallel=parallel,
+                         extra_args=["--cont-batching", "--metrics", "--slots", "--log-prefix", "--log-timestamps",
+                                     *(extra_args or [])])
 
     def start(self, timeout: float = START_TIMEOUT_S) -> None:
-        from .llama_server import LlamaServerError, _free_port
-
-        self.port = _free_port()
-        # As bench latency's llama-server (batch sizes, flash attention off, --cache-reuse 256), N slots.
-        self.command = [str(self.binary), "-m", str(self.model), "--host", "127.0.0.1", "--port", str(self.port),
-                        "-t", str(self.threads), "-tb", str(self.threads),
-                        "-c", str(self.n_ctx_per_slot * self.parallel), "--parallel", str(self.parallel),
-                        "--cont-batching", "--cache-reuse", "256", "-b", "512", "-ub", "512", "-fa", "off",
-                        "--metrics", "--slots", "--no-webui", "--log-prefix", "--log-timestamps", *self.extra_args]
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        # Its shared libraries lie beside it.
-        env = {**os.environ, "LD_LIBRARY_PATH": os.pathsep.join(
-            p for p in (str(self.binary.parent), os.environ.get("LD_LIBRARY_PATH", "")) if p)}
-        with self.log_path.open("w") as log:
-            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, env=env)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise LlamaServerError(f"llama-server exited with {self.process.returncode}; see {self.log_path}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise LlamaServerError("llama-server did not become healthy in time")
-
-    def get(self, path: str, timeout: float = 10) -> bytes:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=timeout) as r:
-            return r.read()
+        super().start(timeout)
 
     def metrics(self) -> dict[str, float]:
         out = {}
@@ -329,15 +293,6 @@ class SharedServer:
                 except ValueError:
                     pass
         return out
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 class SlotPoller:
