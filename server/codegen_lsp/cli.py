@@ -217,7 +217,7 @@ COMMANDS_GROUP = "codegen_lsp.commands"
 DEV_COMMANDS = {"bench": "benchmarks (latency, engine, quality, MTPB)",
                 "train-default": "train the default model",
                 "test-model": "build a tiny random-weight test model"}
-DEV_INSTALL = "pip install 'codegen-lsp[bench]' (in a checkout: make dev)"
+DEV_INSTALL = "they are codegen-lsp-devtools, on no package index: in a checkout, make dev (pip install -e ./devtools)"
 
 
 def _missing_dev_command(args: argparse.Namespace) -> int:
