@@ -212,3 +212,25 @@ def test_another_tokenizer_turns_healing_off_and_says_so(engine, smollm2: Path):
     body = bodies(server)[0]
     assert body["prompt"] == "def f(a):\n    return " and "grammar" not in body  # sent whole: no healing
     assert result.text == "return a"
+
+
+def test_a_request_preempts_a_suggestion_computed_ahead(engine):
+    """A background job (a suggestion computed ahead, a warm-up) holds the remote engine's one worker while
+    its stream runs: a request cancels it (the stream is closed) instead of waiting behind it."""
+    def completions(ex: Exchange) -> None:
+        if json.loads(ex.body)["prompt"].startswith("# ahead"):
+            streaming(["    ", *["x"] * 400], every_s=0.02)(ex)  # 8 s of tokens, unless closed
+        else:
+            streaming(["    ", "return", " 1"])(ex)
+
+    with LoopbackServer({"/v1/completions": completions}) as server:
+        engine.load(RemoteConfig(url=server.url, n_ctx=512)).result(10)
+        ahead = engine.submit(GenerationJob([Text("# ahead\n" + PREFIX)], max_tokens=400, background=True,
+                                            stop_on_loop=False))
+        deadline = time.monotonic() + 5
+        while not server.requests[1:] and time.monotonic() < deadline:  # [0] is /v1/models
+            time.sleep(0.01)
+        asked = engine.submit(GenerationJob([Text(PREFIX)])).result(10)
+        behind = ahead.result(10)
+    assert asked.text == "return 1"
+    assert behind.finish_reason == "cancelled" and behind.generated_tokens < 400, behind  # its stream closed

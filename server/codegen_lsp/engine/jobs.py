@@ -63,6 +63,30 @@ class CancelFlag:
         hook()
 
 
+class Preemption:
+    """An engine's background jobs (warm-ups, suggestions computed ahead) not answered yet: every one is
+    cancelled the moment a foreground job is submitted, so they never hold the model when a person asks.
+    One per engine; thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._flags: set[CancelFlag] = set()
+
+    def submitted(self, job: "GenerationJob", future: Future) -> None:
+        with self._lock:
+            if job.background:
+                self._flags.add(job.cancel)
+                future.add_done_callback(lambda _f, flag=job.cancel: self._done(flag))
+                return
+            preempted, self._flags = list(self._flags), set()
+        for flag in preempted:
+            flag.set()
+
+    def _done(self, flag: CancelFlag) -> None:
+        with self._lock:
+            self._flags.discard(flag)
+
+
 @dataclass
 class GenerationJob:
     segments: list[Segment]

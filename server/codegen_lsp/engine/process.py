@@ -59,7 +59,7 @@ from typing import Any, BinaryIO, Callable
 from ..gguf.inspect import ModelFileError, ModelFileInfo
 from .child import HEARTBEAT_BYTES, read_heartbeat
 from .crash import describe_exit
-from .jobs import CancelFlag, EngineConfig, EngineCrashed, GenerationJob, GenerationResult
+from .jobs import EngineConfig, EngineCrashed, GenerationJob, GenerationResult, Preemption
 
 __all__ = ["EngineCrashed", "EngineEvent", "ProcessEngine", "RestartPolicy", "VocabProcess"]
 
@@ -642,7 +642,7 @@ class ProcessEngine:
         self._unavailable = "no model is loaded"
         self._restart_call_off: threading.Event | None = None  # the planned restart's; set: called off
         self._closed = False
-        self._background: set[CancelFlag] = set()  # cancel flags of the background jobs not answered yet
+        self._preemption = Preemption()
 
     @property
     def info(self) -> ModelFileInfo | None:
@@ -681,15 +681,7 @@ class ProcessEngine:
         A foreground job cancels every background job not answered yet: the engine takes it at the
         background job's next cancel check (one small prompt chunk or one token)."""
         future: Future[GenerationResult] = Future()
-        with self._lock:
-            if job.background:
-                self._background.add(job.cancel)
-                future.add_done_callback(lambda _f, flag=job.cancel: self._background_done(flag))
-                preempted = []
-            else:
-                preempted, self._background = list(self._background), set()
-        for flag in preempted:
-            flag.set()
+        self._preemption.submitted(job, future)
         child = self._child
         if child is None or self._info is None:
             future.set_exception(EngineCrashed(self._unavailable))
@@ -699,10 +691,6 @@ class ProcessEngine:
             return future
         child.request("generate", replace(job, cancel=None), future, cancel=job.cancel, timeout_s=job.timeout_s)
         return future
-
-    def _background_done(self, flag: CancelFlag) -> None:
-        with self._lock:
-            self._background.discard(flag)
 
     def close(self) -> None:
         """Stop the engine process (cancelling what runs) and reap it; no restart follows. Returns within

@@ -8,7 +8,7 @@ from concurrent.futures import Future
 from typing import Any, Callable
 
 from ..gguf.inspect import ModelFileInfo
-from .jobs import EngineConfig, GenerationJob, GenerationResult
+from .jobs import EngineConfig, GenerationJob, GenerationResult, Preemption
 
 
 class ThreadedEngine:
@@ -18,6 +18,7 @@ class ThreadedEngine:
         self._queue: queue.Queue[tuple[Callable[[], Any], Future] | None] = queue.Queue()
         self._info: ModelFileInfo | None = None
         self._config: Any = None
+        self._preemption = Preemption()
         self._thread = threading.Thread(target=self._run, name=thread_name, daemon=True)
         self._thread.start()
 
@@ -33,7 +34,11 @@ class ThreadedEngine:
         return self._enqueue(lambda: self._load(config))
 
     def submit(self, job: GenerationJob) -> Future[GenerationResult]:
-        return self._enqueue(lambda: self._generate(job))
+        """Queued behind what runs; a foreground job first cancels every background job not answered yet
+        (a remote one closes its stream), so it does not wait for them."""
+        future = self._enqueue(lambda: self._generate(job))
+        self._preemption.submitted(job, future)
+        return future
 
     def close(self, timeout: float = 10.0) -> None:
         """Free the model and join the worker (pending work runs first, so cancel it before)."""
