@@ -52,7 +52,7 @@ from ..gguf.header import read_header
 from ..gguf.inspect import TOKENS_KEY, ModelFileError, ModelFileInfo, inspect_model_file
 from ..gguf.meta import PromptFormat
 from .decode_rules import DecodeRules
-from .healing import heal_cut
+from .heal_cut import heal_cut
 from .jobs import EngineConfig, GenerationJob, GenerationResult
 from .process import EngineCrashed, VocabProcess
 from .remote_heal import HealedStream, grammar, heal_mode, probe_mismatch, probe_request, server_kind

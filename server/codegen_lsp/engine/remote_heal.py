@@ -1,5 +1,5 @@
 """Token healing over an OpenAI-compatible API (engine/remote.py): the same cut as in-process
-(healing.heal_cut), made by the local copy of the GGUF's tokenizer, and a way to make the server's
+(heal_cut.py), made by the local copy of the GGUF's tokenizer, and a way to make the server's
 answer begin with the text that was cut.
 
 - "grammar": a llama.cpp grammar (GBNF) that admits only answers beginning with the cut text. llama.cpp
