@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -27,15 +26,6 @@ PIECE = 64 << 10
 # What a client that stops reading early lets a server push: what it read plus both sockets' buffers
 # (a few MiB on loopback). Far below the 100 MB the servers below offer.
 READ_BOUND = 32 << 20
-
-
-@pytest.fixture
-def engine():
-    reports: list[str] = []
-    engine = RemoteEngine(reports.append)
-    engine.reports = reports  # type: ignore[attr-defined]
-    yield engine
-    engine.close()
 
 
 def load(engine: RemoteEngine, url: str, timeout_s: float = 1.0, **kwargs):

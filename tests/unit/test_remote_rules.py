@@ -18,7 +18,7 @@ import pytest
 from codegen_lsp.context.prompt import Text
 from codegen_lsp.engine.decode_rules import DecodeRules
 from codegen_lsp.engine.jobs import GenerationJob
-from codegen_lsp.engine.remote import RemoteConfig, RemoteEngine
+from codegen_lsp.engine.remote import RemoteConfig
 from codegen_lsp.engine.remote_heal import PROBE
 from support.loopback_http import Exchange, LoopbackServer, text_chunk
 
@@ -63,15 +63,6 @@ def models(owned_by: str):
     def send(ex: Exchange) -> None:
         ex.json({"object": "list", "data": [{"id": "m", "object": "model", "owned_by": owned_by}]})
     return send
-
-
-@pytest.fixture
-def engine():
-    reports: list[str] = []
-    engine = RemoteEngine(reports.append)
-    engine.reports = reports  # type: ignore[attr-defined]
-    yield engine
-    engine.close()
 
 
 def bodies(server: LoopbackServer) -> list[dict]:
